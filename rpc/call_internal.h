@@ -1,0 +1,114 @@
+/* call_internal.h: what the server's connection layer (server.c) and the
+ * call layer (call.c) say to each other. Not for handlers. */
+#ifndef JOBHUB_RPC_CALL_INTERNAL_H
+#define JOBHUB_RPC_CALL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ev.h>
+#include <nghttp2/nghttp2.h>
+
+#include "rpc/call.h"
+#include "rpc/frame.h"
+
+/* The connection a call lives on; defined by server.c. */
+typedef struct rpc_connection rpc_connection;
+
+/* rpc_connection_schedule_flush asks the connection to hand what nghttp2
+ * has queued to the socket before the loop next waits. */
+void rpc_connection_schedule_flush(rpc_connection *connection);
+
+struct rpc_call {
+  rpc_connection *connection; /* NULL once the stream is gone */
+  nghttp2_session *session;   /* NULL once the stream is gone */
+  struct ev_loop *loop;
+  int32_t stream_id;
+  rpc_call *prev, *next; /* the connection's list of open calls */
+  int refs;              /* the stream's, the handler's, temporary ones */
+
+  /* Request, as the headers arrive. */
+  char *path;
+  bool method_is_post;
+  bool content_type_is_grpc;
+  bool timeout_invalid;
+  bool headers_too_large;
+  bool metadata_invalid;
+  char *request_encoding; /* grpc-encoding, NULL for identity */
+  bool accepts_gzip;      /* grpc-accept-encoding lists gzip */
+  size_t header_bytes;
+  uint64_t timeout_ns; /* 0: no deadline */
+  rpc_metadata request_metadata;
+
+  /* Request body. */
+  const rpc_method *method;
+  const void *handlers;
+  void *user;
+  size_t max_receive_bytes;
+  rpc_deframer deframer;
+  ProtobufCMessage *request; /* single-request shapes; owned */
+  bool remote_closed;        /* END_STREAM from the client seen */
+  bool dispatched;           /* handler called */
+  bool handler_owned;        /* handler holds a reference */
+  ev_timer deadline_timer;
+
+  /* Response. */
+  rpc_metadata initial_metadata;
+  rpc_metadata trailing_metadata;
+  rpc_buffer send_queue; /* framed messages; sent from send_offset */
+  size_t send_offset;
+  bool headers_sent;
+  bool response_gzip;
+  bool status_committed; /* final status decided */
+  bool cancelled;        /* ended without the handler's status */
+  bool writable_wanted;  /* on_writable owed once the queue drains */
+  rpc_status_code status_code;
+  char *status_message;
+  rpc_call_hooks hooks;
+  void *hooks_arg;
+};
+
+/* rpc_call_new makes the call for a new request stream, holding the
+ * stream's reference. Returns NULL when memory is exhausted. */
+rpc_call *rpc_call_new(rpc_connection *connection, nghttp2_session *session,
+                       struct ev_loop *loop, int32_t stream_id,
+                       size_t max_receive_bytes);
+
+/* rpc_call_on_header records one request header. Returns 0; problems are
+ * remembered and answered by rpc_call_begin. */
+void rpc_call_on_header(rpc_call *call, const uint8_t *name, size_t name_len,
+                        const uint8_t *value, size_t value_len,
+                        size_t max_header_bytes);
+
+/* rpc_call_begin runs when the request headers are complete: it answers
+ * a malformed request or an unknown method (method NULL) at once,
+ * otherwise arms the deadline and, for streaming shapes, starts the
+ * handler. */
+void rpc_call_begin(rpc_call *call, const rpc_method *method,
+                    const char *service_name, const void *handlers,
+                    void *user);
+
+/* rpc_call_on_data feeds request DATA. */
+void rpc_call_on_data(rpc_call *call, const uint8_t *data, size_t len);
+
+/* rpc_call_on_remote_close runs at the client's END_STREAM. */
+void rpc_call_on_remote_close(rpc_call *call);
+
+/* rpc_call_on_response_end runs when our END_STREAM went out: a client
+ * still sending is told to stop (RST_STREAM NO_ERROR). */
+void rpc_call_on_response_end(rpc_call *call);
+
+/* rpc_call_on_stream_close runs when the stream is gone (closed, reset,
+ * or the connection lost) and drops the stream's reference: the call may
+ * be freed. */
+void rpc_call_on_stream_close(rpc_call *call);
+
+/* rpc_call_deliver_writable runs owed on_writable hooks after a flush. */
+void rpc_call_deliver_writable(rpc_call *call);
+
+/* rpc_call_respond_http answers a request that is not gRPC with a plain
+ * HTTP status and text body. */
+void rpc_call_respond_http(rpc_call *call, int http_status, const char *body);
+
+#endif

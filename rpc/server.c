@@ -1,0 +1,1117 @@
+/* server.c: the gRPC server's transport: listeners (one SO_REUSEPORT
+ * socket per thread), one libev loop per thread, connections that sniff
+ * TLS or h2c, an nghttp2 session per connection, and the route from
+ * ":path" to a method. What a call means is call.c's business. */
+#include "rpc/server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <nghttp2/nghttp2.h>
+
+#include "rpc/call_internal.h"
+#include "rpc/log.h"
+#include "rpc/socket.h"
+
+#define READ_BUFFER_SIZE 65536
+/* Output is gathered up to this much before a write(2). */
+#define WRITE_BATCH_BYTES 65536
+/* Reads per readiness event before other connections get a turn. */
+#define READS_PER_EVENT 16
+#define ACCEPTS_PER_EVENT 64
+/* HTTP/2 windows: large enough that a fast link is not throttled. */
+#define STREAM_WINDOW_BYTES (1 << 20)
+#define CONNECTION_WINDOW_BYTES (16 << 20)
+#define H2_PREFACE_PREFIX "PRI "
+#define TLS_HANDSHAKE_RECORD 0x16
+
+typedef struct server_thread server_thread;
+
+typedef struct registered_service {
+  const rpc_service_desc *desc;
+  const void *handlers;
+  void *user;
+} registered_service;
+
+typedef struct route {
+  const char *path; /* NULL: empty slot */
+  const rpc_method *method;
+  const registered_service *service;
+} route;
+
+typedef struct task {
+  void (*fn)(struct ev_loop *loop, void *arg);
+  void *arg;
+  struct task *next;
+} task;
+
+typedef enum connection_phase {
+  PHASE_SNIFF,         /* first bytes not seen yet */
+  PHASE_TLS_HANDSHAKE, /* TLS ClientHello seen */
+  PHASE_PLAIN_PREFACE, /* cleartext: is it the HTTP/2 preface? */
+  PHASE_H2,
+  PHASE_CLOSING, /* write what is left, then close */
+} connection_phase;
+
+struct rpc_connection {
+  server_thread *thread;
+  rpc_socket socket;
+  ev_io read_watcher;
+  ev_io write_watcher;
+  ev_timer timer; /* idle timeout and keepalive */
+  connection_phase phase;
+  nghttp2_session *session;
+  uint8_t preface[4];
+  size_t preface_len;
+  rpc_buffer out; /* bytes for the socket, from out_offset */
+  size_t out_offset;
+  rpc_call *calls; /* open calls, for teardown */
+  size_t call_count;
+  ev_tstamp last_read;
+  ev_tstamp last_busy; /* last time a call was open */
+  ev_tstamp ping_sent;
+  bool ping_outstanding;
+  bool flush_scheduled;
+  bool read_needs_write; /* TLS read wants the fd writable */
+  bool goaway_sent;
+  rpc_connection *flush_next;
+  rpc_connection *prev, *next;
+};
+
+struct server_thread {
+  rpc_server *server;
+  unsigned index;
+  pthread_t thread;
+  bool thread_started;
+  struct ev_loop *loop;
+  int listen_fd;
+  ev_io accept_watcher;
+  ev_async wakeup;
+  ev_prepare flusher;
+  ev_timer grace_timer;
+  pthread_mutex_t tasks_lock;
+  task *tasks_head, *tasks_tail;
+  task shutdown_task;
+  rpc_connection *connections;
+  rpc_connection *flush_list;
+  bool stopping;
+  uint8_t read_buffer[READ_BUFFER_SIZE];
+};
+
+struct rpc_server {
+  rpc_server_options options;
+  registered_service *services;
+  size_t service_count;
+  route *routes;
+  size_t route_mask; /* slots - 1, a power of two minus one */
+  server_thread **threads;
+  unsigned thread_count;
+  uint16_t port;
+  bool started;
+};
+
+static nghttp2_session_callbacks *session_callbacks;
+static pthread_once_t callbacks_once = PTHREAD_ONCE_INIT;
+
+static void connection_close(rpc_connection *c);
+
+/* Options and services. */
+
+void rpc_server_options_default(rpc_server_options *options) {
+  *options = (rpc_server_options){
+      .listen = "127.0.0.1:50051",
+      .threads = 0,
+      .max_receive_message_bytes = 4u << 20,
+      .max_concurrent_streams = 100,
+      .max_header_list_bytes = 16u << 10,
+      .idle_timeout = 300.,
+      .keepalive_interval = 60.,
+      .keepalive_timeout = 20.,
+      .shutdown_grace = 10.,
+      .tls = NULL,
+  };
+}
+
+rpc_server *rpc_server_new(const rpc_server_options *options, char *err,
+                           size_t err_size) {
+  rpc_server *server = calloc(1, sizeof(*server));
+  if (server == NULL) {
+    snprintf(err, err_size, "out of memory");
+    return NULL;
+  }
+  server->options = *options;
+  server->options.listen = strdup(options->listen);
+  if (server->options.listen == NULL) {
+    free(server);
+    snprintf(err, err_size, "out of memory");
+    return NULL;
+  }
+  if (server->options.threads == 0) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    server->options.threads = cores > 0 ? (unsigned)cores : 1;
+  }
+  return server;
+}
+
+int rpc_server_add_service(rpc_server *server, const rpc_service_desc *desc,
+                           const void *handlers, void *user) {
+  if (server->started) {
+    return -1;
+  }
+  for (size_t i = 0; i < server->service_count; i++) {
+    if (strcmp(server->services[i].desc->name, desc->name) == 0) {
+      return -1;
+    }
+  }
+  registered_service *grown =
+      realloc(server->services,
+              (server->service_count + 1) * sizeof(*server->services));
+  if (grown == NULL) {
+    return -1;
+  }
+  server->services = grown;
+  server->services[server->service_count++] =
+      (registered_service){desc, handlers, user};
+  return 0;
+}
+
+size_t rpc_server_service_count(const rpc_server *server) {
+  return server->service_count;
+}
+
+const rpc_service_desc *rpc_server_service(const rpc_server *server,
+                                           size_t index) {
+  return index < server->service_count ? server->services[index].desc : NULL;
+}
+
+static size_t hash_path(const char *text, size_t len) {
+  size_t hash = 14695981039346656037u; /* FNV-1a */
+  for (size_t i = 0; i < len; i++) {
+    hash = (hash ^ (uint8_t)text[i]) * 1099511628211u;
+  }
+  return hash;
+}
+
+/* Builds the open-addressing table from ":path" to method. */
+static int build_routes(rpc_server *server) {
+  size_t methods = 0;
+  for (size_t i = 0; i < server->service_count; i++) {
+    methods += server->services[i].desc->method_count;
+  }
+  size_t slots = 16;
+  while (slots < methods * 2) {
+    slots *= 2;
+  }
+  server->routes = calloc(slots, sizeof(*server->routes));
+  if (server->routes == NULL) {
+    return -1;
+  }
+  server->route_mask = slots - 1;
+  for (size_t i = 0; i < server->service_count; i++) {
+    const rpc_service_desc *desc = server->services[i].desc;
+    for (size_t m = 0; m < desc->method_count; m++) {
+      const char *path = desc->methods[m].path;
+      size_t slot = hash_path(path, strlen(path)) & server->route_mask;
+      while (server->routes[slot].path != NULL) {
+        slot = (slot + 1) & server->route_mask;
+      }
+      server->routes[slot] =
+          (route){path, &desc->methods[m], &server->services[i]};
+    }
+  }
+  return 0;
+}
+
+static const route *find_route(const rpc_server *server, const char *path) {
+  size_t len = strlen(path);
+  size_t slot = hash_path(path, len) & server->route_mask;
+  while (server->routes[slot].path != NULL) {
+    if (strcmp(server->routes[slot].path, path) == 0) {
+      return &server->routes[slot];
+    }
+    slot = (slot + 1) & server->route_mask;
+  }
+  return NULL;
+}
+
+/* The service named by "/pkg.Service/Method", for a clearer UNIMPLEMENTED. */
+static const char *find_service_name(const rpc_server *server,
+                                     const char *path) {
+  if (path == NULL || path[0] != '/') {
+    return NULL;
+  }
+  const char *slash = strchr(path + 1, '/');
+  if (slash == NULL) {
+    return NULL;
+  }
+  size_t len = (size_t)(slash - path - 1);
+  for (size_t i = 0; i < server->service_count; i++) {
+    const char *name = server->services[i].desc->name;
+    if (strlen(name) == len && memcmp(name, path + 1, len) == 0) {
+      return name;
+    }
+  }
+  return NULL;
+}
+
+/* Output. */
+
+void rpc_connection_schedule_flush(rpc_connection *c) {
+  if (c == NULL || c->flush_scheduled) {
+    return;
+  }
+  c->flush_scheduled = true;
+  c->flush_next = c->thread->flush_list;
+  c->thread->flush_list = c;
+}
+
+static bool connection_done(const rpc_connection *c) {
+  if (c->out.len > c->out_offset) {
+    return false;
+  }
+  if (c->phase == PHASE_CLOSING) {
+    return true;
+  }
+  return c->phase == PHASE_H2 && !nghttp2_session_want_read(c->session) &&
+         !nghttp2_session_want_write(c->session);
+}
+
+/* Writes what nghttp2 has for the socket. Returns 0, or -1 when the
+ * connection failed and must be closed. */
+static int connection_flush(rpc_connection *c) {
+  for (;;) {
+    while (c->phase == PHASE_H2 && c->out.len - c->out_offset < WRITE_BATCH_BYTES) {
+      const uint8_t *data;
+      ssize_t n = nghttp2_session_mem_send(c->session, &data);
+      if (n < 0) {
+        rpc_log(RPC_LOG_WARN, "h2_send_failed", "error=\"%s\"",
+                nghttp2_strerror((int)n));
+        return -1;
+      }
+      if (n == 0) {
+        break;
+      }
+      if (rpc_buffer_append(&c->out, data, (size_t)n) != 0) {
+        return -1;
+      }
+    }
+    size_t pending = c->out.len - c->out_offset;
+    if (pending == 0) {
+      break;
+    }
+    ssize_t written =
+        rpc_socket_write(&c->socket, c->out.data + c->out_offset, pending);
+    if (written == RPC_SOCKET_AGAIN) {
+      ev_io_start(c->thread->loop, &c->write_watcher);
+      return 0;
+    }
+    if (written < 0) {
+      return -1;
+    }
+    c->out_offset += (size_t)written;
+    if (c->out_offset == c->out.len) {
+      c->out_offset = 0;
+      /* Keep idle connections small: drop a large batch buffer. */
+      if (c->out.cap > 4 * WRITE_BATCH_BYTES) {
+        rpc_buffer_free(&c->out);
+      } else {
+        rpc_buffer_reset(&c->out);
+      }
+    }
+  }
+  if (!c->read_needs_write) {
+    ev_io_stop(c->thread->loop, &c->write_watcher);
+  }
+  return 0;
+}
+
+/* Runs every scheduled flush, and the on_writable hooks they owe, before
+ * the loop waits: replies made in one loop iteration share a write. */
+static void on_prepare(struct ev_loop *loop, ev_prepare *watcher, int events) {
+  (void)loop;
+  (void)events;
+  server_thread *thread = watcher->data;
+  while (thread->flush_list != NULL) {
+    rpc_connection *c = thread->flush_list;
+    thread->flush_list = c->flush_next;
+    c->flush_scheduled = false;
+    if (connection_flush(c) != 0 || connection_done(c)) {
+      connection_close(c);
+      continue;
+    }
+    for (rpc_call *call = c->calls; call != NULL;) {
+      rpc_call *next = call->next;
+      rpc_call_deliver_writable(call);
+      call = next;
+    }
+  }
+}
+
+/* nghttp2 callbacks. */
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
+                            void *user_data) {
+  rpc_connection *c = user_data;
+  if (frame->hd.type != NGHTTP2_HEADERS ||
+      frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    return 0;
+  }
+  rpc_call *call =
+      rpc_call_new(c, session, c->thread->loop, frame->hd.stream_id,
+                   c->thread->server->options.max_receive_message_bytes);
+  if (call == NULL) {
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                              NGHTTP2_REFUSED_STREAM);
+    return 0;
+  }
+  call->next = c->calls;
+  if (c->calls != NULL) {
+    c->calls->prev = call;
+  }
+  c->calls = call;
+  c->call_count++;
+  nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);
+  return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
+                     const uint8_t *name, size_t name_len, const uint8_t *value,
+                     size_t value_len, uint8_t flags, void *user_data) {
+  (void)flags;
+  rpc_connection *c = user_data;
+  if (frame->hd.type != NGHTTP2_HEADERS ||
+      frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    return 0; /* gRPC clients send no trailers; ignore any */
+  }
+  rpc_call *call =
+      nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  if (call != NULL) {
+    rpc_call_on_header(call, name, name_len, value, value_len,
+                       c->thread->server->options.max_header_list_bytes);
+  }
+  return 0;
+}
+
+static void begin_call(rpc_connection *c, rpc_call *call) {
+  const rpc_server *server = c->thread->server;
+  const route *found = call->path != NULL ? find_route(server, call->path) : NULL;
+  if (found == NULL) {
+    rpc_call_begin(call, NULL, find_service_name(server, call->path), NULL,
+                   NULL);
+    return;
+  }
+  rpc_call_begin(call, found->method, found->service->desc->name,
+                 found->service->handlers, found->service->user);
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
+                         void *user_data) {
+  rpc_connection *c = user_data;
+  rpc_call *call =
+      frame->hd.stream_id != 0
+          ? nghttp2_session_get_stream_user_data(session, frame->hd.stream_id)
+          : NULL;
+  switch (frame->hd.type) {
+  case NGHTTP2_HEADERS:
+    if (call == NULL) {
+      break;
+    }
+    if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      begin_call(c, call);
+    }
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+      rpc_call_on_remote_close(call);
+    }
+    break;
+  case NGHTTP2_DATA:
+    if (call != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+      rpc_call_on_remote_close(call);
+    }
+    break;
+  case NGHTTP2_PING:
+    if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
+      c->ping_outstanding = false;
+    }
+    break;
+  default:
+    break;
+  }
+  return 0;
+}
+
+static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags,
+                              int32_t stream_id, const uint8_t *data,
+                              size_t len, void *user_data) {
+  (void)flags;
+  (void)user_data;
+  rpc_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
+  if (call != NULL) {
+    rpc_call_on_data(call, data, len);
+  }
+  return 0;
+}
+
+static void unlink_call(rpc_connection *c, rpc_call *call) {
+  if (call->prev != NULL) {
+    call->prev->next = call->next;
+  } else {
+    c->calls = call->next;
+  }
+  if (call->next != NULL) {
+    call->next->prev = call->prev;
+  }
+  call->prev = call->next = NULL;
+  c->call_count--;
+  if (c->call_count == 0) {
+    c->last_busy = ev_now(c->thread->loop);
+  }
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id,
+                           uint32_t error_code, void *user_data) {
+  (void)error_code;
+  rpc_connection *c = user_data;
+  rpc_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
+  if (call != NULL) {
+    nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+    unlink_call(c, call);
+    rpc_call_on_stream_close(call);
+  }
+  return 0;
+}
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
+                         void *user_data) {
+  (void)user_data;
+  if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    rpc_call *call =
+        nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (call != NULL) {
+      rpc_call_on_response_end(call);
+    }
+  }
+  return 0;
+}
+
+static void make_callbacks(void) {
+  nghttp2_session_callbacks *callbacks;
+  if (nghttp2_session_callbacks_new(&callbacks) != 0) {
+    return; /* session_callbacks stays NULL: start-up reports it */
+  }
+  nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks,
+                                                          on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks,
+                                                       on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks,
+                                                            on_data_chunk_recv);
+  nghttp2_session_callbacks_set_on_stream_close_callback(callbacks,
+                                                         on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(callbacks,
+                                                       on_frame_send);
+  session_callbacks = callbacks;
+}
+
+/* Connections. */
+
+static int start_h2(rpc_connection *c) {
+  const rpc_server_options *options = &c->thread->server->options;
+  if (nghttp2_session_server_new(&c->session, session_callbacks, c) != 0) {
+    return -1;
+  }
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, options->max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW_BYTES},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, options->max_header_list_bytes},
+  };
+  if (nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, settings,
+                              sizeof(settings) / sizeof(settings[0])) != 0 ||
+      nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0,
+                                            CONNECTION_WINDOW_BYTES) != 0) {
+    return -1;
+  }
+  c->phase = PHASE_H2;
+  if (c->thread->stopping) {
+    /* Accepted just before shutdown: let it know at once. */
+    nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR,
+                          NULL, 0);
+    c->goaway_sent = true;
+  }
+  rpc_connection_schedule_flush(c);
+  return 0;
+}
+
+/* Feeds received bytes to the session. Returns 0 or -1 (close). */
+static int feed_h2(rpc_connection *c, const uint8_t *data, size_t len) {
+  ssize_t rv = nghttp2_session_mem_recv(c->session, data, len);
+  if (rv < 0) {
+    rpc_log(RPC_LOG_DEBUG, "h2_protocol_error", "error=\"%s\"",
+            nghttp2_strerror((int)rv));
+    /* nghttp2 queued a GOAWAY for protocol errors: try to send it. */
+    (void)connection_flush(c);
+    return -1;
+  }
+  rpc_connection_schedule_flush(c);
+  return 0;
+}
+
+/* Cleartext: HTTP/2 with prior knowledge begins "PRI "; anything else is
+ * HTTP/1.x, which this port does not serve yet. */
+static int feed_plain_preface(rpc_connection *c, const uint8_t *data,
+                              size_t len) {
+  size_t need = sizeof(c->preface) - c->preface_len;
+  size_t take = len < need ? len : need;
+  memcpy(c->preface + c->preface_len, data, take);
+  c->preface_len += take;
+  if (c->preface_len < sizeof(c->preface)) {
+    return 0;
+  }
+  if (memcmp(c->preface, H2_PREFACE_PREFIX, sizeof(c->preface)) != 0) {
+    static const char reply[] =
+        "HTTP/1.1 505 HTTP Version Not Supported\r\n"
+        "Content-Type: text/plain\r\nConnection: close\r\n"
+        "Content-Length: 58\r\n\r\n"
+        "this port speaks HTTP/2 (gRPC); use HTTP/2 prior knowledge\n";
+    c->phase = PHASE_CLOSING;
+    if (rpc_buffer_append(&c->out, reply, sizeof(reply) - 1) != 0) {
+      return -1;
+    }
+    rpc_connection_schedule_flush(c);
+    return 0;
+  }
+  if (start_h2(c) != 0) {
+    return -1;
+  }
+  if (feed_h2(c, c->preface, sizeof(c->preface)) != 0) {
+    return -1;
+  }
+  return len > take ? feed_h2(c, data + take, len - take) : 0;
+}
+
+static int feed(rpc_connection *c, const uint8_t *data, size_t len) {
+  switch (c->phase) {
+  case PHASE_H2:
+    return feed_h2(c, data, len);
+  case PHASE_PLAIN_PREFACE:
+    return feed_plain_preface(c, data, len);
+  default:
+    return 0; /* closing: drop */
+  }
+}
+
+/* Decides TLS or cleartext from the first byte without consuming it. */
+static int sniff(rpc_connection *c) {
+  uint8_t first;
+  ssize_t n = recv(c->socket.fd, &first, 1, MSG_PEEK);
+  if (n == 0) {
+    return -1;
+  }
+  if (n < 0) {
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+  }
+  SSL_CTX *tls = c->thread->server->options.tls;
+  if (first == TLS_HANDSHAKE_RECORD && tls != NULL) {
+    SSL *ssl = SSL_new(tls);
+    if (ssl == NULL || SSL_set_fd(ssl, c->socket.fd) != 1) {
+      SSL_free(ssl);
+      return -1;
+    }
+    SSL_set_accept_state(ssl);
+    c->socket.ssl = ssl;
+    c->phase = PHASE_TLS_HANDSHAKE;
+  } else {
+    c->phase = PHASE_PLAIN_PREFACE;
+  }
+  return 0;
+}
+
+static int handshake(rpc_connection *c) {
+  int rv = rpc_socket_handshake(&c->socket);
+  if (rv < 0) {
+    rpc_log(RPC_LOG_DEBUG, "tls_handshake_failed", NULL);
+    return -1;
+  }
+  if (rv == 0) {
+    c->read_needs_write = c->socket.want_write;
+    if (c->socket.want_write) {
+      ev_io_start(c->thread->loop, &c->write_watcher);
+    }
+    return 0;
+  }
+  c->read_needs_write = false;
+  if (!rpc_socket_alpn_is_h2(&c->socket)) {
+    rpc_log(RPC_LOG_DEBUG, "tls_without_h2", NULL);
+    return -1;
+  }
+  return start_h2(c);
+}
+
+/* Reads and processes what the socket has. Returns 0 or -1 (close). */
+static int connection_read(rpc_connection *c) {
+  server_thread *thread = c->thread;
+  if (c->phase == PHASE_SNIFF && sniff(c) != 0) {
+    return -1;
+  }
+  if (c->phase == PHASE_TLS_HANDSHAKE) {
+    if (handshake(c) != 0) {
+      return -1;
+    }
+    if (c->phase == PHASE_TLS_HANDSHAKE) {
+      return 0;
+    }
+  }
+  if (c->phase == PHASE_SNIFF) {
+    return 0;
+  }
+  for (int i = 0; i < READS_PER_EVENT; i++) {
+    ssize_t n = rpc_socket_read(&c->socket, thread->read_buffer,
+                                sizeof(thread->read_buffer));
+    if (n == RPC_SOCKET_AGAIN) {
+      c->read_needs_write = c->socket.want_write;
+      if (c->read_needs_write) {
+        ev_io_start(thread->loop, &c->write_watcher);
+      }
+      return 0;
+    }
+    if (n <= 0) {
+      return -1; /* end of stream or error */
+    }
+    c->last_read = ev_now(thread->loop);
+    if (feed(c, thread->read_buffer, (size_t)n) != 0) {
+      return -1;
+    }
+    if ((size_t)n < sizeof(thread->read_buffer) && c->socket.ssl == NULL) {
+      return 0; /* drained the kernel buffer */
+    }
+  }
+  return 0;
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *watcher, int events) {
+  (void)loop;
+  (void)events;
+  rpc_connection *c = watcher->data;
+  if (connection_read(c) != 0) {
+    connection_close(c);
+  }
+}
+
+static void on_writable(struct ev_loop *loop, ev_io *watcher, int events) {
+  (void)loop;
+  (void)events;
+  rpc_connection *c = watcher->data;
+  if (c->read_needs_write) {
+    c->read_needs_write = false;
+    if (connection_read(c) != 0) {
+      connection_close(c);
+      return;
+    }
+  }
+  if (connection_flush(c) != 0 || connection_done(c)) {
+    connection_close(c);
+  }
+}
+
+static void submit_goaway(rpc_connection *c) {
+  if (c->goaway_sent || c->phase != PHASE_H2) {
+    return;
+  }
+  c->goaway_sent = true;
+  nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(c->session),
+                        NGHTTP2_NO_ERROR, NULL, 0);
+  rpc_connection_schedule_flush(c);
+}
+
+/* Idle timeout and keepalive on one timer, re-armed for the next due
+ * moment. */
+static void on_connection_timer(struct ev_loop *loop, ev_timer *timer,
+                                int events) {
+  (void)events;
+  rpc_connection *c = timer->data;
+  const rpc_server_options *options = &c->thread->server->options;
+  ev_tstamp now = ev_now(loop);
+  if (c->phase != PHASE_H2) {
+    /* Handshakes and prefaces get one keepalive timeout to complete. */
+    if (now - c->last_read >= options->keepalive_timeout) {
+      connection_close(c);
+      return;
+    }
+  } else if (c->ping_outstanding) {
+    if (now - c->ping_sent >= options->keepalive_timeout) {
+      rpc_log(RPC_LOG_INFO, "keepalive_timeout", NULL);
+      connection_close(c);
+      return;
+    }
+  } else if (c->call_count == 0 && now - c->last_busy >= options->idle_timeout) {
+    submit_goaway(c);
+  } else if (now - c->last_read >= options->keepalive_interval) {
+    if (nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL) == 0) {
+      c->ping_outstanding = true;
+      c->ping_sent = now;
+      rpc_connection_schedule_flush(c);
+    }
+  }
+  ev_tstamp next = options->keepalive_interval;
+  if (options->idle_timeout < next) {
+    next = options->idle_timeout;
+  }
+  if (c->ping_outstanding || c->phase != PHASE_H2) {
+    next = options->keepalive_timeout;
+  }
+  ev_timer_set(timer, next / 2, 0.);
+  ev_timer_start(loop, timer);
+}
+
+static void connection_open(server_thread *thread, int fd) {
+  rpc_connection *c = calloc(1, sizeof(*c));
+  if (c == NULL) {
+    rpc_log(RPC_LOG_WARN, "accept_no_memory", NULL);
+    close(fd);
+    return;
+  }
+  int one = 1;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  c->thread = thread;
+  rpc_socket_init(&c->socket, fd, NULL);
+  rpc_buffer_init(&c->out);
+  c->phase = PHASE_SNIFF;
+  c->last_read = c->last_busy = ev_now(thread->loop);
+  ev_io_init(&c->read_watcher, on_readable, fd, EV_READ);
+  ev_io_init(&c->write_watcher, on_writable, fd, EV_WRITE);
+  c->read_watcher.data = c->write_watcher.data = c;
+  ev_timer_init(&c->timer, on_connection_timer,
+                thread->server->options.keepalive_timeout / 2, 0.);
+  c->timer.data = c;
+  ev_io_start(thread->loop, &c->read_watcher);
+  ev_timer_start(thread->loop, &c->timer);
+  c->next = thread->connections;
+  if (thread->connections != NULL) {
+    thread->connections->prev = c;
+  }
+  thread->connections = c;
+}
+
+static void connection_close(rpc_connection *c) {
+  server_thread *thread = c->thread;
+  ev_io_stop(thread->loop, &c->read_watcher);
+  ev_io_stop(thread->loop, &c->write_watcher);
+  ev_timer_stop(thread->loop, &c->timer);
+  /* nghttp2_session_del calls no stream-close callback: end calls here. */
+  while (c->calls != NULL) {
+    rpc_call *call = c->calls;
+    if (c->session != NULL) {
+      nghttp2_session_set_stream_user_data(c->session, call->stream_id, NULL);
+    }
+    unlink_call(c, call);
+    rpc_call_on_stream_close(call);
+  }
+  if (c->flush_scheduled) {
+    rpc_connection **link = &thread->flush_list;
+    while (*link != c) {
+      link = &(*link)->flush_next;
+    }
+    *link = c->flush_next;
+  }
+  nghttp2_session_del(c->session);
+  rpc_socket_close(&c->socket);
+  rpc_buffer_free(&c->out);
+  if (c->prev != NULL) {
+    c->prev->next = c->next;
+  } else {
+    thread->connections = c->next;
+  }
+  if (c->next != NULL) {
+    c->next->prev = c->prev;
+  }
+  free(c);
+  if (thread->stopping && thread->connections == NULL) {
+    ev_break(thread->loop, EVBREAK_ALL);
+  }
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *watcher, int events) {
+  (void)loop;
+  (void)events;
+  server_thread *thread = watcher->data;
+  for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+    int fd = accept4(thread->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+          errno != ECONNABORTED) {
+        rpc_log(RPC_LOG_WARN, "accept_failed", "error=\"%s\"", strerror(errno));
+      }
+      return;
+    }
+    connection_open(thread, fd);
+  }
+}
+
+/* Threads, tasks and shutdown. */
+
+static void on_wakeup(struct ev_loop *loop, ev_async *watcher, int events) {
+  (void)events;
+  server_thread *thread = watcher->data;
+  pthread_mutex_lock(&thread->tasks_lock);
+  task *list = thread->tasks_head;
+  thread->tasks_head = thread->tasks_tail = NULL;
+  pthread_mutex_unlock(&thread->tasks_lock);
+  while (list != NULL) {
+    task *next = list->next;
+    list->fn(loop, list->arg);
+    if (list != &thread->shutdown_task) {
+      free(list);
+    }
+    list = next;
+  }
+}
+
+/* Appends t to thread's tasks and wakes the thread. */
+static void enqueue_task(server_thread *thread, task *t) {
+  pthread_mutex_lock(&thread->tasks_lock);
+  if (thread->tasks_tail != NULL) {
+    thread->tasks_tail->next = t;
+  } else {
+    thread->tasks_head = t;
+  }
+  thread->tasks_tail = t;
+  pthread_mutex_unlock(&thread->tasks_lock);
+  ev_async_send(thread->loop, &thread->wakeup);
+}
+
+int rpc_server_run_on_loops(rpc_server *server,
+                            void (*fn)(struct ev_loop *loop, void *arg),
+                            void *arg) {
+  /* All or nothing: allocate every task before posting any. */
+  task *list = NULL;
+  for (unsigned i = 0; i < server->thread_count; i++) {
+    task *t = malloc(sizeof(*t));
+    if (t == NULL) {
+      while (list != NULL) {
+        task *next = list->next;
+        free(list);
+        list = next;
+      }
+      return -1;
+    }
+    *t = (task){fn, arg, list};
+    list = t;
+  }
+  for (unsigned i = 0; i < server->thread_count; i++) {
+    task *t = list;
+    list = t->next;
+    t->next = NULL;
+    enqueue_task(server->threads[i], t);
+  }
+  return 0;
+}
+
+static void on_grace_expired(struct ev_loop *loop, ev_timer *timer,
+                             int events) {
+  (void)events;
+  server_thread *thread = timer->data;
+  if (thread->connections != NULL) {
+    rpc_log(RPC_LOG_WARN, "shutdown_grace_expired", "thread=%u",
+            thread->index);
+  }
+  while (thread->connections != NULL) {
+    connection_close(thread->connections);
+  }
+  ev_break(loop, EVBREAK_ALL);
+}
+
+static void begin_shutdown(struct ev_loop *loop, void *arg) {
+  server_thread *thread = arg;
+  thread->stopping = true;
+  ev_io_stop(loop, &thread->accept_watcher);
+  close(thread->listen_fd);
+  thread->listen_fd = -1;
+  for (rpc_connection *c = thread->connections, *next; c != NULL; c = next) {
+    next = c->next;
+    if (c->phase == PHASE_H2) {
+      submit_goaway(c);
+    } else {
+      connection_close(c);
+    }
+  }
+  if (thread->connections == NULL) {
+    ev_break(loop, EVBREAK_ALL);
+    return;
+  }
+  ev_timer_init(&thread->grace_timer, on_grace_expired,
+                thread->server->options.shutdown_grace, 0.);
+  thread->grace_timer.data = thread;
+  ev_timer_start(loop, &thread->grace_timer);
+}
+
+static void *thread_main(void *arg) {
+  server_thread *thread = arg;
+  ev_run(thread->loop, 0);
+  return NULL;
+}
+
+static void thread_free(server_thread *thread) {
+  if (thread == NULL) {
+    return;
+  }
+  while (thread->connections != NULL) {
+    connection_close(thread->connections);
+  }
+  for (task *t = thread->tasks_head, *next; t != NULL; t = next) {
+    next = t->next;
+    if (t != &thread->shutdown_task) {
+      free(t);
+    }
+  }
+  if (thread->listen_fd >= 0) {
+    close(thread->listen_fd);
+  }
+  if (thread->loop != NULL) {
+    ev_loop_destroy(thread->loop);
+  }
+  pthread_mutex_destroy(&thread->tasks_lock);
+  free(thread);
+}
+
+/* "host:port" with the port replaced, for the sockets after the first. */
+static void address_with_port(const char *listen, uint16_t port, char *out,
+                              size_t out_size) {
+  const char *colon = strrchr(listen, ':');
+  int host_len = colon != NULL ? (int)(colon - listen) : (int)strlen(listen);
+  snprintf(out, out_size, "%.*s:%u", host_len, listen, port);
+}
+
+static server_thread *thread_new(rpc_server *server, unsigned index,
+                                 char *err, size_t err_size) {
+  server_thread *thread = calloc(1, sizeof(*thread));
+  if (thread == NULL) {
+    snprintf(err, err_size, "out of memory");
+    return NULL;
+  }
+  thread->server = server;
+  thread->index = index;
+  thread->listen_fd = -1;
+  pthread_mutex_init(&thread->tasks_lock, NULL);
+  thread->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+  if (thread->loop == NULL) {
+    snprintf(err, err_size, "cannot create an event loop");
+    thread_free(thread);
+    return NULL;
+  }
+  char address[300];
+  if (index == 0) {
+    snprintf(address, sizeof(address), "%s", server->options.listen);
+  } else {
+    address_with_port(server->options.listen, server->port, address,
+                      sizeof(address));
+  }
+  thread->listen_fd = rpc_socket_listen(address, true, err, err_size);
+  if (thread->listen_fd < 0) {
+    thread_free(thread);
+    return NULL;
+  }
+  if (index == 0) {
+    server->port = (uint16_t)rpc_socket_local_port(thread->listen_fd);
+  }
+  ev_io_init(&thread->accept_watcher, on_accept, thread->listen_fd, EV_READ);
+  thread->accept_watcher.data = thread;
+  ev_io_start(thread->loop, &thread->accept_watcher);
+  ev_async_init(&thread->wakeup, on_wakeup);
+  thread->wakeup.data = thread;
+  ev_async_start(thread->loop, &thread->wakeup);
+  ev_prepare_init(&thread->flusher, on_prepare);
+  thread->flusher.data = thread;
+  ev_prepare_start(thread->loop, &thread->flusher);
+  return thread;
+}
+
+int rpc_server_start(rpc_server *server, char *err, size_t err_size) {
+  if (server->started) {
+    snprintf(err, err_size, "server already started");
+    return -1;
+  }
+  pthread_once(&callbacks_once, make_callbacks);
+  if (session_callbacks == NULL || build_routes(server) != 0) {
+    snprintf(err, err_size, "out of memory");
+    return -1;
+  }
+  server->threads = calloc(server->options.threads, sizeof(*server->threads));
+  if (server->threads == NULL) {
+    snprintf(err, err_size, "out of memory");
+    return -1;
+  }
+  for (unsigned i = 0; i < server->options.threads; i++) {
+    server->threads[i] = thread_new(server, i, err, err_size);
+    if (server->threads[i] == NULL) {
+      goto fail;
+    }
+    server->thread_count = i + 1;
+  }
+  for (unsigned i = 0; i < server->thread_count; i++) {
+    int rv = pthread_create(&server->threads[i]->thread, NULL, thread_main,
+                            server->threads[i]);
+    if (rv != 0) {
+      snprintf(err, err_size, "cannot start a thread: %s", strerror(rv));
+      goto fail;
+    }
+    server->threads[i]->thread_started = true;
+  }
+  server->started = true;
+  return 0;
+fail:
+  server->started = true; /* so that shutdown joins what runs */
+  rpc_server_shutdown(server);
+  return -1;
+}
+
+uint16_t rpc_server_port(const rpc_server *server) { return server->port; }
+
+unsigned rpc_server_thread_count(const rpc_server *server) {
+  return server->thread_count;
+}
+
+struct ev_loop *rpc_server_loop(const rpc_server *server, unsigned index) {
+  return index < server->thread_count ? server->threads[index]->loop : NULL;
+}
+
+void rpc_server_shutdown(rpc_server *server) {
+  for (unsigned i = 0; i < server->thread_count; i++) {
+    server_thread *thread = server->threads[i];
+    if (thread->thread_started) {
+      /* The task lives in the thread: no allocation can fail here. */
+      thread->shutdown_task = (task){begin_shutdown, thread, NULL};
+      enqueue_task(thread, &thread->shutdown_task);
+    }
+  }
+  for (unsigned i = 0; i < server->thread_count; i++) {
+    server_thread *thread = server->threads[i];
+    if (thread->thread_started) {
+      pthread_join(thread->thread, NULL);
+      thread->thread_started = false;
+    }
+  }
+}
+
+void rpc_server_free(rpc_server *server) {
+  if (server == NULL) {
+    return;
+  }
+  for (unsigned i = 0; i < server->thread_count; i++) {
+    thread_free(server->threads[i]);
+  }
+  free(server->threads);
+  free(server->routes);
+  free(server->services);
+  free((char *)server->options.listen);
+  free(server);
+}

@@ -1,0 +1,83 @@
+/* server.h: the gRPC server: listeners, one libev loop per thread, HTTP/2
+ * sessions, and the registered services. */
+#ifndef JOBHUB_RPC_SERVER_H
+#define JOBHUB_RPC_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "rpc/method.h"
+
+struct ev_loop;
+
+typedef struct rpc_server rpc_server;
+
+typedef struct rpc_server_options {
+  const char *listen;               /* "127.0.0.1:50051", port 0: any */
+  unsigned threads;                 /* loop threads; 0: one per core */
+  size_t max_receive_message_bytes; /* larger: RESOURCE_EXHAUSTED */
+  uint32_t max_concurrent_streams;  /* SETTINGS_MAX_CONCURRENT_STREAMS */
+  uint32_t max_header_list_bytes;   /* SETTINGS_MAX_HEADER_LIST_SIZE */
+  double idle_timeout;              /* s without streams before GOAWAY */
+  double keepalive_interval;        /* s between PINGs on a quiet conn */
+  double keepalive_timeout;         /* s to wait for the PING ack */
+  double shutdown_grace;            /* s in-flight calls get on shutdown */
+  SSL_CTX *tls; /* NULL: h2c only. Borrowed; outlives the server. */
+} rpc_server_options;
+
+/* rpc_server_options_default fills the defaults (4 MiB messages, 100
+ * streams, 16 KiB headers, 300 s idle, 60 s keepalive, 20 s ack, 10 s
+ * grace). */
+void rpc_server_options_default(rpc_server_options *options);
+
+/* rpc_server_new makes a server that is not yet listening. options is
+ * copied (not tls). Returns NULL with a message in err on failure. */
+rpc_server *rpc_server_new(const rpc_server_options *options, char *err,
+                           size_t err_size);
+
+/* rpc_server_add_service serves desc's methods with handlers, a pointer to
+ * the service's generated typed handler table (borrowed: it must outlive
+ * the server), and user, passed to every handler. Only before start.
+ * Returns 0, or -1 if the service is already added or no memory. */
+int rpc_server_add_service(rpc_server *server, const rpc_service_desc *desc,
+                           const void *handlers, void *user);
+
+/* rpc_server_service_count and rpc_server_service return the added
+ * services, in order. */
+size_t rpc_server_service_count(const rpc_server *server);
+const rpc_service_desc *rpc_server_service(const rpc_server *server,
+                                           size_t index);
+
+/* rpc_server_start binds the listeners (one SO_REUSEPORT socket per
+ * thread) and starts the loop threads. Returns 0, or -1 with a message in
+ * err (nothing is left running). */
+int rpc_server_start(rpc_server *server, char *err, size_t err_size);
+
+/* rpc_server_port returns the bound port once started. */
+uint16_t rpc_server_port(const rpc_server *server);
+
+/* rpc_server_thread_count and rpc_server_loop give the loop threads, for
+ * services that keep per-loop state. */
+unsigned rpc_server_thread_count(const rpc_server *server);
+struct ev_loop *rpc_server_loop(const rpc_server *server, unsigned index);
+
+/* rpc_server_run_on_loops calls fn(loop, arg) on every loop thread, on
+ * that thread, and returns at once; fn runs later. Returns 0 or -1 (no
+ * memory: fn then runs nowhere). */
+int rpc_server_run_on_loops(rpc_server *server,
+                            void (*fn)(struct ev_loop *loop, void *arg),
+                            void *arg);
+
+/* rpc_server_shutdown stops accepting, sends GOAWAY on every connection,
+ * lets in-flight calls finish for up to shutdown_grace seconds, then
+ * cancels the rest and joins the threads. Call from the thread that
+ * started the server; returns when everything has stopped. */
+void rpc_server_shutdown(rpc_server *server);
+
+/* rpc_server_free releases a server that was never started or was shut
+ * down. */
+void rpc_server_free(rpc_server *server);
+
+#endif

@@ -1,0 +1,61 @@
+/* socket.h: a non-blocking stream socket, plain or TLS, as both the server
+ * and the client runtime read and write it. */
+#ifndef JOBHUB_RPC_SOCKET_H
+#define JOBHUB_RPC_SOCKET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <openssl/ssl.h>
+
+enum {
+  RPC_SOCKET_AGAIN = -1,  /* would block; wait for the wanted event */
+  RPC_SOCKET_ERROR = -2,  /* fatal; close the connection */
+};
+
+/* The socket owns fd and ssl. */
+typedef struct rpc_socket {
+  int fd;
+  SSL *ssl;           /* NULL for plain TCP */
+  bool want_write;    /* the last AGAIN needs the fd writable */
+  bool handshake_done;
+} rpc_socket;
+
+/* rpc_socket_init wraps fd; ssl may be NULL. Ownership of both moves to s. */
+void rpc_socket_init(rpc_socket *s, int fd, SSL *ssl);
+
+/* rpc_socket_close shuts TLS down (best effort), closes fd, frees ssl. */
+void rpc_socket_close(rpc_socket *s);
+
+/* rpc_socket_read reads up to size bytes. Returns the count (> 0), 0 at
+ * end of stream, RPC_SOCKET_AGAIN or RPC_SOCKET_ERROR. Drives the TLS
+ * handshake first where there is one. */
+ssize_t rpc_socket_read(rpc_socket *s, void *data, size_t size);
+
+/* rpc_socket_write writes up to size bytes. Returns the count (> 0),
+ * RPC_SOCKET_AGAIN or RPC_SOCKET_ERROR. */
+ssize_t rpc_socket_write(rpc_socket *s, const void *data, size_t size);
+
+/* rpc_socket_handshake drives the TLS handshake. Returns 1 when done (or
+ * plain), 0 while it needs more I/O (see want_write), RPC_SOCKET_ERROR. */
+int rpc_socket_handshake(rpc_socket *s);
+
+/* rpc_socket_alpn_is_h2 tells whether TLS negotiated ALPN "h2" (true for
+ * plain sockets). */
+bool rpc_socket_alpn_is_h2(const rpc_socket *s);
+
+/* rpc_socket_listen binds and listens on "host:port" (IPv4, IPv6 in
+ * brackets, or a name); reuse_port sets SO_REUSEPORT. Returns the fd, or -1
+ * with a message in err. */
+int rpc_socket_listen(const char *address, bool reuse_port, char *err,
+                      size_t err_size);
+
+/* rpc_socket_connect starts a non-blocking connect to "host:port" (name
+ * resolution blocks). Returns the fd, or -1 with a message in err. */
+int rpc_socket_connect(const char *address, char *err, size_t err_size);
+
+/* rpc_socket_local_port returns the port fd is bound to, or 0. */
+unsigned rpc_socket_local_port(int fd);
+
+#endif

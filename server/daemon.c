@@ -1,0 +1,173 @@
+/* daemon.c: jobhubd's life: configuration, the server and its services,
+ * signals, graceful shutdown. */
+#include "server/daemon.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobhub/v1/engine.rpc.h"
+#include "jobhub/v1/hub.rpc.h"
+#include "jobhub/v1/jobs.rpc.h"
+#include "jobhub/v1/outputs.rpc.h"
+#include "jobhub/v1/series.rpc.h"
+#include "jobhub/v1/workers.rpc.h"
+#include "jobhub_descriptor_set.h"
+#include "rpc/health.h"
+#include "rpc/log.h"
+#include "rpc/reflection.h"
+#include "rpc/tls.h"
+#include "rpc_descriptor_set.h"
+#include "server/config.h"
+
+/* Services whose methods are not built yet: empty handler tables make
+ * every method answer UNIMPLEMENTED, naming itself. */
+static const jobhub_v1_jobs_handlers jobs_handlers;
+static const jobhub_v1_workers_handlers workers_handlers;
+static const jobhub_v1_outputs_handlers outputs_handlers;
+static const jobhub_v1_engine_handlers engine_handlers;
+static const jobhub_v1_series_handlers series_handlers;
+static const jobhub_v1_hub_handlers hub_handlers;
+
+static int add_jobhub_services(rpc_server *server) {
+  if (jobhub_v1_jobs_add(server, &jobs_handlers, NULL) != 0 ||
+      jobhub_v1_workers_add(server, &workers_handlers, NULL) != 0 ||
+      jobhub_v1_outputs_add(server, &outputs_handlers, NULL) != 0 ||
+      jobhub_v1_engine_add(server, &engine_handlers, NULL) != 0 ||
+      jobhub_v1_series_add(server, &series_handlers, NULL) != 0 ||
+      jobhub_v1_hub_add(server, &hub_handlers, NULL) != 0) {
+    return -1;
+  }
+  return 0;
+}
+
+static int write_port_file(const char *path, unsigned port) {
+  /* Write then rename, so a reader never sees a partial file. */
+  char temp[4096];
+  snprintf(temp, sizeof(temp), "%s.tmp", path);
+  FILE *file = fopen(temp, "w");
+  if (file == NULL) {
+    return -1;
+  }
+  int rv = fprintf(file, "%u\n", port) < 0 ? -1 : 0;
+  if (fclose(file) != 0) {
+    rv = -1;
+  }
+  return rv == 0 ? rename(temp, path) : -1;
+}
+
+static void mark_serving(rpc_server *server, rpc_health *health) {
+  rpc_health_set(health, "", RPC_HEALTH_SERVING);
+  for (size_t i = 0; i < rpc_server_service_count(server); i++) {
+    rpc_health_set(health, rpc_server_service(server, i)->name,
+                   RPC_HEALTH_SERVING);
+  }
+}
+
+int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
+                 void *arg) {
+  char err[512] = "";
+  jobhubd_config config;
+  jobhubd_config_result loaded =
+      jobhubd_config_load(&config, argc, argv, err, sizeof(err));
+  if (loaded != JOBHUBD_CONFIG_RUN) {
+    if (loaded == JOBHUBD_CONFIG_USAGE) {
+      fprintf(stderr, "jobhubd: %s\n", err);
+    }
+    jobhubd_config_free(&config);
+    return loaded == JOBHUBD_CONFIG_EXIT ? 0 : 2;
+  }
+  rpc_log_level level = RPC_LOG_INFO;
+  (void)rpc_log_level_parse(config.log_level, &level); /* validated */
+  rpc_log_set_level(level);
+
+  int exit_code = 1;
+  SSL_CTX *tls = NULL;
+  rpc_server *server = NULL;
+  rpc_descriptor_pool *pool = NULL;
+  rpc_health *health = NULL;
+
+  /* Signals are taken by sigwait below; threads inherit the mask. */
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (config.tls_cert != NULL) {
+    tls = rpc_tls_server_context(config.tls_cert, config.tls_key,
+                                 config.tls_client_ca, err, sizeof(err));
+    if (tls == NULL) {
+      rpc_log(RPC_LOG_ERROR, "tls_failed", "error=\"%s\"", err);
+      goto out;
+    }
+  }
+  rpc_server_options options;
+  rpc_server_options_default(&options);
+  options.listen = config.listen;
+  options.threads = config.threads;
+  options.max_receive_message_bytes = config.max_receive_message_bytes;
+  options.max_concurrent_streams = config.max_concurrent_streams;
+  options.max_header_list_bytes = config.max_header_bytes;
+  options.idle_timeout = config.idle_timeout;
+  options.keepalive_interval = config.keepalive_interval;
+  options.keepalive_timeout = config.keepalive_timeout;
+  options.shutdown_grace = config.shutdown_grace;
+  options.tls = tls;
+  server = rpc_server_new(&options, err, sizeof(err));
+  pool = rpc_descriptor_pool_new();
+  if (server == NULL || pool == NULL) {
+    rpc_log(RPC_LOG_ERROR, "startup_failed", "error=\"%s\"",
+            server == NULL ? err : "out of memory");
+    goto out;
+  }
+  if (rpc_descriptor_pool_add_set(pool, rpc_descriptor_set,
+                                  rpc_descriptor_set_size) != 0 ||
+      rpc_descriptor_pool_add_set(pool, jobhub_descriptor_set,
+                                  jobhub_descriptor_set_size) != 0 ||
+      add_jobhub_services(server) != 0 ||
+      (extra != NULL && extra(server, pool, arg) != 0)) {
+    rpc_log(RPC_LOG_ERROR, "startup_failed",
+            "error=\"cannot register the services\"");
+    goto out;
+  }
+  health = rpc_health_add(server);
+  if (health == NULL || rpc_reflection_add(server, pool) != 0) {
+    rpc_log(RPC_LOG_ERROR, "startup_failed",
+            "error=\"cannot register health and reflection\"");
+    goto out;
+  }
+  if (rpc_server_start(server, err, sizeof(err)) != 0) {
+    rpc_log(RPC_LOG_ERROR, "listen_failed", "address=%s error=\"%s\"",
+            config.listen, err);
+    goto out;
+  }
+  mark_serving(server, health);
+  if (config.port_file != NULL &&
+      write_port_file(config.port_file, rpc_server_port(server)) != 0) {
+    rpc_log(RPC_LOG_ERROR, "port_file_failed", "path=%s", config.port_file);
+    rpc_server_shutdown(server);
+    goto out;
+  }
+  rpc_log(RPC_LOG_INFO, "listening", "address=%s port=%u threads=%u tls=%s",
+          config.listen, rpc_server_port(server),
+          rpc_server_thread_count(server), tls != NULL ? "on" : "off");
+
+  int received = 0;
+  sigwait(&signals, &received);
+  rpc_log(RPC_LOG_INFO, "shutting_down", "signal=%s",
+          received == SIGTERM ? "SIGTERM" : "SIGINT");
+  rpc_health_set_all(health, RPC_HEALTH_NOT_SERVING);
+  rpc_server_shutdown(server);
+  rpc_log(RPC_LOG_INFO, "stopped", NULL);
+  exit_code = 0;
+out:
+  rpc_server_free(server);
+  rpc_health_free(health);
+  rpc_descriptor_pool_free(pool);
+  SSL_CTX_free(tls);
+  jobhubd_config_free(&config);
+  return exit_code;
+}
