@@ -20,6 +20,7 @@
 
 #include "rpc/call_internal.h"
 #include "rpc/log.h"
+#include "rpc/server_internal.h"
 #include "rpc/socket.h"
 
 #define READ_BUFFER_SIZE 65536
@@ -92,6 +93,7 @@ struct server_thread {
   unsigned index;
   pthread_t thread;
   bool thread_started;
+  bool owns_loop; /* false when serving on the caller's loop */
   struct ev_loop *loop;
   int listen_fd;
   ev_io accept_watcher;
@@ -773,12 +775,14 @@ static void on_connection_timer(struct ev_loop *loop, ev_timer *timer,
   ev_timer_start(loop, timer);
 }
 
-static void connection_open(server_thread *thread, int fd) {
+/* Serves fd, which the connection then owns. Returns 0, or -1 (no
+ * memory; fd closed). */
+static int connection_open(server_thread *thread, int fd) {
   rpc_connection *c = calloc(1, sizeof(*c));
   if (c == NULL) {
     rpc_log(RPC_LOG_WARN, "accept_no_memory", NULL);
     close(fd);
-    return;
+    return -1;
   }
   int one = 1;
   (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -800,6 +804,7 @@ static void connection_open(server_thread *thread, int fd) {
     thread->connections->prev = c;
   }
   thread->connections = c;
+  return 0;
 }
 
 static void connection_close(rpc_connection *c) {
@@ -853,7 +858,7 @@ static void on_accept(struct ev_loop *loop, ev_io *watcher, int events) {
       }
       return;
     }
-    connection_open(thread, fd);
+    (void)connection_open(thread, fd); /* failure is logged */
   }
 }
 
@@ -977,7 +982,12 @@ static void thread_free(server_thread *thread) {
     close(thread->listen_fd);
   }
   if (thread->loop != NULL) {
-    ev_loop_destroy(thread->loop);
+    ev_async_stop(thread->loop, &thread->wakeup);
+    ev_prepare_stop(thread->loop, &thread->flusher);
+    ev_io_stop(thread->loop, &thread->accept_watcher);
+    if (thread->owns_loop) {
+      ev_loop_destroy(thread->loop);
+    }
   }
   pthread_mutex_destroy(&thread->tasks_lock);
   free(thread);
@@ -991,8 +1001,11 @@ static void address_with_port(const char *listen, uint16_t port, char *out,
   snprintf(out, out_size, "%.*s:%u", host_len, listen, port);
 }
 
+/* thread_new makes loop thread index, listening unless loop is given (the
+ * caller's loop: no listener, no thread of its own). */
 static server_thread *thread_new(rpc_server *server, unsigned index,
-                                 char *err, size_t err_size) {
+                                 struct ev_loop *loop, char *err,
+                                 size_t err_size) {
   server_thread *thread = calloc(1, sizeof(*thread));
   if (thread == NULL) {
     snprintf(err, err_size, "out of memory");
@@ -1002,11 +1015,21 @@ static server_thread *thread_new(rpc_server *server, unsigned index,
   thread->index = index;
   thread->listen_fd = -1;
   pthread_mutex_init(&thread->tasks_lock, NULL);
-  thread->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+  thread->owns_loop = loop == NULL;
+  thread->loop = loop != NULL ? loop : ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
   if (thread->loop == NULL) {
     snprintf(err, err_size, "cannot create an event loop");
     thread_free(thread);
     return NULL;
+  }
+  ev_async_init(&thread->wakeup, on_wakeup);
+  thread->wakeup.data = thread;
+  ev_async_start(thread->loop, &thread->wakeup);
+  ev_prepare_init(&thread->flusher, on_prepare);
+  thread->flusher.data = thread;
+  ev_prepare_start(thread->loop, &thread->flusher);
+  if (loop != NULL) {
+    return thread;
   }
   char address[300];
   if (index == 0) {
@@ -1026,16 +1049,12 @@ static server_thread *thread_new(rpc_server *server, unsigned index,
   ev_io_init(&thread->accept_watcher, on_accept, thread->listen_fd, EV_READ);
   thread->accept_watcher.data = thread;
   ev_io_start(thread->loop, &thread->accept_watcher);
-  ev_async_init(&thread->wakeup, on_wakeup);
-  thread->wakeup.data = thread;
-  ev_async_start(thread->loop, &thread->wakeup);
-  ev_prepare_init(&thread->flusher, on_prepare);
-  thread->flusher.data = thread;
-  ev_prepare_start(thread->loop, &thread->flusher);
   return thread;
 }
 
-int rpc_server_start(rpc_server *server, char *err, size_t err_size) {
+/* What every way of starting needs: callbacks, routes, thread slots. */
+static int prepare_start(rpc_server *server, unsigned threads, char *err,
+                         size_t err_size) {
   if (server->started) {
     snprintf(err, err_size, "server already started");
     return -1;
@@ -1045,13 +1064,50 @@ int rpc_server_start(rpc_server *server, char *err, size_t err_size) {
     snprintf(err, err_size, "out of memory");
     return -1;
   }
-  server->threads = calloc(server->options.threads, sizeof(*server->threads));
+  server->threads = calloc(threads, sizeof(*server->threads));
   if (server->threads == NULL) {
     snprintf(err, err_size, "out of memory");
     return -1;
   }
+  return 0;
+}
+
+int rpc_server_start_on_loop(rpc_server *server, struct ev_loop *loop,
+                             char *err, size_t err_size) {
+  if (prepare_start(server, 1, err, err_size) != 0) {
+    return -1;
+  }
+  server->threads[0] = thread_new(server, 0, loop, err, err_size);
+  if (server->threads[0] == NULL) {
+    return -1;
+  }
+  server->thread_count = 1;
+  server->started = true;
+  return 0;
+}
+
+int rpc_server_adopt_fd(rpc_server *server, int fd) {
+  if (server->thread_count == 0) {
+    close(fd);
+    return -1;
+  }
+  return connection_open(server->threads[0], fd);
+}
+
+void rpc_server_close_connections(rpc_server *server) {
+  for (unsigned i = 0; i < server->thread_count; i++) {
+    while (server->threads[i]->connections != NULL) {
+      connection_close(server->threads[i]->connections);
+    }
+  }
+}
+
+int rpc_server_start(rpc_server *server, char *err, size_t err_size) {
+  if (prepare_start(server, server->options.threads, err, err_size) != 0) {
+    return -1;
+  }
   for (unsigned i = 0; i < server->options.threads; i++) {
-    server->threads[i] = thread_new(server, i, err, err_size);
+    server->threads[i] = thread_new(server, i, NULL, err, err_size);
     if (server->threads[i] == NULL) {
       goto fail;
     }

@@ -1,0 +1,114 @@
+/* tls.c: OpenSSL contexts: TLS 1.2+, ALPN h2, optional mTLS. */
+#include "rpc/tls.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+static const unsigned char alpn_h2[] = {2, 'h', '2'};
+
+static void openssl_error(const char *what, char *err, size_t err_size) {
+  char reason[256] = "unknown error";
+  unsigned long code = ERR_get_error();
+  if (code != 0) {
+    ERR_error_string_n(code, reason, sizeof(reason));
+  }
+  ERR_clear_error();
+  snprintf(err, err_size, "%s: %s", what, reason);
+}
+
+/* ALPN: the server speaks h2 only; a client without it is refused. */
+static int select_h2(SSL *ssl, const unsigned char **out, unsigned char *out_len,
+                     const unsigned char *in, unsigned int in_len, void *arg) {
+  (void)ssl;
+  (void)arg;
+  unsigned char *selected = NULL;
+  if (SSL_select_next_proto(&selected, out_len, alpn_h2, sizeof(alpn_h2), in,
+                            in_len) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+static SSL_CTX *new_context(const SSL_METHOD *method, char *err,
+                            size_t err_size) {
+  SSL_CTX *ctx = SSL_CTX_new(method);
+  if (ctx == NULL) {
+    openssl_error("cannot create a TLS context", err, err_size);
+    return NULL;
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  /* RFC 7540 9.2.2: no renegotiation, no compression. */
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  return ctx;
+}
+
+SSL_CTX *rpc_tls_server_context(const char *cert_file, const char *key_file,
+                                const char *client_ca_file, char *err,
+                                size_t err_size) {
+  SSL_CTX *ctx = new_context(TLS_server_method(), err, err_size);
+  if (ctx == NULL) {
+    return NULL;
+  }
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+    openssl_error(cert_file, err, err_size);
+    goto fail;
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx) != 1) {
+    openssl_error(key_file, err, err_size);
+    goto fail;
+  }
+  if (client_ca_file != NULL) {
+    if (SSL_CTX_load_verify_locations(ctx, client_ca_file, NULL) != 1) {
+      openssl_error(client_ca_file, err, err_size);
+      goto fail;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       NULL);
+  }
+  SSL_CTX_set_alpn_select_cb(ctx, select_h2, NULL);
+  return ctx;
+fail:
+  SSL_CTX_free(ctx);
+  return NULL;
+}
+
+SSL_CTX *rpc_tls_client_context(const char *ca_file, const char *cert_file,
+                                const char *key_file, char *err,
+                                size_t err_size) {
+  if ((cert_file == NULL) != (key_file == NULL)) {
+    snprintf(err, err_size, "a client certificate needs its key, and back");
+    return NULL;
+  }
+  SSL_CTX *ctx = new_context(TLS_client_method(), err, err_size);
+  if (ctx == NULL) {
+    return NULL;
+  }
+  int loaded = ca_file != NULL
+                   ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                   : SSL_CTX_set_default_verify_paths(ctx);
+  if (loaded != 1) {
+    openssl_error(ca_file != NULL ? ca_file : "system CA store", err,
+                  err_size);
+    goto fail;
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  if (cert_file != NULL &&
+      (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
+       SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1)) {
+    openssl_error(cert_file, err, err_size);
+    goto fail;
+  }
+  if (SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2)) != 0) {
+    openssl_error("ALPN", err, err_size);
+    goto fail;
+  }
+  return ctx;
+fail:
+  SSL_CTX_free(ctx);
+  return NULL;
+}
