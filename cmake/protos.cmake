@@ -8,6 +8,13 @@
 #   the files and all their imports. Imports are compiled elsewhere (the
 #   well-known types in jobhub_wkt).
 # Generated sources are compiled without the project's warnings.
+#
+# protoc-c 1.4 writes its own service stubs with a member per method named
+# after it, so a method called Register gives "void (*register)(...)", a C
+# keyword; it has no option to skip those stubs, so the headers are mended:
+# a keyword member gets a trailing underscore (the stubs are unused here).
+set(_JOBHUB_MEND_KEYWORDS
+  "s/\\(\\*(auto|break|case|char|const|continue|default|do|double|else|enum|extern|float|for|goto|if|inline|int|long|register|restrict|return|short|signed|sizeof|static|struct|switch|typedef|union|unsigned|void|volatile|while)\\)\\(/(*\\1_)(/")
 
 # Finds each proto under the proto path; sets <out_var> to absolute paths.
 function(_jobhub_locate_protos out_var)
@@ -37,15 +44,18 @@ function(jobhub_protoc_c out_var)
   endforeach()
   set(sources)
   set(outputs)
+  set(headers)
   foreach(proto ${ARG_PROTOS})
     string(REGEX REPLACE "\\.proto$" "" base ${proto})
     list(APPEND sources ${JOBHUB_GEN_DIR}/${base}.pb-c.c)
+    list(APPEND headers ${JOBHUB_GEN_DIR}/${base}.pb-c.h)
     list(APPEND outputs ${JOBHUB_GEN_DIR}/${base}.pb-c.c
                         ${JOBHUB_GEN_DIR}/${base}.pb-c.h)
   endforeach()
   add_custom_command(
     OUTPUT ${outputs}
     COMMAND ${PROTOC_C} ${includes} --c_out=${JOBHUB_GEN_DIR} ${ARG_PROTOS}
+    COMMAND sed -i -E ${_JOBHUB_MEND_KEYWORDS} ${headers}
     DEPENDS ${inputs}
     COMMENT "protoc-c ${ARG_PROTOS}"
     VERBATIM)
@@ -68,8 +78,10 @@ function(jobhub_generate out_var)
   set(sources ${JOBHUB_GEN_DIR}/${ARG_DESCRIPTOR_SET}.c)
   set(outputs ${JOBHUB_GEN_DIR}/${ARG_DESCRIPTOR_SET}.c
               ${JOBHUB_GEN_DIR}/${ARG_DESCRIPTOR_SET}.h)
+  set(headers)
   foreach(proto ${ARG_PROTOS})
     string(REGEX REPLACE "\\.proto$" "" base ${proto})
+    list(APPEND headers ${JOBHUB_GEN_DIR}/${base}.pb-c.h)
     foreach(kind pb-c rpc)
       list(APPEND sources ${JOBHUB_GEN_DIR}/${base}.${kind}.c)
       list(APPEND outputs ${JOBHUB_GEN_DIR}/${base}.${kind}.c
@@ -79,6 +91,7 @@ function(jobhub_generate out_var)
   add_custom_command(
     OUTPUT ${outputs}
     COMMAND ${PROTOC_C} ${includes} --c_out=${JOBHUB_GEN_DIR} ${ARG_PROTOS}
+    COMMAND sed -i -E ${_JOBHUB_MEND_KEYWORDS} ${headers}
     COMMAND ${PROTOC} ${includes}
             --plugin=protoc-gen-jobhub=$<TARGET_FILE:protoc-gen-jobhub>
             --jobhub_out=descriptor_set=${ARG_DESCRIPTOR_SET}:${JOBHUB_GEN_DIR}

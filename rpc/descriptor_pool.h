@@ -47,6 +47,20 @@ const rpc_descriptor_file *
 rpc_descriptor_pool_find_symbol(const rpc_descriptor_pool *pool,
                                 const char *symbol);
 
+/* rpc_descriptor_pool_find_extension returns the file declaring the
+ * extension number of containing_type (fully qualified, no leading dot),
+ * or NULL. */
+const rpc_descriptor_file *
+rpc_descriptor_pool_find_extension(const rpc_descriptor_pool *pool,
+                                   const char *containing_type,
+                                   int32_t number);
+
+/* rpc_descriptor_pool_extension_numbers stores up to max extension numbers
+ * of containing_type in numbers and returns how many there are in all. */
+size_t rpc_descriptor_pool_extension_numbers(const rpc_descriptor_pool *pool,
+                                             const char *containing_type,
+                                             int32_t *numbers, size_t max);
+
 /* rpc_descriptor_pool_file_count and rpc_descriptor_pool_file list the
  * files in the order they were added (dependencies first). */
 size_t rpc_descriptor_pool_file_count(const rpc_descriptor_pool *pool);

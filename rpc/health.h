@@ -26,6 +26,11 @@ int rpc_health_set(rpc_health *health, const char *service,
  * NOT_SERVING on shutdown. Thread-safe. */
 void rpc_health_set_all(rpc_health *health, rpc_health_status status);
 
+/* rpc_health_close_watches ends every Watch with UNAVAILABLE (after their
+ * last status went out), so that open watches do not hold up a graceful
+ * shutdown. Runs on the loops, in order before tasks posted later. */
+void rpc_health_close_watches(rpc_health *health);
+
 /* rpc_health_free frees the state once the server is freed. */
 void rpc_health_free(rpc_health *health);
 

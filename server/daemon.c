@@ -31,12 +31,12 @@ static const jobhub_v1_series_handlers series_handlers;
 static const jobhub_v1_hub_handlers hub_handlers;
 
 static int add_jobhub_services(rpc_server *server) {
-  if (jobhub_v1_jobs_add(server, &jobs_handlers, NULL) != 0 ||
-      jobhub_v1_workers_add(server, &workers_handlers, NULL) != 0 ||
-      jobhub_v1_outputs_add(server, &outputs_handlers, NULL) != 0 ||
-      jobhub_v1_engine_add(server, &engine_handlers, NULL) != 0 ||
-      jobhub_v1_series_add(server, &series_handlers, NULL) != 0 ||
-      jobhub_v1_hub_add(server, &hub_handlers, NULL) != 0) {
+  if (jobhub_v1_jobs_add_to_server(server, &jobs_handlers, NULL) != 0 ||
+      jobhub_v1_workers_add_to_server(server, &workers_handlers, NULL) != 0 ||
+      jobhub_v1_outputs_add_to_server(server, &outputs_handlers, NULL) != 0 ||
+      jobhub_v1_engine_add_to_server(server, &engine_handlers, NULL) != 0 ||
+      jobhub_v1_series_add_to_server(server, &series_handlers, NULL) != 0 ||
+      jobhub_v1_hub_add_to_server(server, &hub_handlers, NULL) != 0) {
     return -1;
   }
   return 0;

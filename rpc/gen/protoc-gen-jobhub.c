@@ -258,10 +258,11 @@ static void emit_service_header(text *h, const char *package,
     names_free(&n);
   }
   emit(h, "} %s_handlers;\n\n", p);
-  emit(h, "/* %s_add serves the service with handlers (borrowed; must "
-          "outlive\n * the server). Returns 0 or -1. */\n", p);
-  emit(h, "int %s_add(rpc_server *server, const %s_handlers *handlers,\n"
-          "    void *user);\n\n", p, p);
+  emit(h, "/* %s_add_to_server serves the service with handlers "
+          "(borrowed;\n * they must outlive the server). Returns 0 or -1. "
+          "*/\n", p);
+  emit(h, "int %s_add_to_server(rpc_server *server,\n"
+          "    const %s_handlers *handlers, void *user);\n\n", p, p);
   for (size_t i = 0; i < service->n_method; i++) {
     method_names n = names_of(service->method[i]);
     if (n.kind == UNARY || n.kind == CLIENT_STREAMING) {
@@ -371,8 +372,8 @@ static void emit_service_source(text *c, const char *package,
   emit(c, "};\n\n");
   emit(c, "const rpc_service_desc %s_service = {\"%s\", %zu, %s_methods};\n",
        p, full_name.data, service->n_method, p);
-  emit(c, "\nint %s_add(rpc_server *server, const %s_handlers *handlers,\n"
-          "    void *user) {\n"
+  emit(c, "\nint %s_add_to_server(rpc_server *server,\n"
+          "    const %s_handlers *handlers, void *user) {\n"
           "  return rpc_server_add_service(server, &%s_service, handlers, "
           "user);\n}\n", p, p, p);
 
@@ -623,8 +624,9 @@ int main(void) {
   const char *symbol = descriptor_set_symbol(request->parameter);
   if (request->parameter != NULL && request->parameter[0] != '\0' &&
       symbol == NULL) {
-    response.error = "protoc-gen-jobhub: the only parameter is "
-                     "descriptor_set=C_IDENTIFIER";
+    static char usage[] = "protoc-gen-jobhub: the only parameter is "
+                          "descriptor_set=C_IDENTIFIER";
+    response.error = usage;
   }
   for (size_t i = 0; i < request->n_file_to_generate && !response.error; i++) {
     for (size_t j = 0; j < request->n_proto_file; j++) {
