@@ -159,7 +159,10 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   sigwait(&signals, &received);
   rpc_log(RPC_LOG_INFO, "shutting_down", "signal=%s",
           received == SIGTERM ? "SIGTERM" : "SIGINT");
+  /* Watchers see NOT_SERVING, then their streams end so that they do not
+   * hold the drain; the loops run these before the shutdown itself. */
   rpc_health_set_all(health, RPC_HEALTH_NOT_SERVING);
+  rpc_health_close_watches(health);
   rpc_server_shutdown(server);
   rpc_log(RPC_LOG_INFO, "stopped", NULL);
   exit_code = 0;

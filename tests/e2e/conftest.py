@@ -1,0 +1,116 @@
+"""Fixtures for the end-to-end tests: the real jobhub-test-server (jobhubd
+plus the test-only Echo service) on a free 127.0.0.1 port, and message
+classes generated with protoc at session start.
+
+Needs Debian's python3-grpcio and python3-protobuf (run with
+/usr/bin/python3); JOBHUB_BUILD_DIR names the build (default ./build).
+"""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("JOBHUB_BUILD_DIR", os.path.join(ROOT, "build"))
+SERVER = os.path.join(BUILD, "tests", "echo", "jobhub-test-server")
+JOBHUBD = os.path.join(BUILD, "server", "jobhubd")
+
+_generated = tempfile.mkdtemp(prefix="jobhub-e2e-pb2-")
+subprocess.run(
+    ["protoc", "-I" + os.path.join(ROOT, "tests", "echo"),
+     "-I" + os.path.join(ROOT, "third_party"), "-I/usr/include",
+     "--python_out=" + _generated, "echo.proto",
+     "grpc/health/v1/health.proto", "grpc/reflection/v1/reflection.proto",
+     "grpc/reflection/v1alpha/reflection.proto"],
+    check=True)
+sys.path.insert(0, _generated)
+
+
+def _load(name, relative):
+    """Registers a generated module under a flat name: the grpc/ folder of
+    the generated tree would shadow grpcio's own package."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(_generated, relative))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+
+
+_load("health_pb2", "grpc/health/v1/health_pb2.py")
+_load("reflection_v1_pb2", "grpc/reflection/v1/reflection_pb2.py")
+_load("reflection_v1alpha_pb2", "grpc/reflection/v1alpha/reflection_pb2.py")
+
+
+class Server:
+    """A running server process; stop() asserts a clean exit."""
+
+    def __init__(self, binary, args, env=None):
+        self.dir = tempfile.mkdtemp(prefix="jobhub-e2e-")
+        port_file = os.path.join(self.dir, "port")
+        self.log_path = os.path.join(self.dir, "server.log")
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [binary, "--listen", "127.0.0.1:0", "--port-file", port_file] + args,
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(port_file):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError("server did not start:\n" + self.output())
+            time.sleep(0.02)
+        with open(port_file) as f:
+            self.port = int(f.read())
+        self.address = "127.0.0.1:%d" % self.port
+
+    def output(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self, timeout=15):
+        """SIGTERM, then wait; returns the exit code (SIGKILL past timeout)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError("server ignored SIGTERM:\n" + self.output())
+        finally:
+            self.log.close()
+
+
+def start_server(args=(), binary=SERVER):
+    return Server(binary, ["--threads", "2", "--shutdown-grace", "5"] + list(args))
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = start_server()
+    yield s
+    code = s.stop()
+    assert code == 0, "exit code %s\n%s" % (code, s.output())
+
+
+@pytest.fixture
+def fresh_server():
+    """A server of the test's own, for tests that stop or restart it."""
+    s = start_server()
+    yield s
+    if s.process.poll() is None:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def channel(server):
+    import grpc
+    with grpc.insecure_channel(server.address, options=[
+            ("grpc.max_send_message_length", 16 << 20),
+            ("grpc.max_receive_message_length", 16 << 20)]) as ch:
+        yield ch
