@@ -525,8 +525,7 @@ static void connection_io(connection *c) {
       return;
     }
     SSL_set_connect_state(ssl);
-    c->socket.ssl = ssl;
-    c->socket.handshake_done = false;
+    rpc_socket_attach_tls(&c->socket, ssl);
     c->state = HANDSHAKING;
   }
   if (c->state == HANDSHAKING) {

@@ -629,7 +629,7 @@ static int sniff(rpc_connection *c) {
       return -1;
     }
     SSL_set_accept_state(ssl);
-    c->socket.ssl = ssl;
+    rpc_socket_attach_tls(&c->socket, ssl);
     c->phase = PHASE_TLS_HANDSHAKE;
   } else {
     c->phase = PHASE_PLAIN_PREFACE;

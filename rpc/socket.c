@@ -19,6 +19,12 @@ void rpc_socket_init(rpc_socket *s, int fd, SSL *ssl) {
   s->handshake_done = ssl == NULL;
 }
 
+void rpc_socket_attach_tls(rpc_socket *s, SSL *ssl) {
+  s->ssl = ssl;
+  s->handshake_done = false;
+  s->want_write = false;
+}
+
 void rpc_socket_close(rpc_socket *s) {
   if (s->ssl != NULL) {
     if (s->handshake_done) {

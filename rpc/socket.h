@@ -25,6 +25,11 @@ typedef struct rpc_socket {
 /* rpc_socket_init wraps fd; ssl may be NULL. Ownership of both moves to s. */
 void rpc_socket_init(rpc_socket *s, int fd, SSL *ssl);
 
+/* rpc_socket_attach_tls starts TLS on a plain socket that has not been
+ * read from: ssl (set to s's fd, in accept or connect state) moves to s,
+ * and the next read, write or handshake drives the handshake. */
+void rpc_socket_attach_tls(rpc_socket *s, SSL *ssl);
+
 /* rpc_socket_close shuts TLS down (best effort), closes fd, frees ssl. */
 void rpc_socket_close(rpc_socket *s);
 
