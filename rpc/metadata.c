@@ -92,7 +92,7 @@ int rpc_metadata_wire_value(const rpc_metadata_entry *entry, rpc_buffer *out) {
 }
 
 bool rpc_metadata_key_is_binary(const char *key, size_t key_len) {
-  return key_len > 4 && memcmp(key + key_len - 4, "-bin", 4) == 0;
+  return key_len > 4 && strncasecmp(key + key_len - 4, "-bin", 4) == 0;
 }
 
 bool rpc_metadata_key_is_valid(const char *key, size_t key_len) {

@@ -49,7 +49,8 @@ const rpc_metadata_entry *rpc_metadata_get(const rpc_metadata *md,
  * base64 for -bin keys, the bytes as they are otherwise. Returns 0 or -1. */
 int rpc_metadata_wire_value(const rpc_metadata_entry *entry, rpc_buffer *out);
 
-/* rpc_metadata_key_is_binary tells whether key ends in "-bin". */
+/* rpc_metadata_key_is_binary tells whether key ends in "-bin", in any
+ * case. */
 bool rpc_metadata_key_is_binary(const char *key, size_t key_len);
 
 /* rpc_metadata_key_is_valid checks the PROTOCOL-HTTP2 key grammar:
