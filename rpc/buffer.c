@@ -20,7 +20,9 @@ int rpc_buffer_reserve(rpc_buffer *buffer, size_t extra) {
     return -1;
   }
   size_t need = buffer->len + extra;
-  if (need <= buffer->cap) {
+  /* Even a reservation of 0 leaves valid memory: data + len is then a
+   * pointer callers may do arithmetic on (NULL + 0 is undefined). */
+  if (need <= buffer->cap && buffer->data != NULL) {
     return 0;
   }
   size_t cap = buffer->cap > 0 ? buffer->cap : 64;

@@ -18,8 +18,9 @@ void rpc_buffer_init(rpc_buffer *buffer);
 /* rpc_buffer_free releases the memory and leaves an empty buffer. */
 void rpc_buffer_free(rpc_buffer *buffer);
 
-/* rpc_buffer_reserve makes room for at least extra more bytes after len.
- * Returns 0, or -1 when memory is exhausted (the buffer is unchanged). */
+/* rpc_buffer_reserve makes room for at least extra more bytes after len;
+ * afterwards data is never NULL. Returns 0, or -1 when memory is exhausted
+ * (the buffer is unchanged). */
 int rpc_buffer_reserve(rpc_buffer *buffer, size_t extra);
 
 /* rpc_buffer_append copies size bytes to the end. Returns 0 or -1 (no

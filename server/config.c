@@ -86,11 +86,16 @@ static const option *find_option(const char *name, size_t len) {
   return NULL;
 }
 
+/* The member of config that opt describes: offsetof keeps it aligned. */
+static void *field_of(const jobhubd_config *config, const option *opt) {
+  return (char *)config + opt->offset;
+}
+
 /* Parses and stores one value; source names where it came from. */
 static int set_option(jobhubd_config *config, const option *opt,
                       const char *value, const char *source, char *err,
                       size_t err_size) {
-  char *field = (char *)config + opt->offset;
+  void *field = field_of(config, opt);
   char *end = NULL;
   errno = 0;
   switch (opt->type) {
@@ -188,7 +193,7 @@ static void print_help(void) {
 
 static void print_config(const jobhubd_config *config) {
   for (size_t i = 0; i < OPTION_COUNT; i++) {
-    const char *field = (const char *)config + options[i].offset;
+    const void *field = field_of(config, &options[i]);
     switch (options[i].type) {
     case OPTION_STRING: {
       const char *value = *(char *const *)field;
@@ -332,7 +337,7 @@ jobhubd_config_result jobhubd_config_load(jobhubd_config *config, int argc,
 void jobhubd_config_free(jobhubd_config *config) {
   for (size_t i = 0; i < OPTION_COUNT; i++) {
     if (options[i].type == OPTION_STRING) {
-      char **field = (char **)((char *)config + options[i].offset);
+      char **field = field_of(config, &options[i]);
       free(*field);
       *field = NULL;
     }
