@@ -91,6 +91,7 @@ struct rpc_channel {
   rpc_client_call *calls;
   rpc_client_call *closing; /* on_close owed */
   ev_prepare flusher;
+  ev_idle closer; /* active while closes are owed: the loop does not block */
   uint8_t read_buffer[READ_BUFFER_SIZE];
 };
 
@@ -121,6 +122,7 @@ static void schedule_close(rpc_client_call *call) {
   ev_timer_stop(call->channel->loop, &call->deadline);
   call->closing_next = call->channel->closing;
   call->channel->closing = call;
+  ev_idle_start(call->channel->loop, &call->channel->closer);
 }
 
 static void call_free(rpc_client_call *call) {
@@ -214,8 +216,24 @@ static void connection_free(connection *c) {
   free(c);
 }
 
-/* Flushes every connection and delivers owed closes, before the loop
- * waits. */
+/* Delivers every owed on_close. */
+static void deliver_closes(rpc_channel *channel) {
+  while (channel->closing != NULL) {
+    rpc_client_call *call = channel->closing;
+    channel->closing = call->closing_next;
+    deliver_close(call);
+  }
+  ev_idle_stop(channel->loop, &channel->closer);
+}
+
+static void on_idle(struct ev_loop *loop, ev_idle *watcher, int events) {
+  (void)loop;
+  (void)events;
+  deliver_closes(watcher->data);
+}
+
+/* Flushes every connection before the loop waits, and drops connections
+ * nothing uses any more. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *watcher, int events) {
   (void)loop;
   (void)events;
@@ -225,11 +243,6 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *watcher, int events) {
     if (c->state == READY && connection_flush(c) != 0) {
       connection_fail(c, "connection lost while writing");
     }
-  }
-  while (channel->closing != NULL) {
-    rpc_client_call *call = channel->closing;
-    channel->closing = call->closing_next;
-    deliver_close(call);
   }
   /* A drained connection after GOAWAY, or a failed one, goes away. */
   for (connection *c = channel->connections, *next; c != NULL; c = next) {
@@ -896,6 +909,8 @@ rpc_channel *rpc_channel_new(struct ev_loop *loop,
   channel->flusher.data = channel;
   ev_prepare_start(channel->loop, &channel->flusher);
   ev_unref(channel->loop); /* the prepare watcher alone keeps no loop alive */
+  ev_idle_init(&channel->closer, on_idle);
+  channel->closer.data = channel;
   return channel;
 }
 
@@ -907,17 +922,15 @@ void rpc_channel_free(rpc_channel *channel) {
     set_local_status(call, RPC_STATUS_CANCELLED, "channel closed");
     schedule_close(call);
   }
-  while (channel->closing != NULL) {
-    rpc_client_call *call = channel->closing;
-    channel->closing = call->closing_next;
-    deliver_close(call);
-  }
+  deliver_closes(channel);
   while (channel->connections != NULL) {
     connection_free(channel->connections);
   }
   if (channel->loop != NULL) {
-    ev_ref(channel->loop);
-    ev_prepare_stop(channel->loop, &channel->flusher);
+    if (ev_is_active(&channel->flusher)) {
+      ev_ref(channel->loop); /* undo the unref of rpc_channel_new */
+      ev_prepare_stop(channel->loop, &channel->flusher);
+    }
     if (channel->owns_loop) {
       ev_loop_destroy(channel->loop);
     }
