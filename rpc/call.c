@@ -338,6 +338,9 @@ static void commit_status(rpc_call *call, rpc_status_code code,
   kick(call);
 }
 
+/* Tells the handler its call ended without it. The caller holds a
+ * reference of its own (the stream's, or a temporary one), so the call
+ * outlives the hook even when the hook finishes it. */
 static void fire_cancel(rpc_call *call, rpc_status_code reason) {
   if (call->cancelled) {
     return;
@@ -345,9 +348,7 @@ static void fire_cancel(rpc_call *call, rpc_status_code reason) {
   call->cancelled = true;
   ev_timer_stop(call->loop, &call->deadline_timer);
   if (call->handler_owned && call->hooks.on_cancel != NULL) {
-    call->refs++; /* the hook may finish, releasing the handler's ref */
     call->hooks.on_cancel(call, reason, call->hooks_arg);
-    release(call);
   }
 }
 

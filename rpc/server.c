@@ -99,6 +99,8 @@ struct server_thread {
   ev_io accept_watcher;
   ev_async wakeup;
   ev_prepare flusher;
+  ev_idle spinner;      /* active: the loop polls without sleeping */
+  ev_tstamp last_input; /* when a connection last had bytes to read */
   ev_timer grace_timer;
   pthread_mutex_t tasks_lock;
   task *tasks_head, *tasks_tail;
@@ -139,6 +141,7 @@ void rpc_server_options_default(rpc_server_options *options) {
       .keepalive_interval = 60.,
       .keepalive_timeout = 20.,
       .shutdown_grace = 10.,
+      .busy_poll = 200e-6,
       .tls = NULL,
   };
 }
@@ -355,6 +358,17 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *watcher, int events) {
       rpc_call_deliver_writable(call);
       call = next;
     }
+  }
+}
+
+/* Waking a thread that sleeps in epoll costs tens of microseconds; right
+ * after input the next request is likely close, so the loop polls without
+ * sleeping for busy_poll seconds before it blocks again. */
+static void on_spin(struct ev_loop *loop, ev_idle *watcher, int events) {
+  (void)events;
+  server_thread *thread = watcher->data;
+  if (ev_time() - thread->last_input > thread->server->options.busy_poll) {
+    ev_idle_stop(loop, watcher);
   }
 }
 
@@ -689,6 +703,10 @@ static int connection_read(rpc_connection *c) {
       return -1; /* end of stream or error */
     }
     c->last_read = ev_now(thread->loop);
+    if (thread->server->options.busy_poll > 0) {
+      thread->last_input = ev_time();
+      ev_idle_start(thread->loop, &thread->spinner);
+    }
     if (feed(c, thread->read_buffer, (size_t)n) != 0) {
       return -1;
     }
@@ -984,6 +1002,7 @@ static void thread_free(server_thread *thread) {
   if (thread->loop != NULL) {
     ev_async_stop(thread->loop, &thread->wakeup);
     ev_prepare_stop(thread->loop, &thread->flusher);
+    ev_idle_stop(thread->loop, &thread->spinner);
     ev_io_stop(thread->loop, &thread->accept_watcher);
     if (thread->owns_loop) {
       ev_loop_destroy(thread->loop);
@@ -1028,6 +1047,8 @@ static server_thread *thread_new(rpc_server *server, unsigned index,
   ev_prepare_init(&thread->flusher, on_prepare);
   thread->flusher.data = thread;
   ev_prepare_start(thread->loop, &thread->flusher);
+  ev_idle_init(&thread->spinner, on_spin);
+  thread->spinner.data = thread;
   if (loop != NULL) {
     return thread;
   }

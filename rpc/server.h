@@ -24,12 +24,13 @@ typedef struct rpc_server_options {
   double keepalive_interval;        /* s between PINGs on a quiet conn */
   double keepalive_timeout;         /* s to wait for the PING ack */
   double shutdown_grace;            /* s in-flight calls get on shutdown */
+  double busy_poll;                 /* s a loop spins after activity */
   SSL_CTX *tls; /* NULL: h2c only. Borrowed; outlives the server. */
 } rpc_server_options;
 
 /* rpc_server_options_default fills the defaults (4 MiB messages, 100
  * streams, 16 KiB headers, 300 s idle, 60 s keepalive, 20 s ack, 10 s
- * grace). */
+ * grace, 200 us busy poll). */
 void rpc_server_options_default(rpc_server_options *options);
 
 /* rpc_server_new makes a server that is not yet listening. options is

@@ -23,6 +23,7 @@ typedef struct jobhubd_config {
   double keepalive_interval; /* s */
   double keepalive_timeout;  /* s */
   double shutdown_grace;     /* s */
+  double busy_poll_us;       /* us */
   char *port_file;
   char *log_level;
   char *config_file;

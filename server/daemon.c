@@ -115,6 +115,7 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   options.keepalive_interval = config.keepalive_interval;
   options.keepalive_timeout = config.keepalive_timeout;
   options.shutdown_grace = config.shutdown_grace;
+  options.busy_poll = config.busy_poll_us / 1e6;
   options.tls = tls;
   server = rpc_server_new(&options, err, sizeof(err));
   pool = rpc_descriptor_pool_new();
