@@ -5,7 +5,9 @@ classes generated with protoc at session start.
 Needs Debian's python3-grpcio and python3-protobuf (run with
 /usr/bin/python3); JOBHUB_BUILD_DIR names the build (default ./build).
 """
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +22,7 @@ SERVER = os.path.join(BUILD, "tests", "echo", "jobhub-test-server")
 JOBHUBD = os.path.join(BUILD, "server", "jobhubd")
 
 _generated = tempfile.mkdtemp(prefix="jobhub-e2e-pb2-")
+atexit.register(shutil.rmtree, _generated, ignore_errors=True)
 subprocess.run(
     ["protoc", "-I" + os.path.join(ROOT, "tests", "echo"),
      "-I" + os.path.join(ROOT, "third_party"), "-I/usr/include",
@@ -61,7 +64,11 @@ class Server:
         while not os.path.exists(port_file):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.process.kill()
-                raise RuntimeError("server did not start:\n" + self.output())
+                self.process.wait()
+                output = self.output()
+                self.log.close()
+                shutil.rmtree(self.dir, ignore_errors=True)
+                raise RuntimeError("server did not start:\n" + output)
             time.sleep(0.02)
         with open(port_file) as f:
             self.port = int(f.read())
@@ -84,6 +91,7 @@ class Server:
             raise AssertionError("server ignored SIGTERM:\n" + self.output())
         finally:
             self.log.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def start_server(args=(), binary=SERVER):
@@ -103,8 +111,7 @@ def fresh_server():
     """A server of the test's own, for tests that stop or restart it."""
     s = start_server()
     yield s
-    if s.process.poll() is None:
-        s.stop()
+    s.stop()  # also cleans up after a server the test stopped itself
 
 
 @pytest.fixture(scope="module")

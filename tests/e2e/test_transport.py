@@ -31,8 +31,8 @@ def make_pki(directory):
 
 
 @pytest.fixture(scope="module")
-def pki():
-    return make_pki(tempfile.mkdtemp(prefix="jobhub-pki-"))
+def pki(tmp_path_factory):
+    return make_pki(str(tmp_path_factory.mktemp("pki")))
 
 
 def echo(channel, text):
@@ -60,11 +60,11 @@ def test_tls_and_h2c_on_one_port(pki):
         assert server.stop() == 0
 
 
-def test_tls_refuses_an_untrusted_server_certificate(pki):
+def test_tls_refuses_an_untrusted_server_certificate(pki, tmp_path):
     server = start_server(["--tls-cert", pki["server.pem"],
                            "--tls-key", pki["server.key"]])
     try:
-        other = make_pki(tempfile.mkdtemp(prefix="jobhub-pki-other-"))
+        other = make_pki(str(tmp_path))
         credentials = grpc.ssl_channel_credentials(read(other["ca.pem"]))
         with grpc.secure_channel(server.address, credentials) as ch:
             with pytest.raises(grpc.RpcError) as error:
