@@ -127,6 +127,7 @@ static nghttp2_session_callbacks *session_callbacks;
 static pthread_once_t callbacks_once = PTHREAD_ONCE_INIT;
 
 static void connection_close(rpc_connection *c);
+static void arm_connection_timer(rpc_connection *c);
 
 /* Options and services. */
 
@@ -557,6 +558,7 @@ static int start_h2(rpc_connection *c) {
     return -1;
   }
   c->phase = PHASE_H2;
+  arm_connection_timer(c);
   if (c->thread->stopping) {
     /* Accepted just before shutdown: let it know at once. */
     nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR,
@@ -753,6 +755,21 @@ static void submit_goaway(rpc_connection *c) {
   rpc_connection_schedule_flush(c);
 }
 
+/* Arms the connection's one timer for its next check: half the shortest
+ * bound that applies now, so that each is noticed within 1.5 times it. */
+static void arm_connection_timer(rpc_connection *c) {
+  const rpc_server_options *options = &c->thread->server->options;
+  ev_tstamp next = options->keepalive_timeout; /* handshake, PING ack */
+  if (c->phase == PHASE_H2 && !c->ping_outstanding) {
+    next = options->keepalive_interval < options->idle_timeout
+               ? options->keepalive_interval
+               : options->idle_timeout;
+  }
+  ev_timer_stop(c->thread->loop, &c->timer);
+  ev_timer_set(&c->timer, next / 2, 0.);
+  ev_timer_start(c->thread->loop, &c->timer);
+}
+
 /* Idle timeout and keepalive on one timer, re-armed for the next due
  * moment. */
 static void on_connection_timer(struct ev_loop *loop, ev_timer *timer,
@@ -782,15 +799,7 @@ static void on_connection_timer(struct ev_loop *loop, ev_timer *timer,
       rpc_connection_schedule_flush(c);
     }
   }
-  ev_tstamp next = options->keepalive_interval;
-  if (options->idle_timeout < next) {
-    next = options->idle_timeout;
-  }
-  if (c->ping_outstanding || c->phase != PHASE_H2) {
-    next = options->keepalive_timeout;
-  }
-  ev_timer_set(timer, next / 2, 0.);
-  ev_timer_start(loop, timer);
+  arm_connection_timer(c);
 }
 
 /* Serves fd, which the connection then owns. Returns 0, or -1 (no
@@ -812,11 +821,10 @@ static int connection_open(server_thread *thread, int fd) {
   ev_io_init(&c->read_watcher, on_readable, fd, EV_READ);
   ev_io_init(&c->write_watcher, on_writable, fd, EV_WRITE);
   c->read_watcher.data = c->write_watcher.data = c;
-  ev_timer_init(&c->timer, on_connection_timer,
-                thread->server->options.keepalive_timeout / 2, 0.);
+  ev_timer_init(&c->timer, on_connection_timer, 0., 0.);
   c->timer.data = c;
   ev_io_start(thread->loop, &c->read_watcher);
-  ev_timer_start(thread->loop, &c->timer);
+  arm_connection_timer(c);
   c->next = thread->connections;
   if (thread->connections != NULL) {
     thread->connections->prev = c;
