@@ -8,12 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rpc/compress.h"
 #include "rpc/log.h"
+#include "rpc/message.h"
 #include "rpc/timeout.h"
 
-/* Messages smaller than this are never worth compressing. */
-#define GZIP_MIN_BYTES 1024
 /* Room for our own response headers beside the custom metadata. */
 #define FIXED_RESPONSE_HEADERS 4
 
@@ -447,39 +445,34 @@ static void dispatch_single(rpc_call *call) {
 static int on_request_message(void *arg, bool compressed, const uint8_t *data,
                               size_t len) {
   rpc_call *call = arg;
-  rpc_buffer inflated;
-  rpc_buffer_init(&inflated);
-  if (compressed) {
-    if (call->request_encoding == NULL) {
-      commit_status(call, RPC_STATUS_INTERNAL,
-                    "compressed message without grpc-encoding");
-      return -1;
-    }
-    int rv = rpc_gzip_decompress(data, len, call->max_receive_bytes, &inflated);
-    if (rv != 0) {
-      if (rv == RPC_COMPRESS_ERR_TOO_LARGE) {
-        commit_status(call, RPC_STATUS_RESOURCE_EXHAUSTED,
-                      "decompressed message larger than the receive limit");
-      } else {
-        commit_status(call, RPC_STATUS_INTERNAL,
-                      rv == RPC_COMPRESS_ERR_CORRUPT
-                          ? "message is not valid gzip"
-                          : "out of memory decompressing a message");
-      }
-      rpc_buffer_free(&inflated);
-      return -1;
-    }
-    data = inflated.data;
-    len = inflated.len;
+  if (compressed && call->request_encoding == NULL) {
+    commit_status(call, RPC_STATUS_INTERNAL,
+                  "compressed message without grpc-encoding");
+    return -1;
   }
-  ProtobufCMessage *message =
-      protobuf_c_message_unpack(call->method->input, NULL, len, data);
-  rpc_buffer_free(&inflated);
-  if (message == NULL) {
+  ProtobufCMessage *message = NULL;
+  int rv = rpc_message_decode(call->method->input, compressed, data, len,
+                              call->max_receive_bytes, &message);
+  if (rv != 0) {
     char text[200];
-    snprintf(text, sizeof(text), "failed to parse request as %s",
-             call->method->input->name);
-    commit_status(call, RPC_STATUS_INVALID_ARGUMENT, text);
+    switch (rv) {
+    case RPC_MESSAGE_ERR_TOO_LARGE:
+      commit_status(call, RPC_STATUS_RESOURCE_EXHAUSTED,
+                    "decompressed message larger than the receive limit");
+      break;
+    case RPC_MESSAGE_ERR_CORRUPT:
+      commit_status(call, RPC_STATUS_INTERNAL, "message is not valid gzip");
+      break;
+    case RPC_MESSAGE_ERR_PARSE:
+      snprintf(text, sizeof(text), "failed to parse request as %s",
+               call->method->input->name);
+      commit_status(call, RPC_STATUS_INVALID_ARGUMENT, text);
+      break;
+    default:
+      commit_status(call, RPC_STATUS_RESOURCE_EXHAUSTED,
+                    "out of memory receiving a message");
+      break;
+    }
     return -1;
   }
   if (RPC_SHAPE_HAS_SINGLE_REQUEST(call->method->shape)) {
@@ -682,34 +675,17 @@ int rpc_call_send(rpc_call *call, const ProtobufCMessage *message) {
   if (call->status_committed || call->cancelled || call->session == NULL) {
     return RPC_CALL_ERR_CLOSED;
   }
-  size_t size = protobuf_c_message_get_packed_size(message);
-  if (size > UINT32_MAX) {
-    return RPC_CALL_ERR_TOO_LARGE;
-  }
   /* The first message decides whether responses announce gzip. */
-  if (!call->headers_sent && call->accepts_gzip && size >= GZIP_MIN_BYTES) {
+  if (!call->headers_sent && call->accepts_gzip &&
+      protobuf_c_message_get_packed_size(message) >=
+          RPC_MESSAGE_GZIP_MIN_BYTES) {
     call->response_gzip = true;
   }
-  rpc_buffer *queue = &call->send_queue;
-  size_t start = queue->len;
-  if (rpc_buffer_reserve(queue, RPC_FRAME_HEADER_SIZE + size) != 0) {
-    return RPC_CALL_ERR_NOMEM;
+  int rv = rpc_message_encode(&call->send_queue, message, call->response_gzip);
+  if (rv != 0) {
+    return rv == RPC_MESSAGE_ERR_TOO_LARGE ? RPC_CALL_ERR_TOO_LARGE
+                                           : RPC_CALL_ERR_NOMEM;
   }
-  uint8_t *body = queue->data + start + RPC_FRAME_HEADER_SIZE;
-  protobuf_c_message_pack(message, body);
-  bool compressed = false;
-  if (call->response_gzip && size >= GZIP_MIN_BYTES) {
-    rpc_buffer packed;
-    rpc_buffer_init(&packed);
-    if (rpc_gzip_compress(body, size, &packed) == 0 && packed.len < size) {
-      memcpy(body, packed.data, packed.len);
-      size = packed.len;
-      compressed = true;
-    }
-    rpc_buffer_free(&packed);
-  }
-  rpc_frame_header_write(queue->data + start, compressed, (uint32_t)size);
-  queue->len = start + RPC_FRAME_HEADER_SIZE + size;
   kick(call);
   return 0;
 }

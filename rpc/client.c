@@ -14,15 +14,15 @@
 #include <nghttp2/nghttp2.h>
 
 #include "rpc/call.h"
-#include "rpc/compress.h"
 #include "rpc/frame.h"
+#include "rpc/h2_io.h"
+#include "rpc/message.h"
 #include "rpc/socket.h"
 #include "rpc/timeout.h"
 
 #define READ_BUFFER_SIZE 65536
 #define DEFAULT_MAX_RECEIVE (4u << 20)
 #define DEFAULT_CONNECT_TIMEOUT 10.
-#define GZIP_MIN_BYTES 1024
 #define STREAM_WINDOW_BYTES (1 << 20)
 #define CONNECTION_WINDOW_BYTES (16 << 20)
 
@@ -159,41 +159,14 @@ static void deliver_close(rpc_client_call *call) {
 /* Output. */
 
 static int connection_flush(connection *c) {
-  for (;;) {
-    while (c->state == READY && c->out.len - c->out_offset < 65536) {
-      const uint8_t *data;
-      ssize_t n = nghttp2_session_mem_send(c->session, &data);
-      if (n < 0) {
-        return -1;
-      }
-      if (n == 0) {
-        break;
-      }
-      if (rpc_buffer_append(&c->out, data, (size_t)n) != 0) {
-        return -1;
-      }
-    }
-    size_t pending = c->out.len - c->out_offset;
-    if (pending == 0) {
-      break;
-    }
-    ssize_t written =
-        rpc_socket_write(&c->socket, c->out.data + c->out_offset, pending);
-    if (written == RPC_SOCKET_AGAIN) {
-      ev_io_start(c->channel->loop, &c->write_watcher);
-      return 0;
-    }
-    if (written < 0) {
-      return -1;
-    }
-    c->out_offset += (size_t)written;
-    if (c->out_offset == c->out.len) {
-      c->out_offset = 0;
-      rpc_buffer_reset(&c->out);
-    }
+  int rv = rpc_h2_flush(c->state == READY ? c->session : NULL, &c->socket,
+                        &c->out, &c->out_offset);
+  if (rv == RPC_H2_BLOCKED) {
+    ev_io_start(c->channel->loop, &c->write_watcher);
+  } else if (rv == RPC_H2_FLUSHED) {
+    ev_io_stop(c->channel->loop, &c->write_watcher);
   }
-  ev_io_stop(c->channel->loop, &c->write_watcher);
-  return 0;
+  return rv < 0 ? -1 : 0;
 }
 
 static void connection_free(connection *c) {
@@ -265,32 +238,22 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *watcher, int events) {
 static int on_message(void *arg, bool compressed, const uint8_t *data,
                       size_t len) {
   rpc_client_call *call = arg;
-  rpc_buffer inflated;
-  rpc_buffer_init(&inflated);
-  if (compressed) {
-    if (!call->response_gzip) {
-      set_local_status(call, RPC_STATUS_INTERNAL,
-                       "compressed response without grpc-encoding gzip");
-      return -1;
-    }
-    int rv = rpc_gzip_decompress(data, len, call->channel->max_receive,
-                                 &inflated);
-    if (rv != 0) {
-      set_local_status(call,
-                       rv == RPC_COMPRESS_ERR_TOO_LARGE
-                           ? RPC_STATUS_RESOURCE_EXHAUSTED
-                           : RPC_STATUS_INTERNAL,
-                       "cannot decompress a response message");
-      return -1;
-    }
-    data = inflated.data;
-    len = inflated.len;
+  if (compressed && !call->response_gzip) {
+    set_local_status(call, RPC_STATUS_INTERNAL,
+                     "compressed response without grpc-encoding gzip");
+    return -1;
   }
-  ProtobufCMessage *message =
-      protobuf_c_message_unpack(call->method->output, NULL, len, data);
-  rpc_buffer_free(&inflated);
-  if (message == NULL) {
-    set_local_status(call, RPC_STATUS_INTERNAL, "failed to parse response");
+  ProtobufCMessage *message = NULL;
+  int rv = rpc_message_decode(call->method->output, compressed, data, len,
+                              call->channel->max_receive, &message);
+  if (rv != 0) {
+    set_local_status(call,
+                     rv == RPC_MESSAGE_ERR_TOO_LARGE
+                         ? RPC_STATUS_RESOURCE_EXHAUSTED
+                         : RPC_STATUS_INTERNAL,
+                     rv == RPC_MESSAGE_ERR_PARSE
+                         ? "failed to parse response"
+                         : "cannot decompress a response message");
     return -1;
   }
   if (call->hooks.on_message != NULL && !call->local_status) {
@@ -815,28 +778,9 @@ int rpc_client_call_send(rpc_client_call *call,
   if (call->send_closed || call->closing || call->local_status) {
     return -1;
   }
-  size_t size = protobuf_c_message_get_packed_size(message);
-  rpc_buffer *queue = &call->send_queue;
-  size_t start = queue->len;
-  if (size > UINT32_MAX ||
-      rpc_buffer_reserve(queue, RPC_FRAME_HEADER_SIZE + size) != 0) {
+  if (rpc_message_encode(&call->send_queue, message, call->compress) != 0) {
     return -1;
   }
-  uint8_t *body = queue->data + start + RPC_FRAME_HEADER_SIZE;
-  protobuf_c_message_pack(message, body);
-  bool compressed = false;
-  if (call->compress && size >= GZIP_MIN_BYTES) {
-    rpc_buffer packed;
-    rpc_buffer_init(&packed);
-    if (rpc_gzip_compress(body, size, &packed) == 0 && packed.len < size) {
-      memcpy(body, packed.data, packed.len);
-      size = packed.len;
-      compressed = true;
-    }
-    rpc_buffer_free(&packed);
-  }
-  rpc_frame_header_write(queue->data + start, compressed, (uint32_t)size);
-  queue->len = start + RPC_FRAME_HEADER_SIZE + size;
   wake(call);
   return 0;
 }

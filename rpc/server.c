@@ -19,13 +19,12 @@
 #include <nghttp2/nghttp2.h>
 
 #include "rpc/call_internal.h"
+#include "rpc/h2_io.h"
 #include "rpc/log.h"
 #include "rpc/server_internal.h"
 #include "rpc/socket.h"
 
 #define READ_BUFFER_SIZE 65536
-/* Output is gathered up to this much before a write(2). */
-#define WRITE_BATCH_BYTES 65536
 /* Reads per readiness event before other connections get a turn. */
 #define READS_PER_EVENT 16
 #define ACCEPTS_PER_EVENT 64
@@ -294,50 +293,14 @@ static bool connection_done(const rpc_connection *c) {
 /* Writes what nghttp2 has for the socket. Returns 0, or -1 when the
  * connection failed and must be closed. */
 static int connection_flush(rpc_connection *c) {
-  for (;;) {
-    while (c->phase == PHASE_H2 && c->out.len - c->out_offset < WRITE_BATCH_BYTES) {
-      const uint8_t *data;
-      ssize_t n = nghttp2_session_mem_send(c->session, &data);
-      if (n < 0) {
-        rpc_log(RPC_LOG_WARN, "h2_send_failed", "error=\"%s\"",
-                nghttp2_strerror((int)n));
-        return -1;
-      }
-      if (n == 0) {
-        break;
-      }
-      if (rpc_buffer_append(&c->out, data, (size_t)n) != 0) {
-        return -1;
-      }
-    }
-    size_t pending = c->out.len - c->out_offset;
-    if (pending == 0) {
-      break;
-    }
-    ssize_t written =
-        rpc_socket_write(&c->socket, c->out.data + c->out_offset, pending);
-    if (written == RPC_SOCKET_AGAIN) {
-      ev_io_start(c->thread->loop, &c->write_watcher);
-      return 0;
-    }
-    if (written < 0) {
-      return -1;
-    }
-    c->out_offset += (size_t)written;
-    if (c->out_offset == c->out.len) {
-      c->out_offset = 0;
-      /* Keep idle connections small: drop a large batch buffer. */
-      if (c->out.cap > 4 * WRITE_BATCH_BYTES) {
-        rpc_buffer_free(&c->out);
-      } else {
-        rpc_buffer_reset(&c->out);
-      }
-    }
-  }
-  if (!c->read_needs_write) {
+  int rv = rpc_h2_flush(c->phase == PHASE_H2 ? c->session : NULL, &c->socket,
+                        &c->out, &c->out_offset);
+  if (rv == RPC_H2_BLOCKED) {
+    ev_io_start(c->thread->loop, &c->write_watcher);
+  } else if (rv == RPC_H2_FLUSHED && !c->read_needs_write) {
     ev_io_stop(c->thread->loop, &c->write_watcher);
   }
-  return 0;
+  return rv < 0 ? -1 : 0;
 }
 
 /* Runs every scheduled flush, and the on_writable hooks they owe, before

@@ -1,0 +1,57 @@
+/* message.c: gRPC messages to and from bytes. */
+#include "rpc/message.h"
+
+#include <string.h>
+
+#include "rpc/compress.h"
+#include "rpc/frame.h"
+
+int rpc_message_encode(rpc_buffer *out, const ProtobufCMessage *message,
+                       bool gzip) {
+  size_t size = protobuf_c_message_get_packed_size(message);
+  if (size > UINT32_MAX) {
+    return RPC_MESSAGE_ERR_TOO_LARGE;
+  }
+  size_t start = out->len;
+  if (rpc_buffer_reserve(out, RPC_FRAME_HEADER_SIZE + size) != 0) {
+    return RPC_MESSAGE_ERR_NOMEM;
+  }
+  /* Packed in place, after room for the prefix: no copy when plain. */
+  uint8_t *body = out->data + start + RPC_FRAME_HEADER_SIZE;
+  protobuf_c_message_pack(message, body);
+  bool compressed = false;
+  if (gzip && size >= RPC_MESSAGE_GZIP_MIN_BYTES) {
+    rpc_buffer packed;
+    rpc_buffer_init(&packed);
+    if (rpc_gzip_compress(body, size, &packed) == 0 && packed.len < size) {
+      memcpy(body, packed.data, packed.len);
+      size = packed.len;
+      compressed = true;
+    }
+    rpc_buffer_free(&packed);
+  }
+  rpc_frame_header_write(out->data + start, compressed, (uint32_t)size);
+  out->len = start + RPC_FRAME_HEADER_SIZE + size;
+  return 0;
+}
+
+int rpc_message_decode(const ProtobufCMessageDescriptor *descriptor,
+                       bool compressed, const uint8_t *data, size_t len,
+                       size_t max_size, ProtobufCMessage **message) {
+  rpc_buffer inflated;
+  rpc_buffer_init(&inflated);
+  if (compressed) {
+    int rv = rpc_gzip_decompress(data, len, max_size, &inflated);
+    if (rv != 0) {
+      rpc_buffer_free(&inflated);
+      return rv == RPC_COMPRESS_ERR_TOO_LARGE ? RPC_MESSAGE_ERR_TOO_LARGE
+             : rv == RPC_COMPRESS_ERR_CORRUPT ? RPC_MESSAGE_ERR_CORRUPT
+                                              : RPC_MESSAGE_ERR_NOMEM;
+    }
+    data = inflated.data;
+    len = inflated.len;
+  }
+  *message = protobuf_c_message_unpack(descriptor, NULL, len, data);
+  rpc_buffer_free(&inflated);
+  return *message != NULL ? 0 : RPC_MESSAGE_ERR_PARSE;
+}
