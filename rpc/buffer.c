@@ -59,4 +59,19 @@ void rpc_buffer_consume(rpc_buffer *buffer, size_t size) {
   buffer->len -= size;
 }
 
+size_t rpc_buffer_take(rpc_buffer *buffer, size_t *offset, uint8_t *out,
+                       size_t max) {
+  size_t queued = buffer->len - *offset;
+  size_t n = queued < max ? queued : max;
+  if (n > 0) {
+    memcpy(out, buffer->data + *offset, n);
+    *offset += n;
+  }
+  if (*offset == buffer->len) {
+    buffer->len = 0;
+    *offset = 0;
+  }
+  return n;
+}
+
 void rpc_buffer_reset(rpc_buffer *buffer) { buffer->len = 0; }

@@ -30,6 +30,12 @@ int rpc_buffer_append(rpc_buffer *buffer, const void *data, size_t size);
 /* rpc_buffer_consume drops the first size bytes (size <= len). */
 void rpc_buffer_consume(rpc_buffer *buffer, size_t size);
 
+/* rpc_buffer_take copies up to max bytes from data[*offset..len) to out,
+ * advances *offset, and empties the buffer (keeping its memory) once all
+ * is taken: a queue read from the front. Returns the count copied. */
+size_t rpc_buffer_take(rpc_buffer *buffer, size_t *offset, uint8_t *out,
+                       size_t max);
+
 /* rpc_buffer_reset empties the buffer but keeps its memory. */
 void rpc_buffer_reset(rpc_buffer *buffer);
 

@@ -278,15 +278,7 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id,
   (void)user_data;
   rpc_call *call = source->ptr;
   size_t queued = call->send_queue.len - call->send_offset;
-  size_t n = queued < length ? queued : length;
-  if (n > 0) {
-    memcpy(buf, call->send_queue.data + call->send_offset, n);
-    call->send_offset += n;
-    if (call->send_offset == call->send_queue.len) {
-      rpc_buffer_reset(&call->send_queue);
-      call->send_offset = 0;
-    }
-  }
+  size_t n = rpc_buffer_take(&call->send_queue, &call->send_offset, buf, length);
   if (n == queued) {
     if (call->status_committed) {
       /* PROTOCOL-HTTP2: the status travels in trailers after the data. */
@@ -587,9 +579,7 @@ static ssize_t read_plain_body(nghttp2_session *session, int32_t stream_id,
   (void)user_data;
   rpc_call *call = source->ptr;
   size_t queued = call->send_queue.len - call->send_offset;
-  size_t n = queued < length ? queued : length;
-  memcpy(buf, call->send_queue.data + call->send_offset, n);
-  call->send_offset += n;
+  size_t n = rpc_buffer_take(&call->send_queue, &call->send_offset, buf, length);
   if (n == queued) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
   }
