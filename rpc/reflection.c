@@ -15,10 +15,10 @@ typedef Grpc__Reflection__V1__ServerReflectionResponse reflection_response;
 
 #define MAX_EXTENSIONS 1024
 
-typedef struct reflection {
+struct rpc_reflection {
   rpc_server *server;
   const rpc_descriptor_pool *pool;
-} reflection;
+};
 
 /* Files of one answer: each once, the asked one first. */
 typedef struct file_list {
@@ -227,7 +227,7 @@ static void send_response(rpc_call *call, bool alpha,
 
 static void on_request(rpc_call *call, const ProtobufCMessage *message,
                        void *arg) {
-  const reflection *r = arg;
+  const rpc_reflection *r = arg;
   bool alpha =
       message->descriptor !=
       &grpc__reflection__v1__server_reflection_request__descriptor;
@@ -317,15 +317,21 @@ static const grpc_reflection_v1alpha_server_reflection_handlers
         .server_reflection_info = server_reflection_info,
 };
 
-int rpc_reflection_add(rpc_server *server, const rpc_descriptor_pool *pool) {
-  /* Lives as long as the process: the server keeps a pointer to it. */
-  static reflection state;
-  state = (reflection){server, pool};
-  if (grpc_reflection_v1_server_reflection_add_to_server(server, &v1_handlers,
-                                                         &state) != 0 ||
-      grpc_reflection_v1alpha_server_reflection_add_to_server(
-          server, &v1alpha_handlers, &state) != 0) {
-    return -1;
+rpc_reflection *rpc_reflection_add(rpc_server *server,
+                                   const rpc_descriptor_pool *pool) {
+  rpc_reflection *state = malloc(sizeof(*state));
+  if (state == NULL) {
+    return NULL;
   }
-  return 0;
+  *state = (rpc_reflection){server, pool};
+  if (grpc_reflection_v1_server_reflection_add_to_server(server, &v1_handlers,
+                                                         state) != 0 ||
+      grpc_reflection_v1alpha_server_reflection_add_to_server(
+          server, &v1alpha_handlers, state) != 0) {
+    free(state);
+    return NULL;
+  }
+  return state;
 }
+
+void rpc_reflection_free(rpc_reflection *reflection) { free(reflection); }

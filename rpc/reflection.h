@@ -8,10 +8,17 @@
 #include "rpc/descriptor_pool.h"
 #include "rpc/server.h"
 
+typedef struct rpc_reflection rpc_reflection;
+
 /* rpc_reflection_add registers both reflection services on server (before
- * start). list_services names every service the server has when asked,
+ * start) and returns their state, owned by the caller (free it after the
+ * server). list_services names every service the server has when asked,
  * health and reflection included. pool is borrowed and must outlive the
- * server. Returns 0 or -1 (no memory). */
-int rpc_reflection_add(rpc_server *server, const rpc_descriptor_pool *pool);
+ * server. NULL: no memory. */
+rpc_reflection *rpc_reflection_add(rpc_server *server,
+                                   const rpc_descriptor_pool *pool);
+
+/* rpc_reflection_free frees the state once the server is freed. */
+void rpc_reflection_free(rpc_reflection *reflection);
 
 #endif

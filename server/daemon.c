@@ -87,6 +87,7 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   rpc_server *server = NULL;
   rpc_descriptor_pool *pool = NULL;
   rpc_health *health = NULL;
+  rpc_reflection *reflection = NULL;
 
   /* Signals are taken by sigwait below; threads inherit the mask. */
   sigset_t signals;
@@ -135,7 +136,8 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
     goto out;
   }
   health = rpc_health_add(server);
-  if (health == NULL || rpc_reflection_add(server, pool) != 0) {
+  reflection = rpc_reflection_add(server, pool);
+  if (health == NULL || reflection == NULL) {
     rpc_log(RPC_LOG_ERROR, "startup_failed",
             "error=\"cannot register health and reflection\"");
     goto out;
@@ -170,6 +172,7 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
 out:
   rpc_server_free(server);
   rpc_health_free(health);
+  rpc_reflection_free(reflection);
   rpc_descriptor_pool_free(pool);
   SSL_CTX_free(tls);
   jobhubd_config_free(&config);

@@ -43,7 +43,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
       rpc_descriptor_pool_add_set(pool, echo_descriptor_set,
                                   echo_descriptor_set_size) != 0 ||
       echo_service_add(server) != 0 || rpc_health_add(server) == NULL ||
-      rpc_reflection_add(server, pool) != 0 ||
+      rpc_reflection_add(server, pool) == NULL ||
       rpc_server_start_on_loop(server, loop, err, sizeof(err)) != 0) {
     fprintf(stderr, "fuzz_server: set-up failed: %s\n", err);
     abort();
