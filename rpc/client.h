@@ -1,7 +1,10 @@
 /* client.h: the gRPC client: a channel is one HTTP/2 connection (h2c or
  * TLS with ALPN h2) on a libev loop; calls are streams on it. Used through
  * the generated stubs, asynchronously (hooks on a shared loop) or
- * blocking (the channel runs a private loop until the answer is in). */
+ * blocking (the channel runs a private loop until the answer is in).
+ *
+ * TLS writes go through OpenSSL's write(2): a program using TLS must
+ * ignore SIGPIPE (plain sockets use MSG_NOSIGNAL). */
 #ifndef JOBHUB_RPC_CLIENT_H
 #define JOBHUB_RPC_CLIENT_H
 

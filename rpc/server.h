@@ -1,5 +1,8 @@
 /* server.h: the gRPC server: listeners, one libev loop per thread, HTTP/2
- * sessions, and the registered services. */
+ * sessions, and the registered services.
+ *
+ * TLS writes go through OpenSSL's write(2): a program using TLS must
+ * ignore SIGPIPE (plain sockets use MSG_NOSIGNAL). */
 #ifndef JOBHUB_RPC_SERVER_H
 #define JOBHUB_RPC_SERVER_H
 
