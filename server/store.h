@@ -1,0 +1,91 @@
+/* store.h: the hub's durable state, in SQLite in WAL mode, one file in the
+ * data folder (jobhub.db). Writes are queued to a writer thread that
+ * commits them in groups: every write that arrives while a commit runs
+ * goes into the next transaction, so one fsync makes a whole group
+ * durable. Each write's callback runs on the core's loop once the write is
+ * durable (or failed): a job is acknowledged only then. Reads (start-up
+ * recovery, history) are synchronous on the calling thread, through a
+ * connection of their own that WAL lets read while the writer writes. */
+#ifndef JOBHUB_SERVER_STORE_H
+#define JOBHUB_SERVER_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ev_loop;
+
+typedef struct job_store job_store;
+
+/* A job as stored: the fields the hub queries by, and the serialized
+ * jobhub.v1.Job that holds everything. Times are microseconds since the
+ * Unix epoch, 0 for none. */
+typedef struct stored_job {
+  const char *id;
+  int state; /* jobhub.v1.JobState */
+  uint32_t pool_id;
+  uint32_t job_type_id;
+  int32_t priority;
+  int64_t not_before_us;
+  int64_t created_us;
+  int64_t lease_expires_us;
+  const char *idempotency_key; /* NULL or "": none; unique otherwise */
+  const uint8_t *job;          /* serialized jobhub.v1.Job */
+  size_t job_size;
+  const uint8_t *result; /* serialized jobhub.v1.JobResult, or NULL */
+  size_t result_size;
+} stored_job;
+
+/* One transition of a job, for History. */
+typedef struct stored_event {
+  const char *job_id;
+  int from_state;
+  int to_state;
+  int64_t time_us;
+  const char *actor;
+  uint64_t worker_idx;
+  const char *detail; /* may be NULL */
+} stored_event;
+
+/* Called on the core loop: status 0 once the write is durable, -1 if it
+ * failed (nothing of it was stored; the reason is logged). */
+typedef void (*job_store_done_fn)(int status, void *arg);
+
+/* job_store_open opens (creating, migrating) dir/jobhub.db and starts the
+ * writer thread, whose completions run on loop. Returns NULL with a
+ * message in err. */
+job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
+                          size_t err_size);
+
+/* job_store_save_job queues an insert-or-replace of job (copied) with an
+ * optional event (copied; NULL for none) in the same transaction. done
+ * runs once, on the loop. Returns 0, or -1 (no memory, or the store is
+ * closing: done is then never called). */
+int job_store_save_job(job_store *store, const stored_job *job,
+                       const stored_event *event, job_store_done_fn done,
+                       void *arg);
+
+/* job_store_load_jobs calls each for every stored job, oldest first,
+ * until each returns non-zero. The record is borrowed for the call.
+ * Returns 0, each's non-zero return, or -1 on a read error. */
+int job_store_load_jobs(job_store *store,
+                        int (*each)(const stored_job *job, void *arg),
+                        void *arg);
+
+/* job_store_load_events calls each for every event of job_id, oldest
+ * first. Returns as job_store_load_jobs. */
+int job_store_load_events(job_store *store, const char *job_id,
+                          int (*each)(const stored_event *event, void *arg),
+                          void *arg);
+
+/* job_store_commits returns how many transactions the writer committed,
+ * and job_store_writes how many writes they held: their ratio is the
+ * group size. */
+uint64_t job_store_commits(const job_store *store);
+uint64_t job_store_writes(const job_store *store);
+
+/* job_store_close waits for every queued write to be committed, runs the
+ * callbacks still owed on the calling thread (the loop's), stops the
+ * writer and closes the database. */
+void job_store_close(job_store *store);
+
+#endif
