@@ -61,8 +61,9 @@ static int list_add_with_dependencies(file_list *list,
 static void send_error(rpc_call *call, bool alpha,
                        const reflection_request *request,
                        rpc_status_code code, const char *message);
-static void send_response(rpc_call *call, bool alpha,
-                          reflection_response *response);
+static void send_answer(rpc_call *call, bool alpha,
+                        const reflection_request *request,
+                        reflection_response *response);
 
 static void answer_files(rpc_call *call, bool alpha,
                          const reflection_request *request,
@@ -102,9 +103,7 @@ static void answer_files(rpc_call *call, bool alpha,
   response.message_response_case =
       GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE;
   response.file_descriptor_response = &files;
-  response.valid_host = request->host;
-  response.original_request = (reflection_request *)request;
-  send_response(call, alpha, &response);
+  send_answer(call, alpha, request, &response);
   free(blobs);
   free(list.files);
 }
@@ -138,9 +137,7 @@ static void answer_services(rpc_call *call, bool alpha,
   response.message_response_case =
       GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE;
   response.list_services_response = &list;
-  response.valid_host = request->host;
-  response.original_request = (reflection_request *)request;
-  send_response(call, alpha, &response);
+  send_answer(call, alpha, request, &response);
   free(pointers);
   free(services);
 }
@@ -171,9 +168,7 @@ static void answer_extension_numbers(rpc_call *call, bool alpha,
   response.message_response_case =
       GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE;
   response.all_extension_numbers_response = &answer;
-  response.valid_host = request->host;
-  response.original_request = (reflection_request *)request;
-  send_response(call, alpha, &response);
+  send_answer(call, alpha, request, &response);
 }
 
 static void send_error(rpc_call *call, bool alpha,
@@ -188,9 +183,7 @@ static void send_error(rpc_call *call, bool alpha,
   response.message_response_case =
       GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE;
   response.error_response = &error;
-  response.valid_host = request->host;
-  response.original_request = (reflection_request *)request;
-  send_response(call, alpha, &response);
+  send_answer(call, alpha, request, &response);
 }
 
 /* Re-encodes message as the type of descriptor. NULL: no memory. */
@@ -209,8 +202,13 @@ static ProtobufCMessage *convert(const ProtobufCMessage *message,
   return converted;
 }
 
-static void send_response(rpc_call *call, bool alpha,
-                          reflection_response *response) {
+/* Completes the envelope every answer shares and sends it in the
+ * call's protocol version. */
+static void send_answer(rpc_call *call, bool alpha,
+                        const reflection_request *request,
+                        reflection_response *response) {
+  response->valid_host = request->host;
+  response->original_request = (reflection_request *)request;
   if (!alpha) {
     (void)grpc_reflection_v1_server_reflection_server_reflection_info_send(
         call, response);
