@@ -21,6 +21,7 @@
 #include "rpc/call_internal.h"
 #include "rpc/h2_io.h"
 #include "rpc/log.h"
+#include "rpc/loop_thread.h"
 #include "rpc/server_internal.h"
 #include "rpc/socket.h"
 
@@ -48,11 +49,6 @@ typedef struct route {
   const registered_service *service;
 } route;
 
-typedef struct task {
-  void (*fn)(struct ev_loop *loop, void *arg);
-  void *arg;
-  struct task *next;
-} task;
 
 typedef enum connection_phase {
   PHASE_SNIFF,         /* first bytes not seen yet */
@@ -90,20 +86,16 @@ struct rpc_connection {
 struct server_thread {
   rpc_server *server;
   unsigned index;
-  pthread_t thread;
-  bool thread_started;
-  bool owns_loop; /* false when serving on the caller's loop */
-  struct ev_loop *loop;
+  rpc_loop_thread *runner; /* the loop, its thread and mailbox */
+  struct ev_loop *loop;    /* the runner's */
+  bool running;            /* the runner's thread was started */
   int listen_fd;
   ev_io accept_watcher;
-  ev_async wakeup;
   ev_prepare flusher;
   ev_idle spinner;      /* active: the loop polls without sleeping */
   ev_tstamp last_input; /* when a connection last had bytes to read */
   ev_timer grace_timer;
-  pthread_mutex_t tasks_lock;
-  task *tasks_head, *tasks_tail;
-  task shutdown_task;
+  rpc_loop_task shutdown_task;
   rpc_connection *connections;
   rpc_connection *flush_list;
   bool stopping;
@@ -853,59 +845,28 @@ static void on_accept(struct ev_loop *loop, ev_io *watcher, int events) {
 
 /* Threads, tasks and shutdown. */
 
-static void on_wakeup(struct ev_loop *loop, ev_async *watcher, int events) {
-  (void)events;
-  server_thread *thread = watcher->data;
-  pthread_mutex_lock(&thread->tasks_lock);
-  task *list = thread->tasks_head;
-  thread->tasks_head = thread->tasks_tail = NULL;
-  pthread_mutex_unlock(&thread->tasks_lock);
-  while (list != NULL) {
-    task *next = list->next;
-    list->fn(loop, list->arg);
-    if (list != &thread->shutdown_task) {
-      free(list);
-    }
-    list = next;
-  }
-}
-
-/* Appends t to thread's tasks and wakes the thread. */
-static void enqueue_task(server_thread *thread, task *t) {
-  pthread_mutex_lock(&thread->tasks_lock);
-  if (thread->tasks_tail != NULL) {
-    thread->tasks_tail->next = t;
-  } else {
-    thread->tasks_head = t;
-  }
-  thread->tasks_tail = t;
-  pthread_mutex_unlock(&thread->tasks_lock);
-  ev_async_send(thread->loop, &thread->wakeup);
-}
-
 int rpc_server_run_on_loops(rpc_server *server,
                             void (*fn)(struct ev_loop *loop, void *arg),
                             void *arg) {
   /* All or nothing: allocate every task before posting any. */
-  task *list = NULL;
+  rpc_loop_task *list = NULL;
   for (unsigned i = 0; i < server->thread_count; i++) {
-    task *t = malloc(sizeof(*t));
-    if (t == NULL) {
+    rpc_loop_task *task = malloc(sizeof(*task));
+    if (task == NULL) {
       while (list != NULL) {
-        task *next = list->next;
+        rpc_loop_task *next = list->next;
         free(list);
         list = next;
       }
       return -1;
     }
-    *t = (task){fn, arg, list};
-    list = t;
+    *task = (rpc_loop_task){fn, arg, true, list};
+    list = task;
   }
   for (unsigned i = 0; i < server->thread_count; i++) {
-    task *t = list;
-    list = t->next;
-    t->next = NULL;
-    enqueue_task(server->threads[i], t);
+    rpc_loop_task *task = list;
+    list = task->next;
+    rpc_loop_thread_post(server->threads[i]->runner, task);
   }
   return 0;
 }
@@ -948,12 +909,6 @@ static void begin_shutdown(struct ev_loop *loop, void *arg) {
   ev_timer_start(loop, &thread->grace_timer);
 }
 
-static void *thread_main(void *arg) {
-  server_thread *thread = arg;
-  ev_run(thread->loop, 0);
-  return NULL;
-}
-
 static void thread_free(server_thread *thread) {
   if (thread == NULL) {
     return;
@@ -961,25 +916,15 @@ static void thread_free(server_thread *thread) {
   while (thread->connections != NULL) {
     connection_close(thread->connections);
   }
-  for (task *t = thread->tasks_head, *next; t != NULL; t = next) {
-    next = t->next;
-    if (t != &thread->shutdown_task) {
-      free(t);
-    }
-  }
   if (thread->listen_fd >= 0) {
     close(thread->listen_fd);
   }
-  if (thread->loop != NULL) {
-    ev_async_stop(thread->loop, &thread->wakeup);
+  if (thread->runner != NULL) {
     ev_prepare_stop(thread->loop, &thread->flusher);
     ev_idle_stop(thread->loop, &thread->spinner);
     ev_io_stop(thread->loop, &thread->accept_watcher);
-    if (thread->owns_loop) {
-      ev_loop_destroy(thread->loop);
-    }
+    rpc_loop_thread_free(thread->runner);
   }
-  pthread_mutex_destroy(&thread->tasks_lock);
   free(thread);
 }
 
@@ -1004,17 +949,13 @@ static server_thread *thread_new(rpc_server *server, unsigned index,
   thread->server = server;
   thread->index = index;
   thread->listen_fd = -1;
-  pthread_mutex_init(&thread->tasks_lock, NULL);
-  thread->owns_loop = loop == NULL;
-  thread->loop = loop != NULL ? loop : ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-  if (thread->loop == NULL) {
+  thread->runner = rpc_loop_thread_new(loop);
+  if (thread->runner == NULL) {
     snprintf(err, err_size, "cannot create an event loop");
     thread_free(thread);
     return NULL;
   }
-  ev_async_init(&thread->wakeup, on_wakeup);
-  thread->wakeup.data = thread;
-  ev_async_start(thread->loop, &thread->wakeup);
+  thread->loop = rpc_loop_thread_loop(thread->runner);
   ev_prepare_init(&thread->flusher, on_prepare);
   thread->flusher.data = thread;
   ev_prepare_start(thread->loop, &thread->flusher);
@@ -1106,13 +1047,12 @@ int rpc_server_start(rpc_server *server, char *err, size_t err_size) {
     server->thread_count = i + 1;
   }
   for (unsigned i = 0; i < server->thread_count; i++) {
-    int rv = pthread_create(&server->threads[i]->thread, NULL, thread_main,
-                            server->threads[i]);
+    int rv = rpc_loop_thread_start(server->threads[i]->runner);
     if (rv != 0) {
       snprintf(err, err_size, "cannot start a thread: %s", strerror(rv));
       goto fail;
     }
-    server->threads[i]->thread_started = true;
+    server->threads[i]->running = true;
   }
   server->started = true;
   return 0;
@@ -1135,17 +1075,18 @@ struct ev_loop *rpc_server_loop(const rpc_server *server, unsigned index) {
 void rpc_server_shutdown(rpc_server *server) {
   for (unsigned i = 0; i < server->thread_count; i++) {
     server_thread *thread = server->threads[i];
-    if (thread->thread_started) {
+    if (thread->running) {
       /* The task lives in the thread: no allocation can fail here. */
-      thread->shutdown_task = (task){begin_shutdown, thread, NULL};
-      enqueue_task(thread, &thread->shutdown_task);
+      thread->shutdown_task = (rpc_loop_task){begin_shutdown, thread, false,
+                                              NULL};
+      rpc_loop_thread_post(thread->runner, &thread->shutdown_task);
     }
   }
   for (unsigned i = 0; i < server->thread_count; i++) {
     server_thread *thread = server->threads[i];
-    if (thread->thread_started) {
-      pthread_join(thread->thread, NULL);
-      thread->thread_started = false;
+    if (thread->running) {
+      rpc_loop_thread_join(thread->runner);
+      thread->running = false;
     }
   }
 }
