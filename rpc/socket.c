@@ -1,4 +1,5 @@
-/* socket.c: non-blocking plain or TLS sockets. */
+/* socket.c: non-blocking plain or TLS sockets. Connected sockets get
+ * TCP_NODELAY here; accepted ones from the server, which owns accept. */
 #include "rpc/socket.h"
 
 #include <errno.h>
@@ -29,6 +30,7 @@ void rpc_socket_close(rpc_socket *s) {
   if (s->ssl != NULL) {
     if (s->handshake_done) {
       (void)SSL_shutdown(s->ssl); /* best effort close_notify */
+      ERR_clear_error();
     }
     SSL_free(s->ssl);
     s->ssl = NULL;
@@ -185,6 +187,8 @@ int rpc_socket_listen(const char *address, bool reuse_port, char *err,
     fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                 a->ai_protocol);
     if (fd < 0) {
+      snprintf(err, err_size, "cannot listen on %s: %s", address,
+               strerror(errno));
       continue;
     }
     int one = 1;
@@ -213,6 +217,8 @@ int rpc_socket_connect(const char *address, char *err, size_t err_size) {
     fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                 a->ai_protocol);
     if (fd < 0) {
+      snprintf(err, err_size, "cannot connect to %s: %s", address,
+               strerror(errno));
       continue;
     }
     int one = 1;

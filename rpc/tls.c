@@ -8,6 +8,13 @@
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
 
+/* TLS 1.2 suites: ECDHE with AEAD only, as RFC 7540 9.2.2 asks of HTTP/2
+ * (TLS 1.3 suites all qualify and keep OpenSSL's defaults). */
+static const char tls12_ciphers[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
 static void openssl_error(const char *what, char *err, size_t err_size) {
   char reason[256] = "unknown error";
   unsigned long code = ERR_get_error();
@@ -19,8 +26,9 @@ static void openssl_error(const char *what, char *err, size_t err_size) {
 }
 
 /* ALPN: the server speaks h2 only; a client without it is refused. */
-static int select_h2(SSL *ssl, const unsigned char **out, unsigned char *out_len,
-                     const unsigned char *in, unsigned int in_len, void *arg) {
+static int select_h2(SSL *ssl, const unsigned char **out,
+                     unsigned char *out_len, const unsigned char *in,
+                     unsigned int in_len, void *arg) {
   (void)ssl;
   (void)arg;
   unsigned char *selected = NULL;
@@ -34,13 +42,19 @@ static int select_h2(SSL *ssl, const unsigned char **out, unsigned char *out_len
 
 static SSL_CTX *new_context(const SSL_METHOD *method, char *err,
                             size_t err_size) {
+  ERR_clear_error(); /* so err tells this failure, not an older one */
   SSL_CTX *ctx = SSL_CTX_new(method);
   if (ctx == NULL) {
     openssl_error("cannot create a TLS context", err, err_size);
     return NULL;
   }
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  /* RFC 7540 9.2.2: no renegotiation, no compression. */
+  /* RFC 7540 9.2: TLS 1.2 or later, no renegotiation, no compression. */
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+      SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1) {
+    openssl_error("cannot configure TLS", err, err_size);
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   return ctx;
@@ -69,6 +83,14 @@ SSL_CTX *rpc_tls_server_context(const char *cert_file, const char *key_file,
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                        NULL);
+    /* Resumed sessions of verified clients need a session id context;
+     * without one OpenSSL fails the resumption handshake. */
+    static const unsigned char session_context[] = "jobhub";
+    if (SSL_CTX_set_session_id_context(ctx, session_context,
+                                       sizeof(session_context) - 1) != 1) {
+      openssl_error("session id context", err, err_size);
+      goto fail;
+    }
   }
   SSL_CTX_set_alpn_select_cb(ctx, select_h2, NULL);
   return ctx;
@@ -92,15 +114,19 @@ SSL_CTX *rpc_tls_client_context(const char *ca_file, const char *cert_file,
                    ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
                    : SSL_CTX_set_default_verify_paths(ctx);
   if (loaded != 1) {
-    openssl_error(ca_file != NULL ? ca_file : "system CA store", err,
-                  err_size);
+    openssl_error(ca_file != NULL ? ca_file : "system CA store", err, err_size);
     goto fail;
   }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
   if (cert_file != NULL &&
-      (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
-       SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1)) {
+      SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
     openssl_error(cert_file, err, err_size);
+    goto fail;
+  }
+  if (key_file != NULL &&
+      (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+       SSL_CTX_check_private_key(ctx) != 1)) {
+    openssl_error(key_file, err, err_size);
     goto fail;
   }
   if (SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2)) != 0) {

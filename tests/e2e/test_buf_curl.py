@@ -11,15 +11,34 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BUF = os.path.join(HERE, "node_modules", ".bin", "buf")
 
 
+def _cannot_install(why):
+    """Fails the buf tests: buf curl is the reflection-driven outside client
+    and a run without it must not pass."""
+    pytest.fail("buf could not be installed: " + why)
+
+
 @pytest.fixture(scope="module")
 def buf():
+    """The buf binary from tests/e2e/node_modules, installed on first use
+    with npm ci (the committed package-lock.json pins the version)."""
     if not os.path.exists(BUF):
         npm = shutil.which("npm")
-        assert npm, "npm is needed to install buf (ci/setup installs it)"
-        result = subprocess.run([npm, "install", "--no-audit", "--no-fund"],
-                                cwd=HERE, capture_output=True, text=True,
-                                timeout=300)
-        assert result.returncode == 0, "npm install failed:\n" + result.stderr
+        if npm is None:
+            _cannot_install("npm is not on PATH (ci/setup installs it)")
+        command = [npm, "ci" if os.path.exists(
+            os.path.join(HERE, "package-lock.json")) else "install",
+            "--no-audit", "--no-fund"]
+        try:
+            result = subprocess.run(command, cwd=HERE, capture_output=True,
+                                    text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            _cannot_install("%s timed out after 300 s" % " ".join(command))
+        if result.returncode != 0 or not os.path.exists(BUF):
+            _cannot_install("%s failed (exit %d):\n%s" % (
+                " ".join(command), result.returncode, result.stderr[-2000:]))
+    version = subprocess.run([BUF, "--version"], capture_output=True,
+                             text=True, timeout=60)
+    assert version.returncode == 0, "buf does not run:\n" + version.stderr
     return BUF
 
 
@@ -33,13 +52,12 @@ def curl(buf, server, *args):
 def test_list_services(buf, server):
     result = curl(buf, server, "--list-services", "http://" + server.address)
     assert result.returncode == 0, result.stderr
-    services = result.stdout.split()
-    for name in ["jobhub.test.Echo", "grpc.health.v1.Health",
-                 "grpc.reflection.v1.ServerReflection",
-                 "grpc.reflection.v1alpha.ServerReflection", "jobhub.v1.Jobs",
-                 "jobhub.v1.Workers", "jobhub.v1.Outputs", "jobhub.v1.Engine",
-                 "jobhub.v1.Series", "jobhub.v1.Hub"]:
-        assert name in services
+    assert sorted(result.stdout.split()) == sorted([
+        "jobhub.test.Echo", "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection", "jobhub.v1.Jobs",
+        "jobhub.v1.Workers", "jobhub.v1.Outputs", "jobhub.v1.Engine",
+        "jobhub.v1.Series", "jobhub.v1.Hub"])
 
 
 def test_list_methods_of_every_jobhub_service(buf, server):

@@ -1,8 +1,9 @@
 """End-to-end: the real server driven by Debian's python3-grpcio."""
-import base64
 import concurrent.futures
 import socket
+import struct
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -33,6 +34,27 @@ def wait_for(predicate, seconds=5.0):
             return True
         time.sleep(0.02)
     return False
+
+
+# The basic exchange.
+
+def test_unary_echoes_message_and_payload(channel):
+    payload = bytes(range(256)) * 4
+    response = unary(channel, "Unary",
+                     echo_pb2.EchoRequest(message="hello", payload=payload),
+                     timeout=5)
+    assert response.message == "hello"
+    assert response.payload == payload
+    assert response.index == 0 and response.count == 0
+
+
+def test_empty_request_gets_empty_response(channel):
+    response, state = channel.unary_unary(
+        ECHO + "Unary", request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=echo_pb2.EchoResponse.FromString).with_call(
+            echo_pb2.EchoRequest(), timeout=5)
+    assert response == echo_pb2.EchoResponse()
+    assert state.code() == grpc.StatusCode.OK
 
 
 # Health.
@@ -175,6 +197,81 @@ def test_client_cancel_reaches_the_handler(channel):
     assert wait_for(lambda: cancel_count(channel) > before)
 
 
+def test_cancel_of_a_server_stream_held_by_backpressure(channel):
+    """The client reads one message of a stream far larger than the flow
+    control windows, then cancels: the handler, waiting in on_writable,
+    learns of it, and the channel keeps working."""
+    before = cancel_count(channel)
+    call = channel.unary_stream(ECHO + "ServerStream",
+                                request_serializer=lambda m: m.SerializeToString(),
+                                response_deserializer=echo_pb2.EchoResponse.FromString)
+    stream = call(echo_pb2.EchoRequest(payload=b"b" * 65536, repeat=100000),
+                  timeout=20)
+    assert next(stream).index == 0
+    time.sleep(0.2)
+    stream.cancel()
+    assert wait_for(lambda: cancel_count(channel) > before)
+    assert unary(channel, "Unary", echo_pb2.EchoRequest(message="still"),
+                 timeout=5).message == "still"
+
+
+def paused_requests(first, release, limit=10.0):
+    """Yields first, then waits (bounded) until release is set."""
+    yield first
+    release.wait(limit)
+
+
+def test_deadline_of_an_open_bidi_stream_reaches_the_handler(channel):
+    before = cancel_count(channel)
+    release = threading.Event()
+    call = channel.stream_stream(ECHO + "Bidi",
+                                 request_serializer=lambda m: m.SerializeToString(),
+                                 response_deserializer=echo_pb2.EchoResponse.FromString)
+    stream = call(paused_requests(echo_pb2.EchoRequest(message="one"), release),
+                  timeout=1.0)
+    try:
+        assert next(stream).message == "one"
+        with pytest.raises(grpc.RpcError) as error:
+            next(stream)
+        assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    finally:
+        release.set()
+    assert wait_for(lambda: cancel_count(channel) > before)
+
+
+def test_client_cancel_of_a_client_stream_reaches_the_handler(channel):
+    before = cancel_count(channel)
+    release = threading.Event()
+    call = channel.stream_unary(ECHO + "ClientStream",
+                                request_serializer=lambda m: m.SerializeToString(),
+                                response_deserializer=echo_pb2.EchoResponse.FromString)
+    future = call.future(paused_requests(echo_pb2.EchoRequest(message="a"),
+                                         release), timeout=10)
+    try:
+        time.sleep(0.3)
+        assert future.cancel()
+    finally:
+        release.set()
+    assert wait_for(lambda: cancel_count(channel) > before)
+
+
+def test_raw_grpc_timeout_header_is_honoured(server):
+    """grpc-timeout in milliseconds, as a non-grpcio client writes it."""
+    body = echo_pb2.EchoRequest(delay_ms=3000).SerializeToString()
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(struct.pack(">BI", 0, len(body)) + body)
+        f.flush()
+        started = time.monotonic()
+        result = subprocess.run(
+            ["nghttp", "-v", "-d", f.name, "-H", "content-type: application/grpc",
+             "-H", "te: trailers", "-H", "grpc-timeout: 200m",
+             "http://%s/jobhub.test.Echo/Unary" % server.address],
+            capture_output=True, timeout=20)
+    out = result.stdout.decode(errors="replace")
+    assert "grpc-status: 4" in out, out
+    assert time.monotonic() - started < 2
+
+
 # Compression and metadata.
 
 def test_gzip_request_is_decompressed(channel):
@@ -190,6 +287,17 @@ def test_gzip_channel_default_both_ways(server):
     with grpc.insecure_channel(server.address, compression=grpc.Compression.Gzip) as ch:
         assert unary(ch, "Unary", echo_pb2.EchoRequest(payload=payload),
                      timeout=5).payload == payload
+
+
+def test_gzip_by_channel_option(server):
+    payload = b"option" * 20000
+    options = [("grpc.default_compression_algorithm",
+                grpc.Compression.Gzip.value)]
+    with grpc.insecure_channel(server.address, options=options) as ch:
+        response = unary(ch, "Unary",
+                         echo_pb2.EchoRequest(message="o", payload=payload),
+                         timeout=5)
+    assert response.payload == payload and response.message == "o"
 
 
 def test_metadata_echo_in_headers_and_trailers(channel):
@@ -210,6 +318,19 @@ def test_metadata_echo_in_headers_and_trailers(channel):
     assert trailing["x-trailer-blob-bin"] == binary
 
 
+def test_metadata_echo_on_an_immediate_error(channel):
+    call = channel.unary_unary(ECHO + "Unary",
+                               request_serializer=lambda m: m.SerializeToString(),
+                               response_deserializer=echo_pb2.EchoResponse.FromString)
+    with pytest.raises(grpc.RpcError) as error:
+        call(echo_pb2.EchoRequest(echo_metadata=True, fail_code=5,
+                                  fail_message="gone"),
+             metadata=[("x-echo-id", "42")], timeout=5)
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error.value.details() == "gone"
+    assert dict(error.value.trailing_metadata())["x-trailer-id"] == "42"
+
+
 # The four call shapes.
 
 def test_server_stream_order_and_count(channel):
@@ -219,6 +340,15 @@ def test_server_stream_order_and_count(channel):
     indexes = [r.index for r in call(echo_pb2.EchoRequest(message="s", repeat=1000),
                                      timeout=20)]
     assert indexes == list(range(1000))
+
+
+def test_server_stream_of_ten_thousand(channel):
+    call = channel.unary_stream(ECHO + "ServerStream",
+                                request_serializer=lambda m: m.SerializeToString(),
+                                response_deserializer=echo_pb2.EchoResponse.FromString)
+    indexes = [r.index for r in call(echo_pb2.EchoRequest(message="t", repeat=10000),
+                                     timeout=30)]
+    assert indexes == list(range(10000))
 
 
 def test_server_stream_large_with_backpressure(channel):

@@ -1,6 +1,6 @@
 """End-to-end: the connection limits, watched on a raw HTTP/2 socket:
-keepalive PING and its timeout, idle GOAWAY, advertised SETTINGS, and the
-header-size limit (python3-grpcio for the last)."""
+keepalive PING and its timeout, idle GOAWAY, GOAWAY on SIGTERM, advertised
+SETTINGS, and the header-size limit (python3-grpcio for the last)."""
 import socket
 import struct
 import time
@@ -132,3 +132,22 @@ def test_headers_over_the_limit_are_refused(limited):
         # The connection survives: the limit is per request.
         assert call(echo_pb2.EchoRequest(message="again"),
                     timeout=5).message == "again"
+
+
+def test_sigterm_sends_goaway_to_open_connections():
+    """Graceful shutdown tells every open connection with GOAWAY (NO_ERROR)
+    before it closes, and the process still exits 0."""
+    s = start_server()
+    try:
+        sock = connect(s)
+        assert read_frame(sock)[0] == SETTINGS
+        s.process.send_signal(15)
+        got = frames_until(sock, 5, answer_pings=True)
+        goaways = [f for f in got if f is not None and f[0] == GOAWAY]
+        assert goaways, "no GOAWAY before the close: %r" % got
+        assert struct.unpack(">I", goaways[0][2][4:8])[0] == 0
+        assert got[-1] is None, "the server closes the connection afterwards"
+        sock.close()
+        assert s.process.wait(timeout=10) == 0
+    finally:
+        s.stop()
