@@ -62,7 +62,7 @@ static bool list_contains(const uint8_t *value, size_t len, const char *token) {
 }
 
 rpc_call *rpc_call_new(rpc_connection *connection, nghttp2_session *session,
-                       struct ev_loop *loop, int32_t stream_id,
+                       rpc_loop_thread *loop_thread, int32_t stream_id,
                        size_t max_receive_bytes) {
   rpc_call *call = calloc(1, sizeof(*call));
   if (call == NULL) {
@@ -70,7 +70,8 @@ rpc_call *rpc_call_new(rpc_connection *connection, nghttp2_session *session,
   }
   call->connection = connection;
   call->session = session;
-  call->loop = loop;
+  call->loop = rpc_loop_thread_loop(loop_thread);
+  call->loop_thread = loop_thread;
   call->stream_id = stream_id;
   call->refs = 1;
   call->max_receive_bytes = max_receive_bytes;
@@ -624,6 +625,10 @@ const rpc_metadata *rpc_call_request_metadata(const rpc_call *call) {
 
 struct ev_loop *rpc_call_loop(const rpc_call *call) { return call->loop; }
 
+rpc_loop_thread *rpc_call_loop_thread(const rpc_call *call) {
+  return call->loop_thread;
+}
+
 bool rpc_call_is_cancelled(const rpc_call *call) { return call->cancelled; }
 
 static int add_metadata(rpc_metadata *md, const char *key,
@@ -661,23 +666,41 @@ size_t rpc_call_pending_bytes(const rpc_call *call) {
   return call->send_queue.len - call->send_offset;
 }
 
-int rpc_call_send(rpc_call *call, const ProtobufCMessage *message) {
+/* Returns 0 when a message may be sent, deciding on the first one whether
+ * responses announce gzip. */
+static int prepare_send(rpc_call *call, size_t size) {
   if (call->status_committed || call->cancelled || call->session == NULL) {
     return RPC_CALL_ERR_CLOSED;
   }
-  /* The first message decides whether responses announce gzip. */
   if (!call->headers_sent && call->accepts_gzip &&
-      protobuf_c_message_get_packed_size(message) >=
-          RPC_MESSAGE_GZIP_MIN_BYTES) {
+      size >= RPC_MESSAGE_GZIP_MIN_BYTES) {
     call->response_gzip = true;
   }
-  int rv = rpc_message_encode(&call->send_queue, message, call->response_gzip);
+  return 0;
+}
+
+static int sent(rpc_call *call, int rv) {
   if (rv != 0) {
     return rv == RPC_MESSAGE_ERR_TOO_LARGE ? RPC_CALL_ERR_TOO_LARGE
                                            : RPC_CALL_ERR_NOMEM;
   }
   kick(call);
   return 0;
+}
+
+int rpc_call_send(rpc_call *call, const ProtobufCMessage *message) {
+  int rv = prepare_send(call, protobuf_c_message_get_packed_size(message));
+  return rv != 0 ? rv
+                 : sent(call, rpc_message_encode(&call->send_queue, message,
+                                                 call->response_gzip));
+}
+
+int rpc_call_send_packed(rpc_call *call, const uint8_t *data, size_t size) {
+  int rv = prepare_send(call, size);
+  return rv != 0 ? rv
+                 : sent(call, rpc_message_encode_packed(&call->send_queue, data,
+                                                        size,
+                                                        call->response_gzip));
 }
 
 void rpc_call_finish(rpc_call *call, rpc_status_code code,
@@ -702,8 +725,8 @@ void rpc_call_finishf(rpc_call *call, rpc_status_code code, const char *fmt,
   rpc_call_finish(call, code, message);
 }
 
-void rpc_call_reply(rpc_call *call, const ProtobufCMessage *message) {
-  int rv = rpc_call_send(call, message);
+/* Finishes a unary call after the send of its answer returned rv. */
+static void finish_reply(rpc_call *call, int rv) {
   switch (rv) {
   case 0:
   case RPC_CALL_ERR_CLOSED:
@@ -718,4 +741,12 @@ void rpc_call_reply(rpc_call *call, const ProtobufCMessage *message) {
                     "out of memory sending the response");
     break;
   }
+}
+
+void rpc_call_reply(rpc_call *call, const ProtobufCMessage *message) {
+  finish_reply(call, rpc_call_send(call, message));
+}
+
+void rpc_call_reply_packed(rpc_call *call, const uint8_t *data, size_t size) {
+  finish_reply(call, rpc_call_send_packed(call, data, size));
 }

@@ -17,6 +17,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "rpc/loop_thread.h"
 #include "rpc/metadata.h"
 #include "rpc/method.h"
 #include "rpc/status.h"
@@ -66,6 +67,11 @@ const rpc_metadata *rpc_call_request_metadata(const rpc_call *call);
  * starts for the call belong there. */
 struct ev_loop *rpc_call_loop(const rpc_call *call);
 
+/* rpc_call_loop_thread returns the mailbox of the call's loop: work done
+ * for the call on another thread posts its outcome there, and the task
+ * finishes the call. It stays valid while the server runs. */
+rpc_loop_thread *rpc_call_loop_thread(const rpc_call *call);
+
 /* rpc_call_is_cancelled tells whether the call has ended without the
  * handler (cancel, deadline, lost connection). */
 bool rpc_call_is_cancelled(const rpc_call *call);
@@ -89,6 +95,11 @@ int rpc_call_add_trailing_metadata(rpc_call *call, const char *key,
  * RPC_CALL_ERR_CLOSED, RPC_CALL_ERR_NOMEM. */
 int rpc_call_send(rpc_call *call, const ProtobufCMessage *message);
 
+/* rpc_call_send_packed queues a message already serialized as the
+ * method's response type (data, size bytes; copied). Returns as
+ * rpc_call_send. */
+int rpc_call_send_packed(rpc_call *call, const uint8_t *data, size_t size);
+
 /* rpc_call_pending_bytes returns response bytes queued but not yet taken
  * by HTTP/2 flow control: the backpressure signal of a streaming handler. */
 size_t rpc_call_pending_bytes(const rpc_call *call);
@@ -107,5 +118,8 @@ void rpc_call_finishf(rpc_call *call, rpc_status_code code, const char *fmt,
 /* rpc_call_reply sends message then finishes OK: a unary handler's
  * answer. If the send fails the call finishes with the matching status. */
 void rpc_call_reply(rpc_call *call, const ProtobufCMessage *message);
+
+/* rpc_call_reply_packed is rpc_call_reply for a serialized answer. */
+void rpc_call_reply_packed(rpc_call *call, const uint8_t *data, size_t size);
 
 #endif

@@ -24,6 +24,7 @@ struct rpc_call {
   rpc_connection *connection; /* NULL once the stream is gone */
   nghttp2_session *session;   /* NULL once the stream is gone */
   struct ev_loop *loop;
+  rpc_loop_thread *loop_thread; /* the loop's mailbox */
   int32_t stream_id;
   rpc_call *prev, *next; /* the connection's list of open calls */
   int refs;              /* the stream's, the handler's, temporary ones */
@@ -72,7 +73,7 @@ struct rpc_call {
 /* rpc_call_new makes the call for a new request stream, holding the
  * stream's reference. Returns NULL when memory is exhausted. */
 rpc_call *rpc_call_new(rpc_connection *connection, nghttp2_session *session,
-                       struct ev_loop *loop, int32_t stream_id,
+                       rpc_loop_thread *loop_thread, int32_t stream_id,
                        size_t max_receive_bytes);
 
 /* rpc_call_on_header records one request header. Returns 0; problems are

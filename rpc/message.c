@@ -6,19 +6,11 @@
 #include "rpc/compress.h"
 #include "rpc/frame.h"
 
-int rpc_message_encode(rpc_buffer *out, const ProtobufCMessage *message,
-                       bool gzip) {
-  size_t size = protobuf_c_message_get_packed_size(message);
-  if (size > UINT32_MAX) {
-    return RPC_MESSAGE_ERR_TOO_LARGE;
-  }
-  size_t start = out->len;
-  if (rpc_buffer_reserve(out, RPC_FRAME_HEADER_SIZE + size) != 0) {
-    return RPC_MESSAGE_ERR_NOMEM;
-  }
-  /* Packed in place, after room for the prefix: no copy when plain. */
+/* Compresses the size body bytes at out->data + start + prefix when it
+ * pays, then writes the prefix and commits the length. */
+static void finish_frame(rpc_buffer *out, size_t start, size_t size,
+                         bool gzip) {
   uint8_t *body = out->data + start + RPC_FRAME_HEADER_SIZE;
-  protobuf_c_message_pack(message, body);
   bool compressed = false;
   if (gzip && size >= RPC_MESSAGE_GZIP_MIN_BYTES) {
     rpc_buffer packed;
@@ -32,6 +24,37 @@ int rpc_message_encode(rpc_buffer *out, const ProtobufCMessage *message,
   }
   rpc_frame_header_write(out->data + start, compressed, (uint32_t)size);
   out->len = start + RPC_FRAME_HEADER_SIZE + size;
+}
+
+int rpc_message_encode(rpc_buffer *out, const ProtobufCMessage *message,
+                       bool gzip) {
+  size_t size = protobuf_c_message_get_packed_size(message);
+  if (size > UINT32_MAX) {
+    return RPC_MESSAGE_ERR_TOO_LARGE;
+  }
+  size_t start = out->len;
+  if (rpc_buffer_reserve(out, RPC_FRAME_HEADER_SIZE + size) != 0) {
+    return RPC_MESSAGE_ERR_NOMEM;
+  }
+  /* Packed in place, after room for the prefix: no copy when plain. */
+  protobuf_c_message_pack(message, out->data + start + RPC_FRAME_HEADER_SIZE);
+  finish_frame(out, start, size, gzip);
+  return 0;
+}
+
+int rpc_message_encode_packed(rpc_buffer *out, const uint8_t *data,
+                              size_t size, bool gzip) {
+  if (size > UINT32_MAX) {
+    return RPC_MESSAGE_ERR_TOO_LARGE;
+  }
+  size_t start = out->len;
+  if (rpc_buffer_reserve(out, RPC_FRAME_HEADER_SIZE + size) != 0) {
+    return RPC_MESSAGE_ERR_NOMEM;
+  }
+  if (size > 0) {
+    memcpy(out->data + start + RPC_FRAME_HEADER_SIZE, data, size);
+  }
+  finish_frame(out, start, size, gzip);
   return 0;
 }
 

@@ -28,6 +28,11 @@ enum {
 int rpc_message_encode(rpc_buffer *out, const ProtobufCMessage *message,
                        bool gzip);
 
+/* rpc_message_encode_packed is rpc_message_encode for a message already
+ * serialized (data, size bytes): for answers built from stored bytes. */
+int rpc_message_encode_packed(rpc_buffer *out, const uint8_t *data,
+                              size_t size, bool gzip);
+
 /* rpc_message_decode inflates data when compressed (refusing to inflate
  * past max_size bytes) and unpacks it as descriptor. On success *message
  * is the caller's (protobuf_c_message_free_unpacked(*message, NULL)).

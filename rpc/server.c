@@ -338,7 +338,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     return 0;
   }
   rpc_call *call =
-      rpc_call_new(c, session, c->thread->loop, frame->hd.stream_id,
+      rpc_call_new(c, session, c->thread->runner, frame->hd.stream_id,
                    c->thread->server->options.max_receive_message_bytes);
   if (call == NULL) {
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,

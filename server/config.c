@@ -61,6 +61,18 @@ static const option options[] = {
     {"busy-poll-us", OPTION_MICROSECONDS, FIELD(busy_poll_us), "200", 0,
      "microseconds a loop keeps polling after input before it sleeps: "
      "lower latency for some CPU (0: off)"},
+    {"data", OPTION_STRING, FIELD(data_dir), "./var", 0,
+     "folder of the embedded store (jobhub.db, SQLite in WAL mode)"},
+    {"lease-seconds", OPTION_UNSIGNED, FIELD(lease_seconds), "60", 86400,
+     "lease of a job submitted without lease_seconds"},
+    {"max-attempts", OPTION_UNSIGNED, FIELD(max_attempts), "3", 1000,
+     "attempts of a job submitted without max_attempts"},
+    {"retry-backoff-ms", OPTION_UNSIGNED, FIELD(retry_backoff_ms), "1000",
+     3600000,
+     "wait before the second attempt; doubles each attempt, with jitter"},
+    {"worker-timeout", OPTION_SECONDS, FIELD(worker_timeout), "30", 0,
+     "seconds a worker using only unary calls may be silent before it "
+     "leaves the routing tables"},
     {"port-file", OPTION_STRING, FIELD(port_file), NULL, 0,
      "write the bound port to this file once listening"},
     {"log-level", OPTION_STRING, FIELD(log_level), "info", 0,

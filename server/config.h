@@ -24,6 +24,11 @@ typedef struct jobhubd_config {
   double keepalive_timeout;  /* s */
   double shutdown_grace;     /* s */
   double busy_poll_us;       /* us */
+  char *data_dir;
+  unsigned lease_seconds;
+  unsigned max_attempts;
+  unsigned retry_backoff_ms;
+  double worker_timeout; /* s */
   char *port_file;
   char *log_level;
   char *config_file;

@@ -20,19 +20,17 @@
 #include "rpc/tls.h"
 #include "rpc_descriptor_set.h"
 #include "server/config.h"
+#include "server/hub.h"
 
 /* Services whose methods are not built yet: empty handler tables make
  * every method answer UNIMPLEMENTED, naming itself. */
-static const jobhub_v1_jobs_handlers jobs_handlers;
-static const jobhub_v1_workers_handlers workers_handlers;
 static const jobhub_v1_outputs_handlers outputs_handlers;
 static const jobhub_v1_engine_handlers engine_handlers;
 static const jobhub_v1_series_handlers series_handlers;
 static const jobhub_v1_hub_handlers hub_handlers;
 
-static int add_jobhub_services(rpc_server *server) {
-  if (jobhub_v1_jobs_add_to_server(server, &jobs_handlers, NULL) != 0 ||
-      jobhub_v1_workers_add_to_server(server, &workers_handlers, NULL) != 0 ||
+static int add_jobhub_services(rpc_server *server, job_hub *hub) {
+  if (hub_add_services(hub, server) != 0 ||
       jobhub_v1_outputs_add_to_server(server, &outputs_handlers, NULL) != 0 ||
       jobhub_v1_engine_add_to_server(server, &engine_handlers, NULL) != 0 ||
       jobhub_v1_series_add_to_server(server, &series_handlers, NULL) != 0 ||
@@ -88,6 +86,7 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   rpc_descriptor_pool *pool = NULL;
   rpc_health *health = NULL;
   rpc_reflection *reflection = NULL;
+  job_hub *hub = NULL;
 
   /* Signals are taken by sigwait below; threads inherit the mask. */
   sigset_t signals;
@@ -104,6 +103,19 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
       rpc_log(RPC_LOG_ERROR, "tls_failed", "error=\"%s\"", err);
       goto out;
     }
+  }
+  hub_options hub_config = {
+      .data_dir = config.data_dir,
+      .lease_seconds = config.lease_seconds ? config.lease_seconds : 1,
+      .max_attempts = config.max_attempts ? config.max_attempts : 1,
+      .retry_backoff_ms = config.retry_backoff_ms,
+      .worker_timeout = config.worker_timeout,
+  };
+  hub = hub_open(&hub_config, err, sizeof(err));
+  if (hub == NULL) {
+    rpc_log(RPC_LOG_ERROR, "store_failed", "data=%s error=\"%s\"",
+            config.data_dir, err);
+    goto out;
   }
   rpc_server_options options;
   rpc_server_options_default(&options);
@@ -129,7 +141,7 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
                                   rpc_descriptor_set_size) != 0 ||
       rpc_descriptor_pool_add_set(pool, jobhub_descriptor_set,
                                   jobhub_descriptor_set_size) != 0 ||
-      add_jobhub_services(server) != 0 ||
+      add_jobhub_services(server, hub) != 0 ||
       (extra != NULL && extra(server, pool, arg) != 0)) {
     rpc_log(RPC_LOG_ERROR, "startup_failed",
             "error=\"cannot register the services\"");
@@ -166,10 +178,12 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
    * hold the drain; the loops run these before the shutdown itself. */
   rpc_health_set_all(health, RPC_HEALTH_NOT_SERVING);
   rpc_health_close_watches(health);
+  hub_stop_streams(hub);
   rpc_server_shutdown(server);
   rpc_log(RPC_LOG_INFO, "stopped", NULL);
   exit_code = 0;
 out:
+  hub_close(hub);
   rpc_server_free(server);
   rpc_health_free(health);
   rpc_reflection_free(reflection);

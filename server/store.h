@@ -16,9 +16,11 @@ struct ev_loop;
 
 typedef struct job_store job_store;
 
-/* A job as stored: the fields the hub queries by, and the serialized
- * jobhub.v1.Job that holds everything. Times are microseconds since the
- * Unix epoch, 0 for none. */
+/* A job as stored: the fields the hub queries by, and the jobhub.v1.Job in
+ * two serialized parts with disjoint fields, so that their concatenation
+ * parses as the whole Job: job, the fields fixed at Submit, written once,
+ * and status, the fields that change (state, attempts, times, progress,
+ * error). Times are microseconds since the Unix epoch, 0 for none. */
 typedef struct stored_job {
   const char *id;
   int state; /* jobhub.v1.JobState */
@@ -29,8 +31,13 @@ typedef struct stored_job {
   int64_t created_us;
   int64_t lease_expires_us;
   const char *idempotency_key; /* NULL or "": none; unique otherwise */
-  const uint8_t *job;          /* serialized jobhub.v1.Job */
+  const char *subject;         /* NULL or "": none */
+  uint32_t lease_seconds;      /* as submitted; 0: the hub's default */
+  uint32_t max_attempts;
+  const uint8_t *job; /* the fixed part; NULL on save: update the rest */
   size_t job_size;
+  const uint8_t *status; /* the changing part */
+  size_t status_size;
   const uint8_t *result; /* serialized jobhub.v1.JobResult, or NULL */
   size_t result_size;
 } stored_job;
@@ -57,19 +64,27 @@ job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
                           size_t err_size);
 
 /* job_store_save_job queues an insert-or-replace of job (copied) with an
- * optional event (copied; NULL for none) in the same transaction. done
- * runs once, on the loop. Returns 0, or -1 (no memory, or the store is
- * closing: done is then never called). */
+ * optional event (copied; NULL for none) in the same transaction; when
+ * job->job is NULL it updates only state, not_before_us,
+ * lease_expires_us, status and (when not NULL) result of a stored job.
+ * done runs once, on the loop. Returns 0, or -1 (no memory, or the store
+ * is closing: done is then never called). */
 int job_store_save_job(job_store *store, const stored_job *job,
                        const stored_event *event, job_store_done_fn done,
                        void *arg);
 
-/* job_store_load_jobs calls each for every stored job, oldest first,
+/* job_store_load_jobs calls each for every stored job, in id order,
  * until each returns non-zero. The record is borrowed for the call.
  * Returns 0, each's non-zero return, or -1 on a read error. */
 int job_store_load_jobs(job_store *store,
                         int (*each)(const stored_job *job, void *arg),
                         void *arg);
+
+/* job_store_load_result stores in *result a malloc'd copy of job_id's
+ * result (the caller frees it), or NULL when there is none. Returns 0, or
+ * -1 on a read error or no memory. */
+int job_store_load_result(job_store *store, const char *job_id,
+                          uint8_t **result, size_t *result_size);
 
 /* job_store_load_events calls each for every event of job_id, oldest
  * first. Returns as job_store_load_jobs. */

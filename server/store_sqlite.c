@@ -42,24 +42,37 @@ static const char *const migrations[] = {
     "  worker_idx INTEGER NOT NULL,"
     "  detail TEXT);"
     "CREATE INDEX job_events_by_job ON job_events(job_id, seq);",
+    /* 2: the job splits into the part fixed at Submit (job) and the part
+     * that changes (status), so a transition rewrites only the latter. */
+    "ALTER TABLE jobs ADD COLUMN status BLOB;"
+    "ALTER TABLE jobs ADD COLUMN subject TEXT;"
+    "ALTER TABLE jobs ADD COLUMN lease_seconds INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define SAVE_JOB_SQL                                                          \
   "INSERT INTO jobs (id, state, pool_id, job_type_id, priority,"              \
   " not_before_us, created_us, lease_expires_us, idempotency_key, job,"       \
-  " result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"            \
+  " result, status, subject, lease_seconds, max_attempts) VALUES (?1, ?2,"    \
+  " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"                \
   " ON CONFLICT(id) DO UPDATE SET state = excluded.state,"                    \
   " pool_id = excluded.pool_id, job_type_id = excluded.job_type_id,"          \
   " priority = excluded.priority, not_before_us = excluded.not_before_us,"    \
   " lease_expires_us = excluded.lease_expires_us, job = excluded.job,"        \
-  " result = excluded.result"
+  " result = excluded.result, status = excluded.status,"                      \
+  " subject = excluded.subject, lease_seconds = excluded.lease_seconds,"      \
+  " max_attempts = excluded.max_attempts"
+#define UPDATE_JOB_SQL                                                        \
+  "UPDATE jobs SET state = ?2, not_before_us = ?3, lease_expires_us = ?4,"    \
+  " status = ?5, result = COALESCE(?6, result) WHERE id = ?1"
 #define SAVE_EVENT_SQL                                                        \
   "INSERT INTO job_events (job_id, from_state, to_state, time_us, actor,"     \
   " worker_idx, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
 #define LOAD_JOBS_SQL                                                         \
   "SELECT id, state, pool_id, job_type_id, priority, not_before_us,"          \
-  " created_us, lease_expires_us, idempotency_key, job, result FROM jobs"     \
-  " ORDER BY created_us, rowid"
+  " created_us, lease_expires_us, idempotency_key, job, result, status,"      \
+  " subject, lease_seconds, max_attempts FROM jobs ORDER BY id"
+#define LOAD_RESULT_SQL "SELECT result FROM jobs WHERE id = ?1"
 #define LOAD_EVENTS_SQL                                                       \
   "SELECT job_id, from_state, to_state, time_us, actor, worker_idx, detail"   \
   " FROM job_events WHERE job_id = ?1 ORDER BY seq"
@@ -81,6 +94,8 @@ struct job_store {
   sqlite3 *writer;
   sqlite3 *reader;
   sqlite3_stmt *save_job;
+  sqlite3_stmt *update_job;
+  sqlite3_stmt *load_result;
   sqlite3_stmt *save_event;
   sqlite3_stmt *load_jobs;
   sqlite3_stmt *load_events;
@@ -127,7 +142,28 @@ static int run_statement(sqlite3_stmt *stmt) {
   return rv == SQLITE_DONE ? 0 : -1;
 }
 
+static void bind_blob(sqlite3_stmt *stmt, int index, const uint8_t *blob,
+                      size_t size) {
+  if (blob != NULL) {
+    sqlite3_bind_blob(stmt, index, blob, (int)size, SQLITE_STATIC);
+  }
+}
+
+static int update_job(job_store *store, const stored_job *job) {
+  sqlite3_stmt *s = store->update_job;
+  sqlite3_bind_text(s, 1, job->id, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, job->state);
+  sqlite3_bind_int64(s, 3, job->not_before_us);
+  sqlite3_bind_int64(s, 4, job->lease_expires_us);
+  bind_blob(s, 5, job->status, job->status_size);
+  bind_blob(s, 6, job->result, job->result_size);
+  return run_statement(s);
+}
+
 static int write_job(job_store *store, const stored_job *job) {
+  if (job->job == NULL) {
+    return update_job(store, job);
+  }
   sqlite3_stmt *s = store->save_job;
   sqlite3_bind_text(s, 1, job->id, -1, SQLITE_STATIC);
   sqlite3_bind_int(s, 2, job->state);
@@ -139,10 +175,11 @@ static int write_job(job_store *store, const stored_job *job) {
   sqlite3_bind_int64(s, 8, job->lease_expires_us);
   bind_text(s, 9, job->idempotency_key);
   sqlite3_bind_blob(s, 10, job->job, (int)job->job_size, SQLITE_STATIC);
-  if (job->result != NULL) {
-    sqlite3_bind_blob(s, 11, job->result, (int)job->result_size,
-                      SQLITE_STATIC);
-  }
+  bind_blob(s, 11, job->result, job->result_size);
+  bind_blob(s, 12, job->status, job->status_size);
+  bind_text(s, 13, job->subject);
+  sqlite3_bind_int64(s, 14, job->lease_seconds);
+  sqlite3_bind_int64(s, 15, job->max_attempts);
   return run_statement(s);
 }
 
@@ -264,7 +301,9 @@ int job_store_save_job(job_store *store, const stored_job *job,
                        const stored_event *event, job_store_done_fn done,
                        void *arg) {
   size_t size = text_size(job->id) + text_size(job->idempotency_key) +
-                job->job_size + (job->result ? job->result_size : 0);
+                text_size(job->subject) + (job->job ? job->job_size : 0) +
+                (job->result ? job->result_size : 0) +
+                (job->status ? job->status_size : 0);
   if (event != NULL) {
     size += text_size(event->job_id) + text_size(event->actor) +
             text_size(event->detail);
@@ -279,6 +318,8 @@ int job_store_save_job(job_store *store, const stored_job *job,
   op->job.idempotency_key = copy_text(op, &used, job->idempotency_key);
   op->job.job = copy_blob(op, &used, job->job, job->job_size);
   op->job.result = copy_blob(op, &used, job->result, job->result_size);
+  op->job.status = copy_blob(op, &used, job->status, job->status_size);
+  op->job.subject = copy_text(op, &used, job->subject);
   if (event != NULL) {
     op->has_event = true;
     op->event = *event;
@@ -325,6 +366,11 @@ int job_store_load_jobs(job_store *store,
         .job_size = (size_t)sqlite3_column_bytes(s, 9),
         .result = sqlite3_column_blob(s, 10),
         .result_size = (size_t)sqlite3_column_bytes(s, 10),
+        .status = sqlite3_column_blob(s, 11),
+        .status_size = (size_t)sqlite3_column_bytes(s, 11),
+        .subject = column_text(s, 12),
+        .lease_seconds = (uint32_t)sqlite3_column_int64(s, 13),
+        .max_attempts = (uint32_t)sqlite3_column_int64(s, 14),
     };
     rv = each(&job, arg);
   }
@@ -357,6 +403,36 @@ int job_store_load_events(job_store *store, const char *job_id,
     rv = each(&event, arg);
   }
   if (rv == 0 && step != SQLITE_DONE) {
+    rpc_log(RPC_LOG_ERROR, "store_read_failed", "error=\"%s\"",
+            sqlite3_errmsg(store->reader));
+    rv = -1;
+  }
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return rv;
+}
+
+int job_store_load_result(job_store *store, const char *job_id,
+                          uint8_t **result, size_t *result_size) {
+  sqlite3_stmt *s = store->load_result;
+  sqlite3_bind_text(s, 1, job_id, -1, SQLITE_STATIC);
+  int rv = 0;
+  *result = NULL;
+  *result_size = 0;
+  int step = sqlite3_step(s);
+  if (step == SQLITE_ROW) {
+    const void *blob = sqlite3_column_blob(s, 0);
+    size_t size = (size_t)sqlite3_column_bytes(s, 0);
+    if (blob != NULL || sqlite3_column_type(s, 0) != SQLITE_NULL) {
+      *result = malloc(size > 0 ? size : 1);
+      if (*result == NULL) {
+        rv = -1;
+      } else {
+        memcpy(*result, blob, size);
+        *result_size = size;
+      }
+    }
+  } else if (step != SQLITE_DONE) {
     rpc_log(RPC_LOG_ERROR, "store_read_failed", "error=\"%s\"",
             sqlite3_errmsg(store->reader));
     rv = -1;
@@ -461,8 +537,12 @@ job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
   }
   if (sqlite3_prepare_v2(store->writer, SAVE_JOB_SQL, -1, &store->save_job,
                          NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(store->writer, UPDATE_JOB_SQL, -1, &store->update_job,
+                         NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(store->writer, SAVE_EVENT_SQL, -1, &store->save_event,
                          NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(store->reader, LOAD_RESULT_SQL, -1,
+                         &store->load_result, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(store->reader, LOAD_JOBS_SQL, -1, &store->load_jobs,
                          NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(store->reader, LOAD_EVENTS_SQL, -1,
@@ -501,6 +581,8 @@ void job_store_close(job_store *store) {
     deliver_completions(store);
   }
   sqlite3_finalize(store->save_job);
+  sqlite3_finalize(store->update_job);
+  sqlite3_finalize(store->load_result);
   sqlite3_finalize(store->save_event);
   sqlite3_finalize(store->load_jobs);
   sqlite3_finalize(store->load_events);

@@ -57,6 +57,10 @@ class Server:
         port_file = os.path.join(self.dir, "port")
         self.log_path = os.path.join(self.dir, "server.log")
         self.log = open(self.log_path, "wb")
+        args = list(args)
+        if "--data" not in args:
+            # Each server its own store; ./var must stay untouched.
+            args += ["--data", os.path.join(self.dir, "var")]
         self.process = subprocess.Popen(
             [binary, "--listen", "127.0.0.1:0", "--port-file", port_file] + args,
             stdout=self.log, stderr=subprocess.STDOUT, env=env)

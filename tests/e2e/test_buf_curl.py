@@ -101,7 +101,7 @@ def test_echo_server_stream(buf, server):
 
 def test_unbuilt_method_is_unimplemented(buf, server):
     result = curl(buf, server, "-d", "{}",
-                  "http://%s/jobhub.v1.Jobs/Submit" % server.address)
+                  "http://%s/jobhub.v1.Hub/Status" % server.address)
     assert result.returncode != 0
     assert "unimplemented" in (result.stdout + result.stderr).lower()
-    assert "jobhub.v1.Jobs/Submit" in result.stdout + result.stderr
+    assert "jobhub.v1.Hub/Status" in result.stdout + result.stderr

@@ -137,8 +137,8 @@ def test_unknown_service_is_unimplemented(channel):
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-@pytest.mark.parametrize("path", ["/jobhub.v1.Jobs/Submit",
-                                  "/jobhub.v1.Workers/Register",
+@pytest.mark.parametrize("path", ["/jobhub.v1.Outputs/Add",
+                                  "/jobhub.v1.Engine/Fit",
                                   "/jobhub.v1.Hub/Status"])
 def test_unbuilt_jobhub_method_is_unimplemented_naming_it(channel, path):
     call = channel.unary_unary(path)

@@ -1,0 +1,45 @@
+/* hub.h: the job hub: every job, worker, lease, queue and watcher, owned
+ * by one core thread (its own libev loop), behind the Jobs and Workers
+ * services. Handlers on the server's loop threads post requests to the
+ * core; the core answers by posting back to the call's loop. Durable
+ * state lives in the store (store.h), whose completions run on the core.
+ * docs/core-design.md has the design and the settled semantics. */
+#ifndef JOBHUB_SERVER_HUB_H
+#define JOBHUB_SERVER_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rpc/server.h"
+
+typedef struct job_hub job_hub;
+
+typedef struct hub_options {
+  const char *data_dir;          /* the store's folder */
+  uint32_t lease_seconds;        /* default lease */
+  uint32_t max_attempts;         /* default attempts */
+  uint32_t retry_backoff_ms;     /* first retry delay; doubles */
+  double worker_timeout;         /* s before a silent unary worker leaves */
+} hub_options;
+
+/* hub_open opens the store, recovers every job and starts the core thread.
+ * Returns NULL with a message in err. */
+job_hub *hub_open(const hub_options *options, char *err, size_t err_size);
+
+/* hub_add_services serves Jobs and Workers on server. Returns 0 or -1. */
+int hub_add_services(job_hub *hub, rpc_server *server);
+
+/* hub_stop_streams ends Connect, Watch and waiting Lease calls and makes
+ * every later request UNAVAILABLE, so that the server's shutdown does not
+ * wait for them; leases stay (workers re-send results after a restart).
+ * Returns once the core has done it. */
+void hub_stop_streams(job_hub *hub);
+
+/* hub_close flushes the store, stops the core and frees everything; after
+ * the server has shut down. */
+void hub_close(job_hub *hub);
+
+/* hub_job_count returns how many jobs the hub holds (for logs). */
+size_t hub_job_count(const job_hub *hub);
+
+#endif

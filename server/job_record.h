@@ -1,0 +1,112 @@
+/* job_record.h: one job as the hub core holds it, and its wire forms.
+ *
+ * A job's protobuf is kept in two serialized parts with disjoint fields:
+ * the fixed part, built once from the SubmitRequest (config, payload,
+ * meta, subject, ...), and the status part, encoded from the record's
+ * fields when needed (id, state, attempts, worker_idx, times, progress,
+ * error). Their concatenation parses as the whole jobhub.v1.Job, so an
+ * answer never unpacks or copies the payload twice. The record, the
+ * fixed part, the subject and the idempotency key are one allocation. */
+#ifndef JOBHUB_SERVER_JOB_RECORD_H
+#define JOBHUB_SERVER_JOB_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jobhub/v1/jobs.pb-c.h"
+#include "rpc/buffer.h"
+#include "server/deadline_heap.h"
+#include "server/job_queue.h"
+
+/* "%016" PRIx64 of the sequence, and its terminator. */
+#define JOB_ID_SIZE 17
+/* A lease id: the job id, '.', the attempt. */
+#define LEASE_ID_SIZE (JOB_ID_SIZE + 11)
+
+struct hub_worker;
+struct job_watcher;
+
+typedef struct job_record {
+  job_queue_entry entry; /* sequence is the id; pool_idx the route */
+  job_queue *queued_in;  /* which queue entry is in, while queued */
+  deadline_heap_entry lease; /* while IN_PROGRESS: due at lease expiry */
+  struct job_record *prev, *next;         /* every job, in id order */
+  struct job_record *run_prev, *run_next; /* the holder's running jobs */
+  struct hub_worker *holder;              /* NULL unless IN_PROGRESS */
+  struct job_watcher *watchers;           /* Watch calls on this job */
+  int64_t created_us, started_us, finished_us;
+  uint64_t worker_idx;
+  double progress;
+  char *progress_message; /* malloc'd, or NULL */
+  char *error;            /* malloc'd, or NULL */
+  uint32_t pool_id, job_type_id;
+  uint32_t attempts, max_attempts, lease_seconds;
+  int state; /* jobhub.v1.JobState */
+  bool durable; /* the Submit is committed to the store */
+  char id[JOB_ID_SIZE];
+  uint32_t fixed_size;
+  uint32_t subject_size; /* without terminator; 0: none */
+  uint32_t key_size;     /* idempotency key, without terminator; 0: none */
+  uint8_t data[];        /* fixed part, subject\0, key\0 */
+} job_record;
+
+/* job_record_new makes a record for sequence with a copy of the fixed
+ * part, subject and idempotency key (either may be NULL or ""). The other
+ * fields are zero; state is QUEUED. Returns NULL when memory is out. */
+job_record *job_record_new(uint64_t sequence, const uint8_t *fixed,
+                           size_t fixed_size, const char *subject,
+                           const char *idempotency_key);
+
+/* job_record_free frees the record and the strings it owns. */
+void job_record_free(job_record *job);
+
+/* Accessors for the parts held in data. */
+const uint8_t *job_record_fixed(const job_record *job);
+const char *job_record_subject(const job_record *job); /* "" for none */
+const char *job_record_key(const job_record *job);     /* "" for none */
+
+/* job_record_set_text replaces *field (progress_message or error) with a
+ * copy of text (NULL or "": none). Returns 0 or -1 (no memory; unchanged). */
+int job_record_set_text(char **field, const char *text);
+
+/* job_record_pack_status appends the status part to out; job_record_pack
+ * appends the whole Job (fixed part then status part). Return 0 or -1. */
+int job_record_pack_status(const job_record *job, rpc_buffer *out);
+int job_record_pack(const job_record *job, rpc_buffer *out);
+
+/* job_record_apply_status sets the record's status fields from a status
+ * part read back from the store. Returns 0, or -1 if it does not parse. */
+int job_record_apply_status(job_record *job, const uint8_t *status,
+                            size_t size);
+
+/* job_fixed_pack packs the fixed part of a job submitted with request:
+ * every field a Submit sets, with max_attempts as resolved. Returns a
+ * malloc'd buffer and its size in *size, or NULL (no memory). */
+uint8_t *job_fixed_pack(const Jobhub__V1__SubmitRequest *request,
+                        uint32_t max_attempts, size_t *size);
+
+/* job_id_format writes the id of sequence; job_id_parse reads it back.
+ * Parse returns 0, or -1 for anything but 16 lowercase hex digits. */
+void job_id_format(uint64_t sequence, char id[JOB_ID_SIZE]);
+int job_id_parse(const char *id, uint64_t *sequence);
+
+/* lease_id_format writes "<id>.<attempts>"; lease_id_parse splits one.
+ * Parse returns 0, or -1 when it is not of that form. */
+void lease_id_format(const job_record *job, char lease_id[LEASE_ID_SIZE]);
+int lease_id_parse(const char *lease_id, uint64_t *sequence,
+                   uint32_t *attempt);
+
+/* pb_append_bytes_field appends field number as a length-delimited field
+ * holding size bytes of data: how the hub nests stored bytes in an answer
+ * (a Job in an Assignment, an Assignment in a HubMessage). */
+int pb_append_bytes_field(rpc_buffer *out, uint32_t field, const void *data,
+                          size_t size);
+
+/* pb_append_message appends message, packed. Returns 0 or -1. */
+int pb_append_message(rpc_buffer *out, const ProtobufCMessage *message);
+
+/* time_now_us is the wall clock in microseconds since the Unix epoch. */
+int64_t time_now_us(void);
+
+#endif

@@ -1,0 +1,590 @@
+/* jobs_service.c: jobhub.v1.Jobs. Handlers check what they can on the
+ * loop thread, then the core serves the request (hub_call_post). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobhub/v1/jobs.rpc.h"
+#include "rpc/log.h"
+#include "server/hub_internal.h"
+#include "server/ids.h"
+
+#define LIST_DEFAULT_PAGE 100
+#define LIST_MAX_PAGE 1000
+#define MAX_ATTEMPTS_LIMIT 1000
+
+/* Answers hc with job once the write it waits for is durable. */
+static void answer_when_stored(int status, void *arg) {
+  hub_call *hc = arg;
+  if (status != 0) {
+    hub_call_fail(hc->hub, hc, RPC_STATUS_INTERNAL,
+                  "the store could not write job %s", hc->job->id);
+    return;
+  }
+  hc->job->durable = true;
+  if (hc->answer.len == 0) {
+    hub_call_fail(hc->hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  hub_call_answer(hc->hub, hc);
+}
+
+/* Fills hc's answer with job; 0 or -1 (failed: hc is answered). */
+static int pack_job_answer(job_hub *hub, hub_call *hc, const job_record *job) {
+  rpc_buffer_reset(&hc->answer);
+  if (job_record_pack(job, &hc->answer) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+/* Finds the job a request names, or answers NOT_FOUND. */
+static job_record *job_or_fail(job_hub *hub, hub_call *hc, const char *id) {
+  job_record *job = hub_find_job(hub, id);
+  if (job == NULL) {
+    hub_call_fail(hub, hc, RPC_STATUS_NOT_FOUND, "no job with id \"%s\"", id);
+  }
+  return job;
+}
+
+static bool id_missing(rpc_call *call, const char *id) {
+  if (id[0] == '\0') {
+    rpc_call_finish(call, RPC_STATUS_INVALID_ARGUMENT, "id is empty");
+    return true;
+  }
+  return false;
+}
+
+/* Submit. */
+
+static void run_submit(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__SubmitRequest *request = hc->request;
+  if (request->idempotency_key[0] != '\0') {
+    job_record *existing = hub_find_job_by_key(hub, request->idempotency_key);
+    if (existing != NULL) {
+      if (pack_job_answer(hub, hc, existing) == 0) {
+        hub_call_answer(hub, hc);
+      }
+      return;
+    }
+  }
+  uint32_t max_attempts = request->max_attempts ? request->max_attempts
+                                                : hub->options.max_attempts;
+  job_record *job = hub_submit(hub, request, hc->data, hc->data_size,
+                               max_attempts, answer_when_stored, hc);
+  if (job == NULL) {
+    hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
+                  "the job could not be stored");
+    return;
+  }
+  /* The answer is the job as submitted; the write's callback sends it. */
+  hc->job = job;
+  (void)job_record_pack(job, &hc->answer);
+}
+
+static void submit(rpc_call *call, const Jobhub__V1__SubmitRequest *request,
+                   void *user) {
+  job_hub *hub = user;
+  if (request->pool_id > JOBHUB_ID_FIELD_MAX ||
+      request->job_type_id > JOBHUB_ID_FIELD_MAX) {
+    rpc_call_finishf(call, RPC_STATUS_INVALID_ARGUMENT,
+                     "pool_id %u and job_type_id %u must be at most %u",
+                     request->pool_id, request->job_type_id,
+                     JOBHUB_ID_FIELD_MAX);
+    return;
+  }
+  if (request->max_attempts > MAX_ATTEMPTS_LIMIT) {
+    rpc_call_finishf(call, RPC_STATUS_INVALID_ARGUMENT,
+                     "max_attempts %u is over %u", request->max_attempts,
+                     MAX_ATTEMPTS_LIMIT);
+    return;
+  }
+  if (request->not_before != NULL &&
+      (request->not_before->nanos < 0 ||
+       request->not_before->nanos > 999999999)) {
+    rpc_call_finish(call, RPC_STATUS_INVALID_ARGUMENT,
+                    "not_before.nanos must be in 0..999999999");
+    return;
+  }
+  /* The fixed part is packed here, on the loop thread, to spare the
+   * core. */
+  size_t size = 0;
+  uint8_t *fixed = job_fixed_pack(
+      request,
+      request->max_attempts ? request->max_attempts : hub->options.max_attempts,
+      &size);
+  if (fixed == NULL) {
+    rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  hub_call_post(hub, call, request, run_submit, NULL, fixed, size);
+}
+
+/* Get. */
+
+static void run_get(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__GetRequest *request = hc->request;
+  job_record *job = job_or_fail(hub, hc, request->id);
+  if (job != NULL && pack_job_answer(hub, hc, job) == 0) {
+    hub_call_answer(hub, hc);
+  }
+}
+
+static void get(rpc_call *call, const Jobhub__V1__GetRequest *request,
+                void *user) {
+  if (!id_missing(call, request->id)) {
+    hub_call_post(user, call, request, run_get, NULL, NULL, 0);
+  }
+}
+
+/* List. */
+
+static bool list_matches(const Jobhub__V1__ListJobsRequest *f,
+                         const job_record *job) {
+  return (f->state == JOBHUB__V1__JOB_STATE__JOB_STATE_UNSPECIFIED ||
+          (int)f->state == job->state) &&
+         (f->any_pool || f->pool_id == job->pool_id) &&
+         (f->any_job_type || f->job_type_id == job->job_type_id) &&
+         (f->subject[0] == '\0' ||
+          strcmp(f->subject, job_record_subject(job)) == 0);
+}
+
+static void run_list(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__ListJobsRequest *request = hc->request;
+  job_record *job = hub->first_job;
+  if (request->page_token[0] != '\0') {
+    job_record *after = hub_find_job(hub, request->page_token);
+    if (after == NULL) {
+      hub_call_fail(hub, hc, RPC_STATUS_INVALID_ARGUMENT,
+                    "page_token \"%s\" is not from a previous answer",
+                    request->page_token);
+      return;
+    }
+    job = after->next;
+  }
+  uint32_t page = request->page_size ? request->page_size : LIST_DEFAULT_PAGE;
+  uint32_t count = 0;
+  const job_record *last = NULL;
+  for (; job != NULL; job = job->next) {
+    if (!list_matches(request, job)) {
+      continue;
+    }
+    if (count == page) {
+      /* One more matches: the page is not the last. */
+      if (pb_append_bytes_field(&hc->answer, 2, last->id,
+                                JOB_ID_SIZE - 1) != 0) {
+        goto no_memory;
+      }
+      break;
+    }
+    rpc_buffer_reset(&hub->scratch);
+    if (job_record_pack(job, &hub->scratch) != 0 ||
+        pb_append_bytes_field(&hc->answer, 1, hub->scratch.data,
+                              hub->scratch.len) != 0) {
+      goto no_memory;
+    }
+    last = job;
+    count++;
+  }
+  hub_call_answer(hub, hc);
+  return;
+no_memory:
+  hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+}
+
+static void list(rpc_call *call, const Jobhub__V1__ListJobsRequest *request,
+                 void *user) {
+  if (request->page_size > LIST_MAX_PAGE) {
+    rpc_call_finishf(call, RPC_STATUS_INVALID_ARGUMENT,
+                     "page_size %u is over %u", request->page_size,
+                     LIST_MAX_PAGE);
+    return;
+  }
+  uint64_t sequence;
+  if (request->page_token[0] != '\0' &&
+      job_id_parse(request->page_token, &sequence) != 0) {
+    rpc_call_finishf(call, RPC_STATUS_INVALID_ARGUMENT,
+                     "page_token \"%s\" is not from a previous answer",
+                     request->page_token);
+    return;
+  }
+  hub_call_post(user, call, request, run_list, NULL, NULL, 0);
+}
+
+/* GetResult. */
+
+static void run_get_result(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__GetResultRequest *request = hc->request;
+  job_record *job = job_or_fail(hub, hc, request->id);
+  if (job == NULL) {
+    return;
+  }
+  if (job->state != JOBHUB__V1__JOB_STATE__DONE) {
+    hub_call_fail(hub, hc, RPC_STATUS_FAILED_PRECONDITION,
+                  "job %s is %s%s%s, not DONE: it has no result", job->id,
+                  hub_state_name(job->state), job->error ? ": " : "",
+                  job->error ? job->error : "");
+    return;
+  }
+  uint8_t *result = NULL;
+  size_t size = 0;
+  if (job_store_load_result(hub->store, job->id, &result, &size) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_INTERNAL,
+                  "the result of job %s could not be read", job->id);
+    return;
+  }
+  /* The stored result carries job_id already; an empty one still names
+   * the job. */
+  Jobhub__V1__JobResult named = JOBHUB__V1__JOB_RESULT__INIT;
+  named.job_id = job->id;
+  int rv = result != NULL ? rpc_buffer_append(&hc->answer, result, size)
+                          : pb_append_message(&hc->answer, &named.base);
+  free(result);
+  if (rv != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  hub_call_answer(hub, hc);
+}
+
+static void get_result(rpc_call *call,
+                       const Jobhub__V1__GetResultRequest *request,
+                       void *user) {
+  if (!id_missing(call, request->id)) {
+    hub_call_post(user, call, request, run_get_result, NULL, NULL, 0);
+  }
+}
+
+/* Cancel. */
+
+static void run_cancel(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__CancelRequest *request = hc->request;
+  job_record *job = job_or_fail(hub, hc, request->id);
+  if (job == NULL) {
+    return;
+  }
+  if (hub_state_is_final(job->state)) {
+    hub_call_fail(hub, hc, RPC_STATUS_FAILED_PRECONDITION,
+                  "job %s is %s already", job->id, hub_state_name(job->state));
+    return;
+  }
+  int from = job->state;
+  if (from == JOBHUB__V1__JOB_STATE__QUEUED) {
+    hub_unqueue(hub, job);
+  } else {
+    hub_cancel_lease(hub, job);
+    hub_release_lease(hub, job);
+  }
+  job->finished_us = time_now_us();
+  hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__CANCELLED);
+  hub_notify(hub, job);
+  hc->job = job;
+  if (pack_job_answer(hub, hc, job) != 0) {
+    return;
+  }
+  if (hub_save(hub, job, from, "client", NULL, NULL, 0, answer_when_stored,
+               hc) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
+                  "the cancellation could not be stored");
+  }
+}
+
+static void cancel(rpc_call *call, const Jobhub__V1__CancelRequest *request,
+                   void *user) {
+  if (!id_missing(call, request->id)) {
+    hub_call_post(user, call, request, run_cancel, NULL, NULL, 0);
+  }
+}
+
+/* Watch. */
+
+static void free_watcher(job_watcher *w) {
+  free(w->subject);
+  free(w);
+}
+
+static void unlink_watcher(job_watcher **list, job_watcher *w) {
+  for (job_watcher **at = list; *at != NULL; at = &(*at)->next) {
+    if (*at == w) {
+      *at = w->next;
+      w->next = NULL;
+      return;
+    }
+  }
+}
+
+static void watcher_closed(job_hub *hub, core_stream *stream) {
+  job_watcher *w = (job_watcher *)stream;
+  if (w->job != NULL) {
+    unlink_watcher(&w->job->watchers, w);
+    w->job = NULL;
+  } else {
+    unlink_watcher(&hub->filter_watchers, w);
+  }
+  core_stream_finish(hub, stream, RPC_STATUS_OK, NULL);
+  free_watcher(w);
+}
+
+static void watcher_opened(job_hub *hub, core_stream *stream) {
+  job_watcher *w = (job_watcher *)stream;
+  if (hub->closing) {
+    core_stream_finish(hub, stream, RPC_STATUS_UNAVAILABLE,
+                       "the hub is shutting down");
+    return;
+  }
+  if (w->filter.id[0] == '\0') {
+    w->next = hub->filter_watchers;
+    hub->filter_watchers = w;
+    return;
+  }
+  job_record *job = hub_find_job(hub, w->filter.id);
+  if (job == NULL) {
+    char message[128];
+    snprintf(message, sizeof(message), "no job with id \"%s\"", w->filter.id);
+    core_stream_finish(hub, stream, RPC_STATUS_NOT_FOUND, message);
+    return;
+  }
+  rpc_buffer_reset(&hub->scratch);
+  if (job_record_pack(job, &hub->scratch) != 0 ||
+      core_stream_send(hub, stream, hub->scratch.data, hub->scratch.len) !=
+          0) {
+    core_stream_finish(hub, stream, RPC_STATUS_RESOURCE_EXHAUSTED,
+                       "out of memory");
+    return;
+  }
+  if (hub_state_is_final(job->state)) {
+    core_stream_finish(hub, stream, RPC_STATUS_OK, NULL);
+    return;
+  }
+  w->job = job;
+  w->next = job->watchers;
+  job->watchers = w;
+}
+
+static void watch(rpc_call *call, const Jobhub__V1__WatchRequest *request,
+                  void *user) {
+  job_watcher *w = calloc(1, sizeof(*w));
+  if (w == NULL) {
+    rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  /* The request is freed with the call, which the loop may finish first:
+   * the core keeps copies. */
+  w->filter = *request;
+  w->filter.id = w->id;
+  w->filter.subject = NULL; /* w->subject holds it */
+  if (strlen(request->id) >= sizeof(w->id) ||
+      (request->subject[0] != '\0' &&
+       (w->subject = strdup(request->subject)) == NULL)) {
+    free_watcher(w);
+    if (strlen(request->id) >= sizeof(w->id)) {
+      rpc_call_finishf(call, RPC_STATUS_NOT_FOUND, "no job with id \"%s\"",
+                       request->id);
+    } else {
+      rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    return;
+  }
+  memcpy(w->id, request->id, strlen(request->id) + 1);
+  w->stream.on_closed = watcher_closed;
+  if (loop_stream_open(user, call, &w->stream, watcher_opened, false) != 0) {
+    free_watcher(w);
+    rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  }
+}
+
+void hub_watchers_close_all(job_hub *hub) {
+  for (job_record *job = hub->first_job; job != NULL; job = job->next) {
+    for (job_watcher *w = job->watchers; w != NULL; w = w->next) {
+      core_stream_finish(hub, &w->stream, RPC_STATUS_UNAVAILABLE,
+                         "the hub is shutting down");
+    }
+  }
+  for (job_watcher *w = hub->filter_watchers; w != NULL; w = w->next) {
+    core_stream_finish(hub, &w->stream, RPC_STATUS_UNAVAILABLE,
+                       "the hub is shutting down");
+  }
+}
+
+/* Reset. */
+
+/* Puts a job back in the queue as new: attempts 0, no error. */
+static void reset_job(job_hub *hub, job_record *job, job_store_done_fn done,
+                      void *arg) {
+  int from = job->state;
+  if (from == JOBHUB__V1__JOB_STATE__IN_PROGRESS) {
+    hub_cancel_lease(hub, job);
+    hub_release_lease(hub, job);
+  }
+  job->attempts = 0;
+  job->worker_idx = 0;
+  job->started_us = job->finished_us = 0;
+  job->progress = 0;
+  (void)job_record_set_text(&job->progress_message, NULL);
+  (void)job_record_set_text(&job->error, NULL);
+  job->entry.not_before_us = 0;
+  hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__QUEUED);
+  (void)hub_save(hub, job, from, "client", "reset", NULL, 0, done, arg);
+  hub_requeue(hub, job, 0);
+  hub_notify(hub, job);
+}
+
+static void ignore_write(int status, void *arg) {
+  (void)status;
+  (void)arg;
+}
+
+static void answer_reset(int status, void *arg) {
+  hub_call *hc = arg;
+  if (status != 0) {
+    hub_call_fail(hc->hub, hc, RPC_STATUS_INTERNAL,
+                  "the reset could not be stored");
+    return;
+  }
+  hub_call_answer(hc->hub, hc);
+}
+
+static bool reset_selects(const Jobhub__V1__ResetRequest *request,
+                          const job_record *job) {
+  if (request->n_ids > 0) {
+    return job->state != JOBHUB__V1__JOB_STATE__QUEUED;
+  }
+  return job->state == JOBHUB__V1__JOB_STATE__FAILED &&
+         (request->any_pool || request->pool_id == job->pool_id) &&
+         (request->any_job_type || request->job_type_id == job->job_type_id);
+}
+
+static void run_reset(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__ResetRequest *request = hc->request;
+  for (size_t i = 0; i < request->n_ids; i++) {
+    if (job_or_fail(hub, hc, request->ids[i]) == NULL) {
+      return; /* nothing changed */
+    }
+  }
+  /* Select first, so that the answer lists each job once; the last write
+   * is awaited, and the writes before it commit no later. */
+  size_t count = 0;
+  job_record **selected = NULL;
+  size_t limit = request->n_ids > 0 ? request->n_ids : hub->job_count;
+  selected = malloc((limit ? limit : 1) * sizeof(*selected));
+  if (selected == NULL) {
+    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  if (request->n_ids > 0) {
+    for (size_t i = 0; i < request->n_ids; i++) {
+      job_record *job = hub_find_job(hub, request->ids[i]);
+      bool seen = false;
+      for (size_t k = 0; k < count && !seen; k++) {
+        seen = selected[k] == job;
+      }
+      if (!seen && reset_selects(request, job)) {
+        selected[count++] = job;
+      }
+    }
+  } else {
+    for (job_record *job = hub->first_job; job != NULL; job = job->next) {
+      if (reset_selects(request, job)) {
+        selected[count++] = job;
+      }
+    }
+  }
+  for (size_t i = 0; i < count; i++) {
+    bool last = i + 1 == count;
+    reset_job(hub, selected[i], last ? answer_reset : ignore_write,
+              last ? hc : NULL);
+    rpc_buffer_reset(&hub->scratch);
+    if (job_record_pack(selected[i], &hub->scratch) != 0 ||
+        pb_append_bytes_field(&hc->answer, 1, hub->scratch.data,
+                              hub->scratch.len) != 0) {
+      rpc_log(RPC_LOG_ERROR, "reset_answer_incomplete",
+              "error=\"out of memory\"");
+    }
+  }
+  free(selected);
+  if (count == 0) {
+    hub_call_answer(hub, hc);
+  }
+}
+
+static void reset(rpc_call *call, const Jobhub__V1__ResetRequest *request,
+                  void *user) {
+  if (request->n_ids == 0 && (request->pool_id > JOBHUB_ID_FIELD_MAX ||
+                              request->job_type_id > JOBHUB_ID_FIELD_MAX)) {
+    rpc_call_finishf(call, RPC_STATUS_INVALID_ARGUMENT,
+                     "pool_id and job_type_id must be at most %u",
+                     JOBHUB_ID_FIELD_MAX);
+    return;
+  }
+  hub_call_post(user, call, request, run_reset, NULL, NULL, 0);
+}
+
+/* History. */
+
+typedef struct history_answer {
+  hub_call *hc;
+  int rv;
+} history_answer;
+
+static int add_event(const stored_event *stored, void *arg) {
+  history_answer *history = arg;
+  Jobhub__V1__JobEvent event = JOBHUB__V1__JOB_EVENT__INIT;
+  Google__Protobuf__Timestamp time = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  event.job_id = (char *)stored->job_id;
+  event.from_state = (Jobhub__V1__JobState)stored->from_state;
+  event.to_state = (Jobhub__V1__JobState)stored->to_state;
+  time.seconds = stored->time_us / 1000000;
+  time.nanos = (int32_t)(stored->time_us % 1000000) * 1000;
+  event.time = &time;
+  event.actor = (char *)stored->actor;
+  event.worker_idx = stored->worker_idx;
+  if (stored->detail != NULL) {
+    event.detail = (char *)stored->detail;
+  }
+  rpc_buffer packed;
+  rpc_buffer_init(&packed);
+  int rv = pb_append_message(&packed, &event.base) != 0 ||
+                   pb_append_bytes_field(&history->hc->answer, 1, packed.data,
+                                         packed.len) != 0
+               ? -2
+               : 0;
+  rpc_buffer_free(&packed);
+  return rv;
+}
+
+static void run_history(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__HistoryRequest *request = hc->request;
+  job_record *job = job_or_fail(hub, hc, request->id);
+  if (job == NULL) {
+    return;
+  }
+  history_answer history = {hc, 0};
+  int rv = job_store_load_events(hub->store, job->id, add_event, &history);
+  if (rv != 0) {
+    hub_call_fail(hub, hc,
+                  rv == -2 ? RPC_STATUS_RESOURCE_EXHAUSTED
+                           : RPC_STATUS_INTERNAL,
+                  "the history of job %s could not be read", job->id);
+    return;
+  }
+  hub_call_answer(hub, hc);
+}
+
+static void history(rpc_call *call, const Jobhub__V1__HistoryRequest *request,
+                    void *user) {
+  if (!id_missing(call, request->id)) {
+    hub_call_post(user, call, request, run_history, NULL, NULL, 0);
+  }
+}
+
+const jobhub_v1_jobs_handlers hub_jobs_handlers = {
+    .submit = submit,
+    .get = get,
+    .list = list,
+    .get_result = get_result,
+    .cancel = cancel,
+    .watch = watch,
+    .reset = reset,
+    .history = history,
+};

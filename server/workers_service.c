@@ -1,0 +1,976 @@
+/* workers_service.c: jobhub.v1.Workers: registration, the Connect stream,
+ * the unary worker calls and the admin calls. The lease checks are shared
+ * by the unary calls and the messages of Connect. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobhub/v1/workers.rpc.h"
+#include "rpc/log.h"
+#include "server/hub_internal.h"
+#include "server/ids.h"
+
+#define MAX_WAIT_MS 60000
+#define MAX_LEASE_JOBS 1000
+#define SUBJECT_STATE_TIMEOUT 5.0
+
+/* An outcome: OK, or a status with a message. */
+typedef struct outcome {
+  rpc_status_code code;
+  char message[200];
+} outcome;
+
+static job_record *refuse(outcome *out, rpc_status_code code,
+                          const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static job_record *refuse(outcome *out, rpc_status_code code,
+                          const char *fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  out->code = code;
+  vsnprintf(out->message, sizeof(out->message), fmt, args);
+  va_end(args);
+  return NULL;
+}
+
+/* The job of a lease the worker still holds, or NULL with why. */
+static job_record *leased_job(job_hub *hub, const char *job_id,
+                              const char *lease_id, outcome *out) {
+  uint64_t sequence;
+  uint32_t attempt;
+  out->code = RPC_STATUS_OK;
+  if (lease_id_parse(lease_id, &sequence, &attempt) != 0) {
+    return refuse(out, RPC_STATUS_NOT_FOUND, "no lease \"%s\"", lease_id);
+  }
+  char id[JOB_ID_SIZE];
+  job_id_format(sequence, id);
+  job_record *job = hub_find_job(hub, id);
+  if (job == NULL || (job_id[0] != '\0' && strcmp(job_id, id) != 0)) {
+    return refuse(out, RPC_STATUS_NOT_FOUND,
+                  "no lease \"%s\" for this job", lease_id);
+  }
+  if (hub_state_is_final(job->state)) {
+    out->code = RPC_STATUS_FAILED_PRECONDITION;
+    snprintf(out->message, sizeof(out->message), "job %s is %s already", id,
+             hub_state_name(job->state));
+    return NULL;
+  }
+  if (job->state != JOBHUB__V1__JOB_STATE__IN_PROGRESS ||
+      job->attempts != attempt) {
+    return refuse(out, RPC_STATUS_NOT_FOUND,
+                  "lease \"%s\" expired (the job was leased again or is "
+                  "queued)",
+                  lease_id);
+  }
+  return job;
+}
+
+static void touch_holder(job_record *job) {
+  if (job->holder != NULL) {
+    job->holder->last_seen_us = time_now_us();
+  }
+}
+
+static void actor_of(const job_record *job, char *actor, size_t size) {
+  snprintf(actor, size, "worker:%llu", (unsigned long long)job->worker_idx);
+}
+
+static void apply_progress(job_hub *hub, job_record *job,
+                           const Jobhub__V1__ProgressRequest *request) {
+  job->progress = request->progress < 0   ? 0
+                  : request->progress > 1 ? 1
+                                          : request->progress;
+  (void)job_record_set_text(&job->progress_message, request->message);
+  touch_holder(job);
+  char actor[40];
+  actor_of(job, actor, sizeof(actor));
+  (void)hub_save(hub, job, job->state, actor, NULL, NULL, 0, NULL, NULL);
+  hub_notify(hub, job);
+}
+
+/* Ends a leased job as DONE (result) or after a failure; done is awaited
+ * when not NULL. Returns 0 or -1 (the store refused the write). */
+static int finish_job(job_hub *hub, job_record *job,
+                      const Jobhub__V1__JobResult *result,
+                      const Jobhub__V1__FailRequest *failure,
+                      job_store_done_fn done, void *arg) {
+  int from = job->state;
+  char actor[40];
+  actor_of(job, actor, sizeof(actor));
+  touch_holder(job);
+  hub_release_lease(hub, job);
+  int64_t now = time_now_us();
+  uint8_t *packed = NULL;
+  size_t packed_size = 0;
+  if (failure == NULL) {
+    Jobhub__V1__JobResult named = JOBHUB__V1__JOB_RESULT__INIT;
+    if (result != NULL) {
+      named = *result;
+    }
+    named.job_id = job->id;
+    packed_size = jobhub__v1__job_result__get_packed_size(&named);
+    packed = malloc(packed_size ? packed_size : 1);
+    if (packed != NULL) {
+      jobhub__v1__job_result__pack(&named, packed);
+    }
+    job->finished_us = now;
+    job->progress = 1;
+    hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__DONE);
+  } else {
+    (void)job_record_set_text(&job->error, failure->error);
+    if (failure->retryable && job->attempts < job->max_attempts) {
+      hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__QUEUED);
+    } else {
+      job->finished_us = now;
+      hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__FAILED);
+    }
+  }
+  int rv = hub_save(hub, job, from, actor,
+                    failure != NULL ? failure->error : NULL, packed,
+                    packed_size, done, arg);
+  free(packed);
+  if (job->state == JOBHUB__V1__JOB_STATE__QUEUED) {
+    hub_requeue(hub, job, hub_backoff_us(hub, job->attempts));
+  }
+  hub_notify(hub, job);
+  return rv;
+}
+
+static void extend_lease(job_hub *hub, job_record *job) {
+  uint32_t seconds =
+      job->lease_seconds ? job->lease_seconds : hub->options.lease_seconds;
+  job->lease.due_us = time_now_us() + (int64_t)seconds * 1000000;
+  if (job->lease.queued) {
+    deadline_heap_update(&hub->leases, &job->lease);
+  }
+  touch_holder(job);
+}
+
+/* Unary calls: the client id is their credential. */
+
+static bool client_missing(rpc_call *call, const char *client_id) {
+  if (client_id[0] == '\0') {
+    rpc_call_finish(call, RPC_STATUS_UNAUTHENTICATED,
+                    "client_id is missing: workers identify themselves");
+    return true;
+  }
+  return false;
+}
+
+static void answer_job_when_stored(int status, void *arg) {
+  hub_call *hc = arg;
+  if (status != 0) {
+    hub_call_fail(hc->hub, hc, RPC_STATUS_INTERNAL,
+                  "the store could not write the job");
+    return;
+  }
+  hub_call_answer(hc->hub, hc);
+}
+
+static void run_progress(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__ProgressRequest *request = hc->request;
+  outcome out;
+  job_record *job = leased_job(hub, request->job_id, request->lease_id, &out);
+  if (job == NULL) {
+    hub_call_fail(hub, hc, out.code, "%s", out.message);
+    return;
+  }
+  apply_progress(hub, job, request);
+  if (job_record_pack(job, &hc->answer) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  hub_call_answer(hub, hc);
+}
+
+static void progress(rpc_call *call, const Jobhub__V1__ProgressRequest *request,
+                     void *user) {
+  if (!client_missing(call, request->client_id)) {
+    hub_call_post(user, call, request, run_progress, NULL, NULL, 0);
+  }
+}
+
+static void run_finish(job_hub *hub, hub_call *hc, const char *job_id,
+                       const char *lease_id,
+                       const Jobhub__V1__JobResult *result,
+                       const Jobhub__V1__FailRequest *failure) {
+  outcome out;
+  job_record *job = leased_job(hub, job_id, lease_id, &out);
+  if (job == NULL) {
+    hub_call_fail(hub, hc, out.code, "%s", out.message);
+    return;
+  }
+  hc->job = job;
+  if (finish_job(hub, job, result, failure, answer_job_when_stored, hc) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
+                  "the outcome could not be stored");
+    return;
+  }
+  (void)job_record_pack(job, &hc->answer);
+}
+
+static void run_complete(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__CompleteRequest *request = hc->request;
+  run_finish(hub, hc, request->job_id, request->lease_id, request->result,
+             NULL);
+}
+
+static void run_fail(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__FailRequest *request = hc->request;
+  run_finish(hub, hc, request->job_id, request->lease_id, NULL, request);
+}
+
+static void complete(rpc_call *call, const Jobhub__V1__CompleteRequest *request,
+                     void *user) {
+  if (!client_missing(call, request->client_id)) {
+    hub_call_post(user, call, request, run_complete, NULL, NULL, 0);
+  }
+}
+
+static void fail(rpc_call *call, const Jobhub__V1__FailRequest *request,
+                 void *user) {
+  if (!client_missing(call, request->client_id)) {
+    hub_call_post(user, call, request, run_fail, NULL, NULL, 0);
+  }
+}
+
+static void run_heartbeat(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__HeartbeatRequest *request = hc->request;
+  /* Check every lease before changing any. */
+  for (size_t i = 0; i < request->n_lease_ids; i++) {
+    outcome out;
+    if (leased_job(hub, "", request->lease_ids[i], &out) == NULL &&
+        out.code != RPC_STATUS_FAILED_PRECONDITION) {
+      hub_call_fail(hub, hc, out.code, "%s", out.message);
+      return;
+    }
+  }
+  for (size_t i = 0; i < request->n_lease_ids; i++) {
+    outcome out;
+    job_record *job = leased_job(hub, "", request->lease_ids[i], &out);
+    if (job != NULL) {
+      extend_lease(hub, job);
+      continue;
+    }
+    /* Finished by someone else (cancelled): the worker must stop. */
+    uint64_t sequence;
+    uint32_t attempt;
+    (void)lease_id_parse(request->lease_ids[i], &sequence, &attempt);
+    char id[JOB_ID_SIZE];
+    job_id_format(sequence, id);
+    if (pb_append_bytes_field(&hc->answer, 1, id, JOB_ID_SIZE - 1) != 0) {
+      hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      return;
+    }
+  }
+  hub_call_answer(hub, hc);
+}
+
+static void heartbeat(rpc_call *call,
+                      const Jobhub__V1__HeartbeatRequest *request,
+                      void *user) {
+  if (!client_missing(call, request->client_id)) {
+    hub_call_post(user, call, request, run_heartbeat, NULL, NULL, 0);
+  }
+}
+
+/* Register and Lease. */
+
+static int set_text(char **field, const char *text) {
+  return job_record_set_text(field, text);
+}
+
+static void run_register(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__RegisterRequest *request = hc->request;
+  rpc_status_code code;
+  char why[200];
+  hub_worker *worker =
+      hub_worker_new(hub, 0, request->pool_id, request->job_type_ids,
+                     request->n_job_type_ids, &code, why, sizeof(why));
+  if (worker == NULL) {
+    hub_call_fail(hub, hc, code, "%s", why);
+    return;
+  }
+  worker->capacity = request->capacity ? request->capacity : 1;
+  if (set_text(&worker->client_id, request->client_id) != 0 ||
+      set_text(&worker->hostname, request->hostname) != 0) {
+    hub_worker_remove(hub, worker);
+    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  hub_worker_set_live(hub, worker, true);
+  if (hub_worker_pack(worker, &hc->answer) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  hub_call_answer(hub, hc);
+}
+
+static void register_worker(rpc_call *call,
+                            const Jobhub__V1__RegisterRequest *request,
+                            void *user) {
+  if (!client_missing(call, request->client_id)) {
+    hub_call_post(user, call, request, run_register, NULL, NULL, 0);
+  }
+}
+
+typedef struct client_search {
+  const char *client_id;
+  uint32_t pool_id;
+  uint32_t job_type_id;
+  hub_worker *found;
+} client_search;
+
+static int match_client(void *value, void *arg) {
+  hub_worker *worker = value;
+  client_search *search = arg;
+  if (worker->conn == NULL && worker->client_id != NULL &&
+      strcmp(worker->client_id, search->client_id) == 0 &&
+      worker->pool_id == search->pool_id &&
+      worker->job_type_ids[0] == search->job_type_id) {
+    search->found = worker;
+    return 1;
+  }
+  return 0;
+}
+
+static void on_lease_wait_over(struct ev_loop *loop, ev_timer *timer,
+                               int events) {
+  (void)loop;
+  (void)events;
+  hub_call *hc = timer->data;
+  hc->timer_active = false;
+  if (hc->worker->pending_lease == hc) {
+    hc->worker->pending_lease = NULL;
+  }
+  hub_call_answer(hc->hub, hc); /* no work: empty */
+}
+
+/* The answer of a Lease did not reach the worker: its jobs go back at
+ * once, their attempts not counted. */
+static void lease_undelivered(job_hub *hub, hub_call *hc) {
+  Jobhub__V1__LeaseResponse *response = jobhub__v1__lease_response__unpack(
+      NULL, hc->answer.len, hc->answer.data);
+  if (response == NULL) {
+    rpc_log(RPC_LOG_ERROR, "lease_requeue_failed", NULL);
+    return;
+  }
+  for (size_t i = 0; i < response->n_assignments; i++) {
+    outcome out;
+    job_record *job =
+        leased_job(hub, "", response->assignments[i]->lease_id, &out);
+    if (job != NULL) {
+      hub_cancel_lease(hub, job);
+      hub_release_lease(hub, job);
+      job->attempts--;
+      int from = job->state;
+      hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__QUEUED);
+      (void)hub_save(hub, job, from, "hub", "lease answer not delivered",
+                     NULL, 0, NULL, NULL);
+      hub_requeue(hub, job, 0);
+      hub_notify(hub, job);
+    }
+  }
+  jobhub__v1__lease_response__free_unpacked(response, NULL);
+}
+
+static void run_lease(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__LeaseRequest *request = hc->request;
+  hub_worker *worker = NULL;
+  if (request->worker_idx != 0) {
+    worker = hub_find_worker(hub, request->worker_idx);
+    if (worker == NULL) {
+      hub_call_fail(hub, hc, RPC_STATUS_NOT_FOUND,
+                    "no worker with worker_idx %llu",
+                    (unsigned long long)request->worker_idx);
+      return;
+    }
+  } else if (request->n_job_type_ids > 0) {
+    client_search search = {request->client_id, request->pool_id,
+                            request->job_type_ids[0], NULL};
+    hash_table_each(hub->workers, match_client, &search);
+    worker = search.found;
+  }
+  if (worker == NULL) {
+    rpc_status_code code;
+    char why[200];
+    worker = hub_worker_new(hub, 0, request->pool_id, request->job_type_ids,
+                            request->n_job_type_ids, &code, why, sizeof(why));
+    if (worker == NULL) {
+      hub_call_fail(hub, hc, code, "%s", why);
+      return;
+    }
+    if (set_text(&worker->client_id, request->client_id) != 0) {
+      hub_worker_remove(hub, worker);
+      hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      return;
+    }
+  }
+  if (worker->conn != NULL) {
+    hub_call_fail(hub, hc, RPC_STATUS_FAILED_PRECONDITION,
+                  "worker %llu is connected over Connect; it gets its jobs "
+                  "there",
+                  (unsigned long long)worker->worker_idx);
+    return;
+  }
+  worker->last_seen_us = time_now_us();
+  worker->reserved = false;
+  if (!worker->draining) {
+    hub_worker_set_live(hub, worker, true);
+  }
+  if (worker->pending_lease != NULL) {
+    /* One poll per worker: the older one ends, empty. */
+    hub_call *older = worker->pending_lease;
+    worker->pending_lease = NULL;
+    if (older->timer_active) {
+      ev_timer_stop(hub->loop, &older->timer);
+    }
+    hub_call_answer(hub, older);
+  }
+  hc->worker = worker;
+  hc->want = request->max_jobs ? request->max_jobs : 1;
+  if (hc->want > MAX_LEASE_JOBS) {
+    hc->want = MAX_LEASE_JOBS;
+  }
+  worker->pending_lease = hc;
+  if (!worker->draining) {
+    hub_pump(hub, worker); /* answers hc if it found work */
+  }
+  if (worker->pending_lease != hc) {
+    return;
+  }
+  uint32_t wait_ms = request->wait_ms < MAX_WAIT_MS ? request->wait_ms
+                                                    : MAX_WAIT_MS;
+  if (wait_ms == 0) {
+    worker->pending_lease = NULL;
+    hub_call_answer(hub, hc);
+    return;
+  }
+  ev_timer_init(&hc->timer, on_lease_wait_over, wait_ms / 1000.0, 0);
+  hc->timer.data = hc;
+  hc->timer_active = true;
+  ev_timer_start(hub->loop, &hc->timer);
+}
+
+static void lease(rpc_call *call, const Jobhub__V1__LeaseRequest *request,
+                  void *user) {
+  if (client_missing(call, request->client_id)) {
+    return;
+  }
+  if (request->worker_idx == 0 && request->n_job_type_ids == 0) {
+    rpc_call_finish(call, RPC_STATUS_INVALID_ARGUMENT,
+                    "worker_idx is 0 and job_type_ids is empty: say which "
+                    "worker, or which jobs");
+    return;
+  }
+  hub_call_post(user, call, request, run_lease, lease_undelivered, NULL, 0);
+}
+
+/* Connect. */
+
+static void send_hub_message(job_hub *hub, worker_conn *conn,
+                             const Jobhub__V1__HubMessage *message) {
+  rpc_buffer_reset(&hub->scratch);
+  if (pb_append_message(&hub->scratch, &message->base) != 0 ||
+      core_stream_send(hub, &conn->stream, hub->scratch.data,
+                       hub->scratch.len) != 0) {
+    core_stream_finish(hub, &conn->stream, RPC_STATUS_RESOURCE_EXHAUSTED,
+                       "out of memory");
+  }
+}
+
+static void conn_hello(job_hub *hub, worker_conn *conn,
+                       const Jobhub__V1__WorkerHello *hello) {
+  if (hello->client_id[0] == '\0') {
+    core_stream_finish(hub, &conn->stream, RPC_STATUS_UNAUTHENTICATED,
+                       "hello.client_id is missing");
+    return;
+  }
+  hub_worker *worker =
+      hello->worker_idx != 0 ? hub_find_worker(hub, hello->worker_idx) : NULL;
+  if (worker == NULL) {
+    rpc_status_code code;
+    char why[200];
+    worker = hub_worker_new(hub, hello->worker_idx, hello->pool_id,
+                            hello->job_type_ids, hello->n_job_type_ids, &code,
+                            why, sizeof(why));
+    if (worker == NULL) {
+      core_stream_finish(hub, &conn->stream, code, why);
+      return;
+    }
+  } else if (worker->conn != NULL) {
+    /* The same worker again (a reconnect the hub has not noticed yet):
+     * the old stream ends, the jobs stay with the worker. */
+    worker_conn *old = worker->conn;
+    old->worker = NULL;
+    core_stream_finish(hub, &old->stream, RPC_STATUS_ABORTED,
+                       "replaced by a newer Connect of this worker");
+  }
+  worker->conn = conn;
+  conn->worker = worker;
+  worker->reserved = false;
+  worker->draining = false;
+  worker->capacity = hello->capacity ? hello->capacity : 1;
+  worker->connected_us = worker->last_seen_us = time_now_us();
+  if (set_text(&worker->client_id, hello->client_id) != 0 ||
+      (hello->hostname[0] != '\0' &&
+       set_text(&worker->hostname, hello->hostname) != 0)) {
+    core_stream_finish(hub, &conn->stream, RPC_STATUS_RESOURCE_EXHAUSTED,
+                       "out of memory");
+    return;
+  }
+  rpc_buffer welcome;
+  rpc_buffer_init(&welcome);
+  rpc_buffer message;
+  rpc_buffer_init(&message);
+  if (hub_worker_pack(worker, &welcome) != 0 ||
+      pb_append_bytes_field(&message, 1, welcome.data, welcome.len) != 0 ||
+      core_stream_send(hub, &conn->stream, message.data, message.len) != 0) {
+    core_stream_finish(hub, &conn->stream, RPC_STATUS_RESOURCE_EXHAUSTED,
+                       "out of memory");
+  } else {
+    hub_worker_set_live(hub, worker, true); /* then assignments follow */
+  }
+  rpc_buffer_free(&welcome);
+  rpc_buffer_free(&message);
+}
+
+static void answer_query(job_hub *hub, const Jobhub__V1__SubjectState *state,
+                         uint64_t worker_idx);
+
+static void conn_message(job_hub *hub, core_stream *stream, const uint8_t *data,
+                         size_t size) {
+  worker_conn *conn = (worker_conn *)stream;
+  Jobhub__V1__WorkerMessage *message =
+      jobhub__v1__worker_message__unpack(NULL, size, data);
+  if (message == NULL) {
+    core_stream_finish(hub, stream, RPC_STATUS_INTERNAL,
+                       "a WorkerMessage could not be read");
+    return;
+  }
+  hub_worker *worker = conn->worker;
+  if (worker == NULL) {
+    if (message->message_case == JOBHUB__V1__WORKER_MESSAGE__MESSAGE_HELLO) {
+      conn_hello(hub, conn, message->hello);
+    } else {
+      core_stream_finish(hub, stream, RPC_STATUS_FAILED_PRECONDITION,
+                         "the first message on Connect must be hello");
+    }
+    jobhub__v1__worker_message__free_unpacked(message, NULL);
+    return;
+  }
+  worker->last_seen_us = time_now_us();
+  outcome out = {RPC_STATUS_OK, ""};
+  job_record *job;
+  switch (message->message_case) {
+  case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_HEARTBEAT:
+    for (size_t i = 0; i < message->heartbeat->n_lease_ids; i++) {
+      job = leased_job(hub, "", message->heartbeat->lease_ids[i], &out);
+      if (job != NULL) {
+        extend_lease(hub, job);
+      }
+    }
+    break;
+  case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_PROGRESS:
+    job = leased_job(hub, message->progress->job_id,
+                     message->progress->lease_id, &out);
+    if (job != NULL) {
+      apply_progress(hub, job, message->progress);
+    }
+    break;
+  case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_RESULT:
+    job = leased_job(hub, message->result->job_id, message->result->lease_id,
+                     &out);
+    if (job != NULL) {
+      (void)finish_job(hub, job, message->result->result, NULL, NULL, NULL);
+    }
+    break;
+  case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_ERROR:
+    job = leased_job(hub, message->error->job_id, message->error->lease_id,
+                     &out);
+    if (job != NULL) {
+      (void)finish_job(hub, job, NULL, message->error, NULL, NULL);
+    }
+    break;
+  case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_SUBJECT_STATE:
+    answer_query(hub, message->subject_state, worker->worker_idx);
+    break;
+  default:
+    break; /* a second hello, or a newer kind: nothing to do */
+  }
+  if (out.code != RPC_STATUS_OK &&
+      message->message_case != JOBHUB__V1__WORKER_MESSAGE__MESSAGE_HELLO &&
+      message->message_case != JOBHUB__V1__WORKER_MESSAGE__MESSAGE_SUBJECT_STATE) {
+    rpc_log(RPC_LOG_DEBUG, "worker_message_refused",
+            "worker_idx=%llu reason=\"%s\"",
+            (unsigned long long)worker->worker_idx, out.message);
+  }
+  jobhub__v1__worker_message__free_unpacked(message, NULL);
+}
+
+static void conn_closed(job_hub *hub, core_stream *stream) {
+  worker_conn *conn = (worker_conn *)stream;
+  hub_worker *worker = conn->worker;
+  if (worker != NULL) {
+    worker->conn = NULL;
+    conn->worker = NULL;
+    hub_worker_remove(hub, worker); /* its jobs go back at once */
+  }
+  core_stream_finish(hub, stream, RPC_STATUS_OK, NULL);
+  free(conn);
+}
+
+static void conn_opened(job_hub *hub, core_stream *stream) {
+  if (hub->closing) {
+    core_stream_finish(hub, stream, RPC_STATUS_UNAVAILABLE,
+                       "the hub is shutting down");
+  }
+}
+
+static void connect_worker(rpc_call *call, void *user) {
+  worker_conn *conn = calloc(1, sizeof(*conn));
+  if (conn == NULL) {
+    rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  conn->stream.on_message = conn_message;
+  conn->stream.on_closed = conn_closed;
+  if (loop_stream_open(user, call, &conn->stream, conn_opened, true) != 0) {
+    free(conn);
+    rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  }
+}
+
+static int close_conn_each(void *value, void *arg) {
+  hub_worker *worker = value;
+  job_hub *hub = arg;
+  if (worker->conn != NULL) {
+    /* Leases stay: after a restart the worker re-sends its results. */
+    worker_conn *conn = worker->conn;
+    conn->worker = NULL;
+    worker->conn = NULL;
+    core_stream_finish(hub, &conn->stream, RPC_STATUS_UNAVAILABLE,
+                       "the hub is shutting down");
+  }
+  if (worker->pending_lease != NULL) {
+    hub_call *hc = worker->pending_lease;
+    worker->pending_lease = NULL;
+    if (hc->timer_active) {
+      ev_timer_stop(hub->loop, &hc->timer);
+    }
+    hub_call_answer(hub, hc);
+  }
+  return 0;
+}
+
+void hub_workers_close_all(job_hub *hub) {
+  hash_table_each(hub->workers, close_conn_each, hub);
+}
+
+/* Admin: List, Stats, Add, Delete. */
+
+typedef struct pool_scan {
+  hub_call *hc;
+  uint32_t pool_id;
+  uint32_t job_type_id;
+  hub_worker *latest;
+  int rv;
+} pool_scan;
+
+static int add_worker_each(void *value, void *arg) {
+  hub_worker *worker = value;
+  pool_scan *scan = arg;
+  if (worker->pool_id != scan->pool_id) {
+    return 0;
+  }
+  rpc_buffer packed;
+  rpc_buffer_init(&packed);
+  if (hub_worker_pack(worker, &packed) != 0 ||
+      pb_append_bytes_field(&scan->hc->answer, 1, packed.data, packed.len) !=
+          0) {
+    scan->rv = -1;
+  }
+  rpc_buffer_free(&packed);
+  return scan->rv;
+}
+
+static void run_list(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__ListWorkersRequest *request = hc->request;
+  pool_scan scan = {hc, request->pool_id, 0, NULL, 0};
+  if (hash_table_each(hub->workers, add_worker_each, &scan) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  hub_call_answer(hub, hc);
+}
+
+static void list(rpc_call *call, const Jobhub__V1__ListWorkersRequest *request,
+                 void *user) {
+  hub_call_post(user, call, request, run_list, NULL, NULL, 0);
+}
+
+static int add_stats_each(void *value, void *arg) {
+  hub_pool *pool = value;
+  pool_scan *scan = arg;
+  uint32_t pool_id, job_type_id;
+  (void)pool_idx_unpack(pool->pool_idx, &pool_id, &job_type_id);
+  if (pool_id != scan->pool_id) {
+    return 0;
+  }
+  Jobhub__V1__JobTypeStats stats = JOBHUB__V1__JOB_TYPE_STATS__INIT;
+  stats.pool_id = pool_id;
+  stats.job_type_id = job_type_id;
+  stats.workers = (uint32_t)pool->n_live;
+  for (size_t i = 0; i < pool->n_live; i++) {
+    stats.busy += pool->live[i]->running > 0;
+  }
+  stats.queued = pool->queued;
+  stats.in_progress = pool->in_progress;
+  stats.done = pool->done;
+  stats.failed = pool->failed;
+  stats.mean_run_seconds =
+      pool->done > 0 ? pool->run_seconds / (double)pool->done : 0;
+  rpc_buffer packed;
+  rpc_buffer_init(&packed);
+  if (pb_append_message(&packed, &stats.base) != 0 ||
+      pb_append_bytes_field(&scan->hc->answer, 1, packed.data, packed.len) !=
+          0) {
+    scan->rv = -1;
+  }
+  rpc_buffer_free(&packed);
+  return scan->rv;
+}
+
+static void run_stats(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__WorkerStatsRequest *request = hc->request;
+  pool_scan scan = {hc, request->pool_id, 0, NULL, 0};
+  if (hash_table_each(hub->pools, add_stats_each, &scan) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  hub_call_answer(hub, hc);
+}
+
+static void stats(rpc_call *call, const Jobhub__V1__WorkerStatsRequest *request,
+                  void *user) {
+  hub_call_post(user, call, request, run_stats, NULL, NULL, 0);
+}
+
+static void run_add(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__AddWorkerRequest *request = hc->request;
+  rpc_status_code code;
+  char why[200];
+  hub_worker *worker = hub_worker_new(hub, 0, request->pool_id,
+                                      &request->job_type_id, 1, &code, why,
+                                      sizeof(why));
+  if (worker == NULL) {
+    hub_call_fail(hub, hc, code, "%s", why);
+    return;
+  }
+  worker->reserved = true;
+  worker->port = request->port;
+  if (request->worker_config != NULL) {
+    worker->worker_config_size = google__protobuf__struct__get_packed_size(
+        request->worker_config);
+    worker->worker_config = malloc(worker->worker_config_size + 1);
+  }
+  if (set_text(&worker->hostname, request->hostname) != 0 ||
+      (request->worker_config != NULL && worker->worker_config == NULL)) {
+    hub_worker_remove(hub, worker);
+    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  if (request->worker_config != NULL) {
+    google__protobuf__struct__pack(request->worker_config,
+                                   worker->worker_config);
+  }
+  if (hub_worker_pack(worker, &hc->answer) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  hub_call_answer(hub, hc);
+}
+
+static void add(rpc_call *call, const Jobhub__V1__AddWorkerRequest *request,
+                void *user) {
+  hub_call_post(user, call, request, run_add, NULL, NULL, 0);
+}
+
+static int find_latest_each(void *value, void *arg) {
+  hub_worker *worker = value;
+  pool_scan *scan = arg;
+  if (worker->pool_id == scan->pool_id &&
+      worker->job_type_ids[0] == scan->job_type_id && !worker->draining &&
+      (scan->latest == NULL || worker->created > scan->latest->created)) {
+    scan->latest = worker;
+  }
+  return 0;
+}
+
+static void run_delete(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__DeleteWorkerRequest *request = hc->request;
+  pool_scan scan = {hc, request->pool_id, request->job_type_id, NULL, 0};
+  hash_table_each(hub->workers, find_latest_each, &scan);
+  hub_worker *worker = scan.latest;
+  if (worker == NULL) {
+    hub_call_fail(hub, hc, RPC_STATUS_NOT_FOUND,
+                  "no worker in pool %u for job type %u", request->pool_id,
+                  request->job_type_id);
+    return;
+  }
+  /* It takes no new jobs; a connected one finishes what it runs. */
+  worker->draining = true;
+  hub_worker_set_live(hub, worker, false);
+  if (hub_worker_pack(worker, &hc->answer) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  if (worker->conn != NULL) {
+    Jobhub__V1__Drain drain = JOBHUB__V1__DRAIN__INIT;
+    Jobhub__V1__HubMessage message = JOBHUB__V1__HUB_MESSAGE__INIT;
+    message.message_case = JOBHUB__V1__HUB_MESSAGE__MESSAGE_DRAIN;
+    message.drain = &drain;
+    send_hub_message(hub, worker->conn, &message);
+  } else if (worker->running == 0) {
+    hub_worker_remove(hub, worker);
+  }
+  hub_call_answer(hub, hc);
+}
+
+static void delete_worker(rpc_call *call,
+                          const Jobhub__V1__DeleteWorkerRequest *request,
+                          void *user) {
+  hub_call_post(user, call, request, run_delete, NULL, NULL, 0);
+}
+
+/* GetSubjectState: asked of the responsible worker over its stream. */
+
+static void unlink_query(job_hub *hub, hub_call *hc) {
+  for (hub_call **at = &hub->queries; *at != NULL;
+       at = &(*at)->next_waiting) {
+    if (*at == hc) {
+      *at = hc->next_waiting;
+      break;
+    }
+  }
+  if (hc->timer_active) {
+    ev_timer_stop(hub->loop, &hc->timer);
+    hc->timer_active = false;
+  }
+}
+
+static void answer_query(job_hub *hub, const Jobhub__V1__SubjectState *state,
+                         uint64_t worker_idx) {
+  char *end = NULL;
+  uint64_t query_id = strtoull(state->query_id, &end, 10);
+  for (hub_call *hc = hub->queries; hc != NULL; hc = hc->next_waiting) {
+    if (hc->query_id == query_id && end != state->query_id &&
+        hc->worker->worker_idx == worker_idx) {
+      unlink_query(hub, hc);
+      Jobhub__V1__SubjectState answer = *state;
+      answer.worker_idx = worker_idx;
+      if (pb_append_message(&hc->answer, &answer.base) != 0) {
+        hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+      }
+      hub_call_answer(hub, hc);
+      return;
+    }
+  }
+}
+
+static void on_query_timeout(struct ev_loop *loop, ev_timer *timer,
+                             int events) {
+  (void)loop;
+  (void)events;
+  hub_call *hc = timer->data;
+  hc->timer_active = false;
+  unlink_query(hc->hub, hc);
+  hub_call_fail(hc->hub, hc, RPC_STATUS_DEADLINE_EXCEEDED,
+                "worker %llu did not answer within %.0f s",
+                (unsigned long long)hc->worker->worker_idx,
+                SUBJECT_STATE_TIMEOUT);
+}
+
+void hub_queries_fail_all(job_hub *hub, hub_worker *worker) {
+  hub_call **at = &hub->queries;
+  while (*at != NULL) {
+    hub_call *hc = *at;
+    if (worker != NULL && hc->worker != worker) {
+      at = &hc->next_waiting;
+      continue;
+    }
+    unlink_query(hub, hc);
+    hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
+                  "the worker responsible for the subject left");
+  }
+}
+
+static void run_subject_state(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__SubjectStateRequest *request = hc->request;
+  uint32_t pool_idx;
+  (void)pool_idx_pack(request->pool_id, request->job_type_id, &pool_idx);
+  hub_pool *pool = hub_pool_get(hub, pool_idx, false);
+  uint64_t worker_idx;
+  hub_worker *worker = NULL;
+  if (pool != NULL &&
+      subject_router_lookup(pool->router, request->subject,
+                            strlen(request->subject), &worker_idx) == 0) {
+    worker = hub_find_worker(hub, worker_idx);
+  }
+  if (worker == NULL || worker->conn == NULL) {
+    hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
+                  "no worker connected over Connect for pool %u, job type %u",
+                  request->pool_id, request->job_type_id);
+    return;
+  }
+  hc->worker = worker;
+  hc->query_id = ++hub->next_query_id;
+  char query_id[24];
+  snprintf(query_id, sizeof(query_id), "%llu",
+           (unsigned long long)hc->query_id);
+  Jobhub__V1__SubjectStateQuery query = JOBHUB__V1__SUBJECT_STATE_QUERY__INIT;
+  query.query_id = query_id;
+  query.subject = request->subject;
+  query.job_type_id = request->job_type_id;
+  Jobhub__V1__HubMessage message = JOBHUB__V1__HUB_MESSAGE__INIT;
+  message.message_case = JOBHUB__V1__HUB_MESSAGE__MESSAGE_SUBJECT_STATE_QUERY;
+  message.subject_state_query = &query;
+  hc->next_waiting = hub->queries;
+  hub->queries = hc;
+  ev_timer_init(&hc->timer, on_query_timeout, SUBJECT_STATE_TIMEOUT, 0);
+  hc->timer.data = hc;
+  hc->timer_active = true;
+  ev_timer_start(hub->loop, &hc->timer);
+  send_hub_message(hub, worker->conn, &message);
+}
+
+static void subject_state(rpc_call *call,
+                          const Jobhub__V1__SubjectStateRequest *request,
+                          void *user) {
+  if (request->pool_id > JOBHUB_ID_FIELD_MAX ||
+      request->job_type_id > JOBHUB_ID_FIELD_MAX) {
+    rpc_call_finishf(call, RPC_STATUS_INVALID_ARGUMENT,
+                     "pool_id and job_type_id must be at most %u",
+                     JOBHUB_ID_FIELD_MAX);
+    return;
+  }
+  hub_call_post(user, call, request, run_subject_state, NULL, NULL, 0);
+}
+
+const jobhub_v1_workers_handlers hub_workers_handlers = {
+    .register_ = register_worker,
+    .connect = connect_worker,
+    .lease = lease,
+    .heartbeat = heartbeat,
+    .progress = progress,
+    .complete = complete,
+    .fail = fail,
+    .list = list,
+    .stats = stats,
+    .add = add,
+    .delete = delete_worker,
+    .get_subject_state = subject_state,
+};
