@@ -15,9 +15,9 @@
 #include "server/ids.h"
 
 #define JOB_OF_ENTRY(e)                                                       \
-  ((job_record *)((char *)(e) - offsetof(job_record, entry)))
+  ((job_record *)(void *)((char *)(e) - offsetof(job_record, entry)))
 #define JOB_OF_LEASE(e)                                                       \
-  ((job_record *)((char *)(e) - offsetof(job_record, lease)))
+  ((job_record *)(void *)((char *)(e) - offsetof(job_record, lease)))
 
 /* The longest wait between attempts. */
 #define MAX_BACKOFF_US (300 * 1000000LL)
