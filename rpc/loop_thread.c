@@ -2,7 +2,9 @@
 #include "rpc/loop_thread.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <ev.h>
 
@@ -111,4 +113,13 @@ void rpc_loop_thread_free(rpc_loop_thread *thread) {
   }
   pthread_mutex_destroy(&thread->lock);
   free(thread);
+}
+
+unsigned rpc_usable_cpus(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) {
+    return (unsigned)CPU_COUNT(&set);
+  }
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  return online > 0 ? (unsigned)online : 1;
 }

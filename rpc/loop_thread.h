@@ -43,4 +43,8 @@ void rpc_loop_thread_join(rpc_loop_thread *thread);
  * Watchers others started on the loop must be stopped before. */
 void rpc_loop_thread_free(rpc_loop_thread *thread);
 
+/* rpc_usable_cpus is how many CPUs this process may run on (its
+ * affinity mask), at least 1. */
+unsigned rpc_usable_cpus(void);
+
 #endif

@@ -153,8 +153,7 @@ rpc_server *rpc_server_new(const rpc_server_options *options, char *err,
     return NULL;
   }
   if (server->options.threads == 0) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    server->options.threads = cores > 0 ? (unsigned)cores : 1;
+    server->options.threads = rpc_usable_cpus();
   }
   return server;
 }

@@ -36,7 +36,7 @@ static const option options[] = {
     {"listen", OPTION_STRING, FIELD(listen), "127.0.0.1:50051", 0,
      "address to serve gRPC on, host:port (port 0: any free port)"},
     {"threads", OPTION_UNSIGNED, FIELD(threads), "0", 1024,
-     "event-loop threads (0: one per core)"},
+     "event-loop threads (0: one per CPU the process may use)"},
     {"tls-cert", OPTION_STRING, FIELD(tls_cert), NULL, 0,
      "PEM certificate chain: enables TLS (h2c stays served on the port)"},
     {"tls-key", OPTION_STRING, FIELD(tls_key), NULL, 0,
@@ -58,9 +58,10 @@ static const option options[] = {
      "seconds to wait for a PING ack (and for a TLS handshake)"},
     {"shutdown-grace", OPTION_SECONDS, FIELD(shutdown_grace), "10", 0,
      "seconds in-flight calls get to finish on SIGTERM"},
-    {"busy-poll-us", OPTION_MICROSECONDS, FIELD(busy_poll_us), "200", 0,
+    {"busy-poll-us", OPTION_MICROSECONDS, FIELD(busy_poll_us), "auto", 0,
      "microseconds a loop keeps polling after input before it sleeps: "
-     "lower latency for some CPU (0: off)"},
+     "lower latency for some CPU (0: off; auto: 200 when the process has "
+     "more CPUs than loop threads, else off)"},
     {"data", OPTION_STRING, FIELD(data_dir), "./var", 0,
      "folder of the embedded store (jobhub.db, SQLite in WAL mode)"},
     {"lease-seconds", OPTION_UNSIGNED, FIELD(lease_seconds), "60", 86400,
@@ -143,6 +144,10 @@ static int set_option(jobhubd_config *config, const option *opt,
   }
   case OPTION_SECONDS:
   case OPTION_MICROSECONDS: {
+    if (opt->type == OPTION_MICROSECONDS && strcmp(value, "auto") == 0) {
+      *(double *)field = -1; /* the daemon decides */
+      return 0;
+    }
     double number = strtod(value, &end);
     bool zero_ok = opt->type == OPTION_MICROSECONDS;
     if (errno != 0 || end == value || *end != '\0' || !isfinite(number) ||
@@ -157,7 +162,8 @@ invalid:
   snprintf(err, err_size, "invalid value \"%s\" for %s (from %s)%s", value,
            opt->name, source,
            opt->type == OPTION_SECONDS        ? ": expected seconds > 0"
-           : opt->type == OPTION_MICROSECONDS ? ": expected microseconds >= 0"
+           : opt->type == OPTION_MICROSECONDS
+               ? ": expected microseconds >= 0 or auto"
            : opt->max ? ": expected a whole number in range"
                       : ": expected a whole number");
   return -1;

@@ -23,7 +23,7 @@ typedef struct jobhubd_config {
   double keepalive_interval; /* s */
   double keepalive_timeout;  /* s */
   double shutdown_grace;     /* s */
-  double busy_poll_us;       /* us */
+  double busy_poll_us;       /* us; -1: auto (see config.c) */
   char *data_dir;
   unsigned lease_seconds;
   unsigned max_attempts;

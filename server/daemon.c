@@ -16,6 +16,7 @@
 #include "jobhub_descriptor_set.h"
 #include "rpc/health.h"
 #include "rpc/log.h"
+#include "rpc/loop_thread.h"
 #include "rpc/reflection.h"
 #include "rpc/tls.h"
 #include "rpc_descriptor_set.h"
@@ -129,6 +130,12 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   options.keepalive_timeout = config.keepalive_timeout;
   options.shutdown_grace = config.shutdown_grace;
   options.busy_poll = config.busy_poll_us / 1e6;
+  if (config.busy_poll_us < 0) {
+    /* A loop that polls on the only CPU it shares with the core and store
+     * threads delays them more than it saves. */
+    unsigned loops = options.threads ? options.threads : rpc_usable_cpus();
+    options.busy_poll = rpc_usable_cpus() > loops ? 200e-6 : 0;
+  }
   options.tls = tls;
   server = rpc_server_new(&options, err, sizeof(err));
   pool = rpc_descriptor_pool_new();

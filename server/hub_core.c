@@ -413,7 +413,7 @@ int hub_save(job_hub *hub, job_record *job, int from_state, const char *actor,
     return -1;
   }
   stored_job stored = {
-      .id = job->id,
+      .sequence = job->entry.sequence,
       .state = job->state,
       .not_before_us = job->entry.not_before_us,
       .lease_expires_us =
@@ -425,7 +425,6 @@ int hub_save(job_hub *hub, job_record *job, int from_state, const char *actor,
       .result_size = result_size,
   };
   stored_event event = {
-      .job_id = job->id,
       .from_state = from_state,
       .to_state = job->state,
       .time_us = time_now_us(),
@@ -522,7 +521,7 @@ job_record *hub_submit(job_hub *hub, const Jobhub__V1__SubmitRequest *request,
     return hub_submit_refused(hub, job);
   }
   stored_job stored = {
-      .id = job->id,
+      .sequence = job->entry.sequence,
       .state = job->state,
       .pool_id = job->pool_id,
       .job_type_id = job->job_type_id,
@@ -539,7 +538,6 @@ job_record *hub_submit(job_hub *hub, const Jobhub__V1__SubmitRequest *request,
       .status_size = hub->scratch.len,
   };
   stored_event event = {
-      .job_id = job->id,
       .from_state = JOBHUB__V1__JOB_STATE__JOB_STATE_UNSPECIFIED,
       .to_state = job->state,
       .time_us = job->created_us,
@@ -1305,11 +1303,11 @@ typedef struct recovery {
 static int recover_job(const stored_job *stored, void *arg) {
   recovery *r = arg;
   job_hub *hub = r->hub;
-  uint64_t sequence;
+  uint64_t sequence = stored->sequence;
   uint32_t pool_idx;
-  if (job_id_parse(stored->id, &sequence) != 0 ||
-      pool_idx_pack(stored->pool_id, stored->job_type_id, &pool_idx) != 0) {
-    rpc_log(RPC_LOG_ERROR, "recovery_skipped_job", "id=%s", stored->id);
+  if (pool_idx_pack(stored->pool_id, stored->job_type_id, &pool_idx) != 0) {
+    rpc_log(RPC_LOG_ERROR, "recovery_skipped_job", "id=%016llx",
+            (unsigned long long)sequence);
     return 0;
   }
   job_record *job =
@@ -1538,6 +1536,9 @@ void hub_close(job_hub *hub) {
   }
   run_on_core(hub, break_core);
   rpc_loop_thread_join(hub->core);
+  rpc_log(RPC_LOG_INFO, "store_closing", "commits=%llu writes=%llu",
+          (unsigned long long)job_store_commits(hub->store),
+          (unsigned long long)job_store_writes(hub->store));
   hub_free(hub);
 }
 

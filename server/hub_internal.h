@@ -133,6 +133,8 @@ typedef struct hub_worker {
 struct worker_conn {
   core_stream stream;
   hub_worker *worker; /* NULL before hello or after it left */
+  uint32_t acks_owed; /* results waiting for the store to be acked */
+  bool closed;        /* the stream ended; freed when acks_owed is 0 */
 };
 
 /* Routing state of one (pool_id, job_type_id). */

@@ -145,6 +145,7 @@ int job_record_apply_status(job_record *job, const uint8_t *status,
     return -1;
   }
   int rv = 0;
+  job->state = parsed->state;
   job->attempts = parsed->attempts;
   job->worker_idx = parsed->worker_idx;
   job->created_us = timestamp_us(parsed->created_at);

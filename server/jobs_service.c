@@ -229,7 +229,7 @@ static void run_get_result(job_hub *hub, hub_call *hc) {
   }
   uint8_t *result = NULL;
   size_t size = 0;
-  if (job_store_load_result(hub->store, job->id, &result, &size) != 0) {
+  if (job_store_load_result(hub->store, job->entry.sequence, &result, &size) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_INTERNAL,
                   "the result of job %s could not be read", job->id);
     return;
@@ -524,14 +524,14 @@ static void reset(rpc_call *call, const Jobhub__V1__ResetRequest *request,
 
 typedef struct history_answer {
   hub_call *hc;
-  int rv;
+  const char *job_id;
 } history_answer;
 
 static int add_event(const stored_event *stored, void *arg) {
   history_answer *history = arg;
   Jobhub__V1__JobEvent event = JOBHUB__V1__JOB_EVENT__INIT;
   Google__Protobuf__Timestamp time = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  event.job_id = (char *)stored->job_id;
+  event.job_id = (char *)history->job_id;
   event.from_state = (Jobhub__V1__JobState)stored->from_state;
   event.to_state = (Jobhub__V1__JobState)stored->to_state;
   time.seconds = stored->time_us / 1000000;
@@ -559,8 +559,9 @@ static void run_history(job_hub *hub, hub_call *hc) {
   if (job == NULL) {
     return;
   }
-  history_answer history = {hc, 0};
-  int rv = job_store_load_events(hub->store, job->id, add_event, &history);
+  history_answer history = {hc, job->id};
+  int rv = job_store_load_events(hub->store, job->entry.sequence, add_event,
+                                 &history);
   if (rv != 0) {
     hub_call_fail(hub, hc,
                   rv == -2 ? RPC_STATUS_RESOURCE_EXHAUSTED

@@ -20,9 +20,10 @@ typedef struct job_store job_store;
  * two serialized parts with disjoint fields, so that their concatenation
  * parses as the whole Job: job, the fields fixed at Submit, written once,
  * and status, the fields that change (state, attempts, times, progress,
- * error). Times are microseconds since the Unix epoch, 0 for none. */
+ * error). Jobs are keyed by sequence, the number their id spells. Times
+ * are microseconds since the Unix epoch, 0 for none. */
 typedef struct stored_job {
-  const char *id;
+  uint64_t sequence; /* 0 .. INT64_MAX: SQLite's integers are signed */
   int state; /* jobhub.v1.JobState */
   uint32_t pool_id;
   uint32_t job_type_id;
@@ -42,9 +43,10 @@ typedef struct stored_job {
   size_t result_size;
 } stored_job;
 
-/* One transition of a job, for History. */
+/* One transition of a job, for History. The events of a job are kept in
+ * its own row (appended, in the store's compact form), so that a
+ * transition costs one row write. */
 typedef struct stored_event {
-  const char *job_id;
   int from_state;
   int to_state;
   int64_t time_us;
@@ -64,31 +66,34 @@ job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
                           size_t err_size);
 
 /* job_store_save_job queues an insert-or-replace of job (copied) with an
- * optional event (copied; NULL for none) in the same transaction; when
- * job->job is NULL it updates only state, not_before_us,
- * lease_expires_us, status and (when not NULL) result of a stored job.
- * done runs once, on the loop. Returns 0, or -1 (no memory, or the store
- * is closing: done is then never called). */
+ * optional event (copied; NULL for none) appended to the job's history in
+ * the same transaction; when job->job is NULL it updates only state,
+ * not_before_us, lease_expires_us, status and (when not NULL) result of a
+ * stored job, and fails (status -1) for a job that is not stored.
+ * done runs once, on the loop. Returns 0, or -1 (a sequence over
+ * INT64_MAX, an event state outside 0..255, no memory, or the store is
+ * closing: done is then never called). */
 int job_store_save_job(job_store *store, const stored_job *job,
                        const stored_event *event, job_store_done_fn done,
                        void *arg);
 
-/* job_store_load_jobs calls each for every stored job, in id order,
+/* job_store_load_jobs calls each for every stored job, in sequence order,
  * until each returns non-zero. The record is borrowed for the call.
  * Returns 0, each's non-zero return, or -1 on a read error. */
 int job_store_load_jobs(job_store *store,
                         int (*each)(const stored_job *job, void *arg),
                         void *arg);
 
-/* job_store_load_result stores in *result a malloc'd copy of job_id's
- * result (the caller frees it), or NULL when there is none. Returns 0, or
- * -1 on a read error or no memory. */
-int job_store_load_result(job_store *store, const char *job_id,
+/* job_store_load_result stores in *result a malloc'd copy of the result
+ * of job sequence (the caller frees it), or NULL when there is none.
+ * Returns 0, or -1 on a read error or no memory. */
+int job_store_load_result(job_store *store, uint64_t sequence,
                           uint8_t **result, size_t *result_size);
 
-/* job_store_load_events calls each for every event of job_id, oldest
- * first. Returns as job_store_load_jobs. */
-int job_store_load_events(job_store *store, const char *job_id,
+/* job_store_load_events calls each for every event of job sequence, oldest
+ * first (the event is borrowed for the call). Returns as
+ * job_store_load_jobs; -1 also when the stored history is damaged. */
+int job_store_load_events(job_store *store, uint64_t sequence,
                           int (*each)(const stored_event *event, void *arg),
                           void *arg);
 

@@ -9,84 +9,220 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <ev.h>
 #include <sqlite3.h>
 
 #include "rpc/log.h"
 
+/* The store threads' nice value (see lower_priority). */
+#define STORE_NICE 5
+
+/* A schema change: SQL, or a function for what SQL cannot do alone. */
+typedef struct migration {
+  const char *sql;
+  int (*run)(sqlite3 *db, char *err, size_t err_size);
+} migration;
+
+static int migrate_to_sequence_keys(sqlite3 *db, char *err, size_t err_size);
+
 /* Schema migrations, applied in order; PRAGMA user_version counts those
  * done. Never edit one that has shipped: append a new one. */
-static const char *const migrations[] = {
-    "CREATE TABLE jobs ("
-    "  id TEXT PRIMARY KEY,"
-    "  state INTEGER NOT NULL,"
-    "  pool_id INTEGER NOT NULL,"
-    "  job_type_id INTEGER NOT NULL,"
-    "  priority INTEGER NOT NULL,"
-    "  not_before_us INTEGER NOT NULL,"
-    "  created_us INTEGER NOT NULL,"
-    "  lease_expires_us INTEGER NOT NULL,"
-    "  idempotency_key TEXT UNIQUE,"
-    "  job BLOB NOT NULL,"
-    "  result BLOB);"
-    "CREATE INDEX jobs_by_state ON jobs(state, pool_id, job_type_id);"
-    "CREATE TABLE job_events ("
-    "  seq INTEGER PRIMARY KEY,"
-    "  job_id TEXT NOT NULL,"
-    "  from_state INTEGER NOT NULL,"
-    "  to_state INTEGER NOT NULL,"
-    "  time_us INTEGER NOT NULL,"
-    "  actor TEXT NOT NULL,"
-    "  worker_idx INTEGER NOT NULL,"
-    "  detail TEXT);"
-    "CREATE INDEX job_events_by_job ON job_events(job_id, seq);",
+static const migration migrations[] = {
+    {"CREATE TABLE jobs ("
+     "  id TEXT PRIMARY KEY,"
+     "  state INTEGER NOT NULL,"
+     "  pool_id INTEGER NOT NULL,"
+     "  job_type_id INTEGER NOT NULL,"
+     "  priority INTEGER NOT NULL,"
+     "  not_before_us INTEGER NOT NULL,"
+     "  created_us INTEGER NOT NULL,"
+     "  lease_expires_us INTEGER NOT NULL,"
+     "  idempotency_key TEXT UNIQUE,"
+     "  job BLOB NOT NULL,"
+     "  result BLOB);"
+     "CREATE INDEX jobs_by_state ON jobs(state, pool_id, job_type_id);"
+     "CREATE TABLE job_events ("
+     "  seq INTEGER PRIMARY KEY,"
+     "  job_id TEXT NOT NULL,"
+     "  from_state INTEGER NOT NULL,"
+     "  to_state INTEGER NOT NULL,"
+     "  time_us INTEGER NOT NULL,"
+     "  actor TEXT NOT NULL,"
+     "  worker_idx INTEGER NOT NULL,"
+     "  detail TEXT);"
+     "CREATE INDEX job_events_by_job ON job_events(job_id, seq);",
+     NULL},
     /* 2: the job splits into the part fixed at Submit (job) and the part
      * that changes (status), so a transition rewrites only the latter. */
-    "ALTER TABLE jobs ADD COLUMN status BLOB;"
-    "ALTER TABLE jobs ADD COLUMN subject TEXT;"
-    "ALTER TABLE jobs ADD COLUMN lease_seconds INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE jobs ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 0;",
+    {"ALTER TABLE jobs ADD COLUMN status BLOB;"
+     "ALTER TABLE jobs ADD COLUMN subject TEXT;"
+     "ALTER TABLE jobs ADD COLUMN lease_seconds INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE jobs ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 0;",
+     NULL},
+    /* 3: one b-tree per write: rows keyed by the id's number (the rowid),
+     * events appended to their job's row, no index but the idempotency
+     * keys'. A transition was five b-tree writes; it is one. */
+    {"CREATE TABLE jobs_by_sequence ("
+     "  seq INTEGER PRIMARY KEY,"
+     "  state INTEGER NOT NULL,"
+     "  pool_id INTEGER NOT NULL,"
+     "  job_type_id INTEGER NOT NULL,"
+     "  priority INTEGER NOT NULL,"
+     "  not_before_us INTEGER NOT NULL,"
+     "  created_us INTEGER NOT NULL,"
+     "  lease_expires_us INTEGER NOT NULL,"
+     "  lease_seconds INTEGER NOT NULL,"
+     "  max_attempts INTEGER NOT NULL,"
+     "  idempotency_key TEXT,"
+     "  subject TEXT,"
+     "  job BLOB NOT NULL,"
+     "  status BLOB,"
+     "  result BLOB,"
+     "  history BLOB);",
+     migrate_to_sequence_keys},
 };
 
+#define JOB_COLUMNS                                                           \
+  "seq, state, pool_id, job_type_id, priority, not_before_us, created_us,"    \
+  " lease_expires_us, lease_seconds, max_attempts, idempotency_key,"          \
+  " subject, job, status, result"
+/* history || ?: blobs concatenate bytewise; the CAST keeps a blob. */
 #define SAVE_JOB_SQL                                                          \
-  "INSERT INTO jobs (id, state, pool_id, job_type_id, priority,"              \
-  " not_before_us, created_us, lease_expires_us, idempotency_key, job,"       \
-  " result, status, subject, lease_seconds, max_attempts) VALUES (?1, ?2,"    \
-  " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"                \
-  " ON CONFLICT(id) DO UPDATE SET state = excluded.state,"                    \
+  "INSERT INTO jobs (" JOB_COLUMNS ", history) VALUES (?1, ?2, ?3, ?4, ?5,"   \
+  " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"                       \
+  " ON CONFLICT(seq) DO UPDATE SET state = excluded.state,"                   \
   " pool_id = excluded.pool_id, job_type_id = excluded.job_type_id,"          \
   " priority = excluded.priority, not_before_us = excluded.not_before_us,"    \
-  " lease_expires_us = excluded.lease_expires_us, job = excluded.job,"        \
-  " result = excluded.result, status = excluded.status,"                      \
-  " subject = excluded.subject, lease_seconds = excluded.lease_seconds,"      \
-  " max_attempts = excluded.max_attempts"
+  " lease_expires_us = excluded.lease_expires_us,"                            \
+  " lease_seconds = excluded.lease_seconds,"                                  \
+  " max_attempts = excluded.max_attempts,"                                    \
+  " idempotency_key = excluded.idempotency_key,"                              \
+  " subject = excluded.subject, job = excluded.job,"                          \
+  " status = excluded.status, result = excluded.result,"                      \
+  " history = CAST(COALESCE(history, x'') ||"                                 \
+  " COALESCE(excluded.history, x'') AS BLOB)"
 #define UPDATE_JOB_SQL                                                        \
   "UPDATE jobs SET state = ?2, not_before_us = ?3, lease_expires_us = ?4,"    \
-  " status = ?5, result = COALESCE(?6, result) WHERE id = ?1"
-#define SAVE_EVENT_SQL                                                        \
-  "INSERT INTO job_events (job_id, from_state, to_state, time_us, actor,"     \
-  " worker_idx, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-#define LOAD_JOBS_SQL                                                         \
-  "SELECT id, state, pool_id, job_type_id, priority, not_before_us,"          \
-  " created_us, lease_expires_us, idempotency_key, job, result, status,"      \
-  " subject, lease_seconds, max_attempts FROM jobs ORDER BY id"
-#define LOAD_RESULT_SQL "SELECT result FROM jobs WHERE id = ?1"
-#define LOAD_EVENTS_SQL                                                       \
-  "SELECT job_id, from_state, to_state, time_us, actor, worker_idx, detail"   \
-  " FROM job_events WHERE job_id = ?1 ORDER BY seq"
+  " status = ?5, result = COALESCE(?6, result), history = CASE WHEN ?7 IS"    \
+  " NULL THEN history ELSE CAST(COALESCE(history, x'') || ?7 AS BLOB) END"    \
+  " WHERE seq = ?1"
+#define LOAD_JOBS_SQL "SELECT " JOB_COLUMNS " FROM jobs ORDER BY seq"
+#define LOAD_RESULT_SQL "SELECT result FROM jobs WHERE seq = ?1"
+#define LOAD_HISTORY_SQL "SELECT history FROM jobs WHERE seq = ?1"
 
-/* A queued write: the records and, after them in data, copies of every
- * string and blob they point to. */
+/* Events in a row's history, one after another:
+ *   from u8, to u8, time_us i64, worker_idx u64, actor size u32,
+ *   detail size u32 (0: none), actor with its NUL, detail with its NUL;
+ * integers little-endian. */
+#define EVENT_HEADER_SIZE 26
+
+static void put_u32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) {
+    p[i] = (uint8_t)(v >> (8 * i));
+  }
+}
+
+static void put_u64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) {
+    p[i] = (uint8_t)(v >> (8 * i));
+  }
+}
+
+static uint32_t get_u32(const uint8_t *p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; i++) {
+    v |= (uint32_t)p[i] << (8 * i);
+  }
+  return v;
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) {
+    v |= (uint64_t)p[i] << (8 * i);
+  }
+  return v;
+}
+
+static size_t text_size(const char *text) {
+  return text != NULL ? strlen(text) + 1 : 0;
+}
+
+/* event_size is the encoded size of event; event_encode writes it. */
+static size_t event_size(const stored_event *event) {
+  return EVENT_HEADER_SIZE + text_size(event->actor ? event->actor : "") +
+         text_size(event->detail);
+}
+
+static void event_encode(const stored_event *event, uint8_t *out) {
+  const char *actor = event->actor ? event->actor : "";
+  uint32_t actor_size = (uint32_t)text_size(actor);
+  uint32_t detail_size = (uint32_t)text_size(event->detail);
+  out[0] = (uint8_t)event->from_state;
+  out[1] = (uint8_t)event->to_state;
+  put_u64(out + 2, (uint64_t)event->time_us);
+  put_u64(out + 10, event->worker_idx);
+  put_u32(out + 18, actor_size);
+  put_u32(out + 22, detail_size);
+  memcpy(out + EVENT_HEADER_SIZE, actor, actor_size);
+  if (detail_size > 0) {
+    memcpy(out + EVENT_HEADER_SIZE + actor_size, event->detail, detail_size);
+  }
+}
+
+/* event_decode reads the event at *offset of history and moves past it.
+ * Returns 0, or -1 when the bytes there are not an event. */
+static int event_decode(const uint8_t *history, size_t size, size_t *offset,
+                        stored_event *event) {
+  size_t at = *offset;
+  if (size - at < EVENT_HEADER_SIZE) {
+    return -1;
+  }
+  const uint8_t *p = history + at;
+  uint32_t actor_size = get_u32(p + 18);
+  uint32_t detail_size = get_u32(p + 22);
+  size_t left = size - at - EVENT_HEADER_SIZE;
+  if (actor_size == 0 || actor_size > left || detail_size > left - actor_size) {
+    return -1;
+  }
+  const char *actor = (const char *)p + EVENT_HEADER_SIZE;
+  const char *detail = actor + actor_size;
+  if (actor[actor_size - 1] != '\0' ||
+      (detail_size > 0 && detail[detail_size - 1] != '\0')) {
+    return -1;
+  }
+  *event = (stored_event){
+      .from_state = p[0],
+      .to_state = p[1],
+      .time_us = (int64_t)get_u64(p + 2),
+      .worker_idx = get_u64(p + 10),
+      .actor = actor,
+      .detail = detail_size > 0 ? detail : NULL,
+  };
+  *offset = at + EVENT_HEADER_SIZE + actor_size + detail_size;
+  return 0;
+}
+
+/* A queued write: the record and, after it in data, copies of every
+ * string and blob it points to, and the encoded event (history). */
 typedef struct write_op {
   struct write_op *next;
   job_store_done_fn done;
   void *arg;
   int status;
   stored_job job;
-  stored_event event;
-  bool has_event;
+  const uint8_t *history; /* the events to append, or NULL */
+  size_t history_size;
+  /* Set by the writer: a later write of the same job in the group that
+   * carries this one's changes too, and the events the two make. */
+  struct write_op *merged_into;
+  uint8_t *merged_history; /* owned */
   uint8_t data[];
 } write_op;
 
@@ -96,16 +232,23 @@ struct job_store {
   sqlite3_stmt *save_job;
   sqlite3_stmt *update_job;
   sqlite3_stmt *load_result;
-  sqlite3_stmt *save_event;
   sqlite3_stmt *load_jobs;
-  sqlite3_stmt *load_events;
+  sqlite3_stmt *load_history;
   pthread_t thread;
   bool thread_started;
   pthread_mutex_t lock;
   pthread_cond_t wake;
   write_op *queue_head, *queue_tail; /* waiting for the writer */
-  write_op *done_head, *done_tail;   /* committed, callbacks owed */
+  write_op *unsynced_head, *unsynced_tail; /* committed, not yet synced */
+  write_op *done_head, *done_tail;   /* durable, callbacks owed */
   bool closing;
+  bool writer_done; /* the writer has stopped: the syncer drains, stops */
+  int wal_fd;       /* the -wal file, synced by the syncer */
+  pthread_t syncer;
+  bool syncer_started;
+  pthread_cond_t sync_wake;
+  write_op **merge_slots; /* the writer's table for merge_writes */
+  size_t merge_capacity;
   struct ev_loop *loop;
   ev_async completed;
   atomic_uint_fast64_t commits;
@@ -149,23 +292,30 @@ static void bind_blob(sqlite3_stmt *stmt, int index, const uint8_t *blob,
   }
 }
 
-static int update_job(job_store *store, const stored_job *job) {
+static int update_job(job_store *store, const write_op *op) {
+  const stored_job *job = &op->job;
   sqlite3_stmt *s = store->update_job;
-  sqlite3_bind_text(s, 1, job->id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 1, (sqlite3_int64)job->sequence);
   sqlite3_bind_int(s, 2, job->state);
   sqlite3_bind_int64(s, 3, job->not_before_us);
   sqlite3_bind_int64(s, 4, job->lease_expires_us);
   bind_blob(s, 5, job->status, job->status_size);
   bind_blob(s, 6, job->result, job->result_size);
-  return run_statement(s);
+  bind_blob(s, 7, op->history, op->history_size);
+  if (run_statement(s) != 0) {
+    return -1;
+  }
+  /* An update of a job never stored would lose its event silently. */
+  return sqlite3_changes(store->writer) == 1 ? 0 : -1;
 }
 
-static int write_job(job_store *store, const stored_job *job) {
+static int write_job(job_store *store, const write_op *op) {
+  const stored_job *job = &op->job;
   if (job->job == NULL) {
-    return update_job(store, job);
+    return update_job(store, op);
   }
   sqlite3_stmt *s = store->save_job;
-  sqlite3_bind_text(s, 1, job->id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 1, (sqlite3_int64)job->sequence);
   sqlite3_bind_int(s, 2, job->state);
   sqlite3_bind_int64(s, 3, job->pool_id);
   sqlite3_bind_int64(s, 4, job->job_type_id);
@@ -173,26 +323,95 @@ static int write_job(job_store *store, const stored_job *job) {
   sqlite3_bind_int64(s, 6, job->not_before_us);
   sqlite3_bind_int64(s, 7, job->created_us);
   sqlite3_bind_int64(s, 8, job->lease_expires_us);
-  bind_text(s, 9, job->idempotency_key);
-  sqlite3_bind_blob(s, 10, job->job, (int)job->job_size, SQLITE_STATIC);
-  bind_blob(s, 11, job->result, job->result_size);
-  bind_blob(s, 12, job->status, job->status_size);
-  bind_text(s, 13, job->subject);
-  sqlite3_bind_int64(s, 14, job->lease_seconds);
-  sqlite3_bind_int64(s, 15, job->max_attempts);
+  sqlite3_bind_int64(s, 9, job->lease_seconds);
+  sqlite3_bind_int64(s, 10, job->max_attempts);
+  bind_text(s, 11, job->idempotency_key);
+  bind_text(s, 12, job->subject);
+  sqlite3_bind_blob(s, 13, job->job, (int)job->job_size, SQLITE_STATIC);
+  bind_blob(s, 14, job->status, job->status_size);
+  bind_blob(s, 15, job->result, job->result_size);
+  bind_blob(s, 16, op->history, op->history_size);
   return run_statement(s);
 }
 
-static int write_event(job_store *store, const stored_event *event) {
-  sqlite3_stmt *s = store->save_event;
-  sqlite3_bind_text(s, 1, event->job_id, -1, SQLITE_STATIC);
-  sqlite3_bind_int(s, 2, event->from_state);
-  sqlite3_bind_int(s, 3, event->to_state);
-  sqlite3_bind_int64(s, 4, event->time_us);
-  sqlite3_bind_text(s, 5, event->actor, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 6, (sqlite3_int64)event->worker_idx);
-  bind_text(s, 7, event->detail);
-  return run_statement(s);
+static void write_op_free(write_op *op) {
+  free(op->merged_history);
+  free(op);
+}
+
+/* Folds op's earlier write prev of the same job into op, so that one row
+ * write does both: the later status wins, a result and the fixed part
+ * carry over, the events of both are appended. Returns 0, or -1 (no
+ * memory: both are written). */
+static int merge_into(write_op *prev, write_op *op) {
+  size_t size = prev->history_size + op->history_size;
+  uint8_t *history = NULL;
+  if (size > 0) {
+    history = malloc(size);
+    if (history == NULL) {
+      return -1;
+    }
+    if (prev->history_size > 0) {
+      memcpy(history, prev->history, prev->history_size);
+    }
+    if (op->history_size > 0) {
+      memcpy(history + prev->history_size, op->history, op->history_size);
+    }
+  }
+  if (op->job.result == NULL) {
+    op->job.result = prev->job.result;
+    op->job.result_size = prev->job.result_size;
+  }
+  if (prev->job.job != NULL) { /* the insert becomes the last state's */
+    stored_job merged = prev->job;
+    merged.state = op->job.state;
+    merged.not_before_us = op->job.not_before_us;
+    merged.lease_expires_us = op->job.lease_expires_us;
+    merged.status = op->job.status;
+    merged.status_size = op->job.status_size;
+    merged.result = op->job.result;
+    merged.result_size = op->job.result_size;
+    op->job = merged;
+  }
+  free(op->merged_history);
+  op->merged_history = history;
+  op->history = history;
+  op->history_size = size;
+  prev->merged_into = op;
+  return 0;
+}
+
+/* Merges the updates of a job within group into its last write: with the
+ * submit, lease and result of a job often in one group, that is one row
+ * write instead of three. Uses the store's table of the last write of
+ * each sequence (open addressing). */
+static void merge_writes(job_store *store, write_op *group, size_t count) {
+  size_t capacity = 16;
+  while (capacity < count * 2) {
+    capacity *= 2;
+  }
+  if (capacity > store->merge_capacity) {
+    write_op **grown = realloc(store->merge_slots, capacity * sizeof(*grown));
+    if (grown == NULL) {
+      return; /* nothing merged: every write is done on its own */
+    }
+    store->merge_slots = grown;
+    store->merge_capacity = capacity;
+  }
+  memset(store->merge_slots, 0, capacity * sizeof(*store->merge_slots));
+  for (write_op *op = group; op != NULL; op = op->next) {
+    size_t slot = (size_t)(op->job.sequence * 0x9E3779B97F4A7C15ull) &
+                  (capacity - 1);
+    while (store->merge_slots[slot] != NULL &&
+           store->merge_slots[slot]->job.sequence != op->job.sequence) {
+      slot = (slot + 1) & (capacity - 1);
+    }
+    write_op *prev = store->merge_slots[slot];
+    if (prev != NULL && op->job.job == NULL) {
+      (void)merge_into(prev, op);
+    }
+    store->merge_slots[slot] = op;
+  }
 }
 
 /* Commits a group in one transaction. A write that fails (a constraint)
@@ -208,15 +427,28 @@ static void commit_group(job_store *store, write_op *group) {
     }
     return;
   }
-  for (write_op *op = group; op != NULL; op = op->next, count++) {
-    op->status = write_job(store, &op->job);
-    if (op->status == 0 && op->has_event) {
-      op->status = write_event(store, &op->event);
+  for (write_op *op = group; op != NULL; op = op->next) {
+    count++;
+  }
+  merge_writes(store, group, count);
+  for (write_op *op = group; op != NULL; op = op->next) {
+    if (op->merged_into != NULL) {
+      continue;
     }
+    op->status = write_job(store, op);
     if (op->status != 0) {
-      rpc_log(RPC_LOG_WARN, "store_write_failed", "job=%s error=\"%s\"",
-              op->job.id, sqlite3_errmsg(store->writer));
+      rpc_log(RPC_LOG_WARN, "store_write_failed",
+              "job=%016llx error=\"%s\"",
+              (unsigned long long)op->job.sequence,
+              sqlite3_errmsg(store->writer));
     }
+  }
+  for (write_op *op = group; op != NULL; op = op->next) {
+    write_op *last = op;
+    while (last->merged_into != NULL) {
+      last = last->merged_into;
+    }
+    op->status = last->status;
   }
   if (sqlite3_exec(store->writer, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
     rpc_log(RPC_LOG_ERROR, "store_commit_failed", "error=\"%s\"",
@@ -230,8 +462,23 @@ static void commit_group(job_store *store, write_op *group) {
   atomic_fetch_add(&store->writes, count);
 }
 
+/* The writer and the syncer yield the CPU to the threads that serve
+ * calls: a writer that gets less CPU writes bigger groups, while a
+ * delayed core thread delays every answer. */
+static void lower_priority(void) {
+  if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), STORE_NICE) != 0) {
+    rpc_log(RPC_LOG_DEBUG, "store_nice_failed", "error=\"%s\"",
+            strerror(errno));
+  }
+}
+
+/* The writer commits groups without syncing (synchronous=NORMAL) and
+ * hands them to the syncer, whose fdatasync of the WAL makes every group
+ * committed before it durable; so the next group is written while the
+ * last one syncs. */
 static void *writer_main(void *arg) {
   job_store *store = arg;
+  lower_priority();
   for (;;) {
     pthread_mutex_lock(&store->lock);
     while (store->queue_head == NULL && !store->closing) {
@@ -239,13 +486,46 @@ static void *writer_main(void *arg) {
     }
     write_op *group = store->queue_head;
     store->queue_head = store->queue_tail = NULL;
-    pthread_mutex_unlock(&store->lock);
     if (group == NULL) {
-      return NULL; /* closing, and nothing left to write */
+      store->writer_done = true; /* closing, and nothing left to write */
+      pthread_cond_signal(&store->sync_wake);
+      pthread_mutex_unlock(&store->lock);
+      return NULL;
     }
+    pthread_mutex_unlock(&store->lock);
     commit_group(store, group);
     pthread_mutex_lock(&store->lock);
-    append(&store->done_head, &store->done_tail, group);
+    append(&store->unsynced_head, &store->unsynced_tail, group);
+    pthread_cond_signal(&store->sync_wake);
+    pthread_mutex_unlock(&store->lock);
+  }
+}
+
+static void *syncer_main(void *arg) {
+  job_store *store = arg;
+  lower_priority();
+  for (;;) {
+    pthread_mutex_lock(&store->lock);
+    while (store->unsynced_head == NULL && !store->writer_done) {
+      pthread_cond_wait(&store->sync_wake, &store->lock);
+    }
+    write_op *list = store->unsynced_head;
+    store->unsynced_head = store->unsynced_tail = NULL;
+    pthread_mutex_unlock(&store->lock);
+    if (list == NULL) {
+      return NULL; /* the writer stopped and everything is synced */
+    }
+    if (fdatasync(store->wal_fd) != 0) {
+      /* What the failed sync covered may be lost: none of it is
+       * acknowledged. */
+      rpc_log(RPC_LOG_ERROR, "store_sync_failed", "error=\"%s\"",
+              strerror(errno));
+      for (write_op *op = list; op != NULL; op = op->next) {
+        op->status = -1;
+      }
+    }
+    pthread_mutex_lock(&store->lock);
+    append(&store->done_head, &store->done_tail, list);
     pthread_mutex_unlock(&store->lock);
     ev_async_send(store->loop, &store->completed);
   }
@@ -259,7 +539,7 @@ static void deliver_completions(job_store *store) {
   while (list != NULL) {
     write_op *next = list->next;
     list->done(list->status, list->arg);
-    free(list);
+    write_op_free(list);
     list = next;
   }
 }
@@ -293,39 +573,34 @@ static const uint8_t *copy_blob(write_op *op, size_t *used,
   return copy;
 }
 
-static size_t text_size(const char *text) {
-  return text != NULL ? strlen(text) + 1 : 0;
-}
-
 int job_store_save_job(job_store *store, const stored_job *job,
                        const stored_event *event, job_store_done_fn done,
                        void *arg) {
-  size_t size = text_size(job->id) + text_size(job->idempotency_key) +
-                text_size(job->subject) + (job->job ? job->job_size : 0) +
-                (job->result ? job->result_size : 0) +
-                (job->status ? job->status_size : 0);
-  if (event != NULL) {
-    size += text_size(event->job_id) + text_size(event->actor) +
-            text_size(event->detail);
+  if (job->sequence > INT64_MAX ||
+      (event != NULL && (event->from_state < 0 || event->from_state > 255 ||
+                         event->to_state < 0 || event->to_state > 255))) {
+    return -1;
   }
+  size_t history_size = event != NULL ? event_size(event) : 0;
+  size_t size = text_size(job->idempotency_key) + text_size(job->subject) +
+                (job->job ? job->job_size : 0) +
+                (job->result ? job->result_size : 0) +
+                (job->status ? job->status_size : 0) + history_size;
   write_op *op = malloc(sizeof(*op) + size);
   if (op == NULL) {
     return -1;
   }
   size_t used = 0;
   *op = (write_op){.done = done, .arg = arg, .job = *job};
-  op->job.id = copy_text(op, &used, job->id);
   op->job.idempotency_key = copy_text(op, &used, job->idempotency_key);
   op->job.job = copy_blob(op, &used, job->job, job->job_size);
   op->job.result = copy_blob(op, &used, job->result, job->result_size);
   op->job.status = copy_blob(op, &used, job->status, job->status_size);
   op->job.subject = copy_text(op, &used, job->subject);
   if (event != NULL) {
-    op->has_event = true;
-    op->event = *event;
-    op->event.job_id = copy_text(op, &used, event->job_id);
-    op->event.actor = copy_text(op, &used, event->actor);
-    op->event.detail = copy_text(op, &used, event->detail);
+    event_encode(event, op->data + used);
+    op->history = op->data + used;
+    op->history_size = history_size;
   }
   pthread_mutex_lock(&store->lock);
   if (store->closing) {
@@ -353,7 +628,7 @@ int job_store_load_jobs(job_store *store,
   int step = SQLITE_DONE;
   while (rv == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
     stored_job job = {
-        .id = column_text(s, 0),
+        .sequence = (uint64_t)sqlite3_column_int64(s, 0),
         .state = sqlite3_column_int(s, 1),
         .pool_id = (uint32_t)sqlite3_column_int64(s, 2),
         .job_type_id = (uint32_t)sqlite3_column_int64(s, 3),
@@ -361,16 +636,16 @@ int job_store_load_jobs(job_store *store,
         .not_before_us = sqlite3_column_int64(s, 5),
         .created_us = sqlite3_column_int64(s, 6),
         .lease_expires_us = sqlite3_column_int64(s, 7),
-        .idempotency_key = column_text(s, 8),
-        .job = sqlite3_column_blob(s, 9),
-        .job_size = (size_t)sqlite3_column_bytes(s, 9),
-        .result = sqlite3_column_blob(s, 10),
-        .result_size = (size_t)sqlite3_column_bytes(s, 10),
-        .status = sqlite3_column_blob(s, 11),
-        .status_size = (size_t)sqlite3_column_bytes(s, 11),
-        .subject = column_text(s, 12),
-        .lease_seconds = (uint32_t)sqlite3_column_int64(s, 13),
-        .max_attempts = (uint32_t)sqlite3_column_int64(s, 14),
+        .lease_seconds = (uint32_t)sqlite3_column_int64(s, 8),
+        .max_attempts = (uint32_t)sqlite3_column_int64(s, 9),
+        .idempotency_key = column_text(s, 10),
+        .subject = column_text(s, 11),
+        .job = sqlite3_column_blob(s, 12),
+        .job_size = (size_t)sqlite3_column_bytes(s, 12),
+        .status = sqlite3_column_blob(s, 13),
+        .status_size = (size_t)sqlite3_column_bytes(s, 13),
+        .result = sqlite3_column_blob(s, 14),
+        .result_size = (size_t)sqlite3_column_bytes(s, 14),
     };
     rv = each(&job, arg);
   }
@@ -383,26 +658,28 @@ int job_store_load_jobs(job_store *store,
   return rv;
 }
 
-int job_store_load_events(job_store *store, const char *job_id,
+int job_store_load_events(job_store *store, uint64_t sequence,
                           int (*each)(const stored_event *event, void *arg),
                           void *arg) {
-  sqlite3_stmt *s = store->load_events;
-  sqlite3_bind_text(s, 1, job_id, -1, SQLITE_STATIC);
+  sqlite3_stmt *s = store->load_history;
+  sqlite3_bind_int64(s, 1, (sqlite3_int64)sequence);
   int rv = 0;
-  int step = SQLITE_DONE;
-  while (rv == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
-    stored_event event = {
-        .job_id = column_text(s, 0),
-        .from_state = sqlite3_column_int(s, 1),
-        .to_state = sqlite3_column_int(s, 2),
-        .time_us = sqlite3_column_int64(s, 3),
-        .actor = column_text(s, 4),
-        .worker_idx = (uint64_t)sqlite3_column_int64(s, 5),
-        .detail = column_text(s, 6),
-    };
-    rv = each(&event, arg);
-  }
-  if (rv == 0 && step != SQLITE_DONE) {
+  int step = sqlite3_step(s);
+  if (step == SQLITE_ROW) {
+    const uint8_t *history = sqlite3_column_blob(s, 0);
+    size_t size = (size_t)sqlite3_column_bytes(s, 0);
+    size_t offset = 0;
+    stored_event event;
+    while (rv == 0 && offset < size) {
+      if (event_decode(history, size, &offset, &event) != 0) {
+        rpc_log(RPC_LOG_ERROR, "store_history_damaged", "job=%016llx",
+                (unsigned long long)sequence);
+        rv = -1;
+        break;
+      }
+      rv = each(&event, arg);
+    }
+  } else if (step != SQLITE_DONE) {
     rpc_log(RPC_LOG_ERROR, "store_read_failed", "error=\"%s\"",
             sqlite3_errmsg(store->reader));
     rv = -1;
@@ -412,10 +689,10 @@ int job_store_load_events(job_store *store, const char *job_id,
   return rv;
 }
 
-int job_store_load_result(job_store *store, const char *job_id,
+int job_store_load_result(job_store *store, uint64_t sequence,
                           uint8_t **result, size_t *result_size) {
   sqlite3_stmt *s = store->load_result;
-  sqlite3_bind_text(s, 1, job_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 1, (sqlite3_int64)sequence);
   int rv = 0;
   *result = NULL;
   *result_size = 0;
@@ -452,6 +729,95 @@ uint64_t job_store_writes(const job_store *store) {
 
 /* Opening and closing. */
 
+/* Migration 3's work: copies each job of the old table into
+ * jobs_by_sequence with its id as the key, appends its events to its
+ * history, and drops the old tables. */
+static int migrate_to_sequence_keys(sqlite3 *db, char *err, size_t err_size) {
+  static const char *const copy_sql =
+      "INSERT INTO jobs_by_sequence (" JOB_COLUMNS ") SELECT ?1, state,"
+      " pool_id, job_type_id, priority, not_before_us, created_us,"
+      " lease_expires_us, lease_seconds, max_attempts, idempotency_key,"
+      " subject, job, status, result FROM jobs WHERE id = ?2";
+  static const char *const event_sql =
+      "UPDATE jobs_by_sequence SET history = CAST(COALESCE(history, x'') ||"
+      " ?2 AS BLOB) WHERE seq = ?1";
+  sqlite3_stmt *ids = NULL, *copy = NULL, *events = NULL, *append = NULL;
+  int rv = -1;
+  uint8_t *buffer = NULL;
+  if (sqlite3_prepare_v2(db, "SELECT id FROM jobs", -1, &ids, NULL) !=
+          SQLITE_OK ||
+      sqlite3_prepare_v2(db, copy_sql, -1, &copy, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db,
+                         "SELECT job_id, from_state, to_state, time_us, actor,"
+                         " worker_idx, detail FROM job_events ORDER BY seq",
+                         -1, &events, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, event_sql, -1, &append, NULL) != SQLITE_OK) {
+    snprintf(err, err_size, "%s", sqlite3_errmsg(db));
+    goto out;
+  }
+  while (sqlite3_step(ids) == SQLITE_ROW) {
+    const char *id = column_text(ids, 0);
+    char *end = NULL;
+    unsigned long long sequence = id ? strtoull(id, &end, 16) : 0;
+    if (id == NULL || strlen(id) != 16 || *end != '\0') {
+      snprintf(err, err_size, "job id \"%s\" is not 16 hex digits",
+               id ? id : "");
+      goto out;
+    }
+    sqlite3_bind_int64(copy, 1, (sqlite3_int64)sequence);
+    sqlite3_bind_text(copy, 2, id, -1, SQLITE_STATIC);
+    if (run_statement(copy) != 0) {
+      snprintf(err, err_size, "copying job %s: %s", id, sqlite3_errmsg(db));
+      goto out;
+    }
+  }
+  while (sqlite3_step(events) == SQLITE_ROW) {
+    const char *id = column_text(events, 0);
+    stored_event event = {
+        .from_state = sqlite3_column_int(events, 1),
+        .to_state = sqlite3_column_int(events, 2),
+        .time_us = sqlite3_column_int64(events, 3),
+        .actor = column_text(events, 4),
+        .worker_idx = (uint64_t)sqlite3_column_int64(events, 5),
+        .detail = column_text(events, 6),
+    };
+    size_t size = event_size(&event);
+    uint8_t *grown = realloc(buffer, size);
+    if (grown == NULL) {
+      snprintf(err, err_size, "out of memory");
+      goto out;
+    }
+    buffer = grown;
+    event_encode(&event, buffer);
+    sqlite3_bind_int64(append, 1,
+                       (sqlite3_int64)strtoull(id ? id : "0", NULL, 16));
+    sqlite3_bind_blob(append, 2, buffer, (int)size, SQLITE_STATIC);
+    if (run_statement(append) != 0) {
+      snprintf(err, err_size, "copying events: %s", sqlite3_errmsg(db));
+      goto out;
+    }
+  }
+  char *message = NULL;
+  if (sqlite3_exec(db,
+                   "DROP TABLE job_events; DROP TABLE jobs;"
+                   " ALTER TABLE jobs_by_sequence RENAME TO jobs;"
+                   " CREATE UNIQUE INDEX jobs_by_key ON jobs(idempotency_key)"
+                   " WHERE idempotency_key IS NOT NULL;",
+                   NULL, NULL, &message) != SQLITE_OK) {
+    snprintf(err, err_size, "%s", message ? message : sqlite3_errmsg(db));
+    sqlite3_free(message);
+    goto out;
+  }
+  rv = 0;
+out:
+  free(buffer);
+  sqlite3_finalize(ids);
+  sqlite3_finalize(copy);
+  sqlite3_finalize(events);
+  sqlite3_finalize(append);
+  return rv;
+}
+
 static int migrate(sqlite3 *db, char *err, size_t err_size) {
   sqlite3_stmt *s = NULL;
   int version = 0;
@@ -472,12 +838,16 @@ static int migrate(sqlite3 *db, char *err, size_t err_size) {
     char pragma[64];
     snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", i + 1);
     char *message = NULL;
+    char why[200] = "unknown error";
     if (sqlite3_exec(db, "BEGIN", NULL, NULL, &message) != SQLITE_OK ||
-        sqlite3_exec(db, migrations[i], NULL, NULL, &message) != SQLITE_OK ||
+        sqlite3_exec(db, migrations[i].sql, NULL, NULL, &message) !=
+            SQLITE_OK ||
+        (migrations[i].run != NULL &&
+         migrations[i].run(db, why, sizeof(why)) != 0) ||
         sqlite3_exec(db, pragma, NULL, NULL, &message) != SQLITE_OK ||
         sqlite3_exec(db, "COMMIT", NULL, NULL, &message) != SQLITE_OK) {
       snprintf(err, err_size, "migration %d failed: %s", i + 1,
-               message ? message : "unknown error");
+               message ? message : why);
       sqlite3_free(message);
       sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
       return -1;
@@ -519,15 +889,30 @@ job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
   }
   pthread_mutex_init(&store->lock, NULL);
   pthread_cond_init(&store->wake, NULL);
+  pthread_cond_init(&store->sync_wake, NULL);
+  store->wal_fd = -1;
   store->loop = loop;
-  /* synchronous=FULL: in WAL mode each COMMIT syncs the log, so an
-   * acknowledged write survives power loss. */
+  /* synchronous=NORMAL: SQLite syncs the WAL before each checkpoint and
+   * the database after it; the syncer's fdatasync of the WAL after each
+   * commit makes the commit itself durable (see writer_main). */
   store->writer = open_connection(
       path,
-      "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-      " PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+      "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+      " PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;"
+      " PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 10000;",
       err, err_size);
   if (store->writer == NULL || migrate(store->writer, err, err_size) != 0) {
+    goto fail;
+  }
+  /* The WAL file stays (it is never deleted and made anew while the hub
+   * runs), so the descriptor synced is always the log's. */
+  int persist = 1;
+  char wal_path[4200];
+  snprintf(wal_path, sizeof(wal_path), "%s-wal", path);
+  if (sqlite3_file_control(store->writer, "main", SQLITE_FCNTL_PERSIST_WAL,
+                           &persist) != SQLITE_OK ||
+      (store->wal_fd = open(wal_path, O_RDWR | O_CLOEXEC)) < 0) {
+    snprintf(err, err_size, "cannot open %s: %s", wal_path, strerror(errno));
     goto fail;
   }
   store->reader =
@@ -539,14 +924,12 @@ job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
                          NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(store->writer, UPDATE_JOB_SQL, -1, &store->update_job,
                          NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(store->writer, SAVE_EVENT_SQL, -1, &store->save_event,
-                         NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(store->reader, LOAD_RESULT_SQL, -1,
                          &store->load_result, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(store->reader, LOAD_JOBS_SQL, -1, &store->load_jobs,
                          NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(store->reader, LOAD_EVENTS_SQL, -1,
-                         &store->load_events, NULL) != SQLITE_OK) {
+      sqlite3_prepare_v2(store->reader, LOAD_HISTORY_SQL, -1,
+                         &store->load_history, NULL) != SQLITE_OK) {
     snprintf(err, err_size, "cannot prepare statements: %s",
              sqlite3_errmsg(store->writer));
     goto fail;
@@ -554,10 +937,16 @@ job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
   ev_async_init(&store->completed, on_completed);
   store->completed.data = store;
   ev_async_start(loop, &store->completed);
-  int rv = pthread_create(&store->thread, NULL, writer_main, store);
+  int rv = pthread_create(&store->syncer, NULL, syncer_main, store);
+  if (rv != 0) {
+    snprintf(err, err_size, "cannot start the syncer: %s", strerror(rv));
+    ev_async_stop(loop, &store->completed);
+    goto fail;
+  }
+  store->syncer_started = true;
+  rv = pthread_create(&store->thread, NULL, writer_main, store);
   if (rv != 0) {
     snprintf(err, err_size, "cannot start the writer: %s", strerror(rv));
-    ev_async_stop(loop, &store->completed);
     goto fail;
   }
   store->thread_started = true;
@@ -571,24 +960,35 @@ void job_store_close(job_store *store) {
   if (store == NULL) {
     return;
   }
+  pthread_mutex_lock(&store->lock);
+  store->closing = true;
+  pthread_cond_signal(&store->wake);
+  if (!store->thread_started) {
+    store->writer_done = true; /* no writer: the syncer may stop */
+    pthread_cond_signal(&store->sync_wake);
+  }
+  pthread_mutex_unlock(&store->lock);
   if (store->thread_started) {
-    pthread_mutex_lock(&store->lock);
-    store->closing = true;
-    pthread_cond_signal(&store->wake);
-    pthread_mutex_unlock(&store->lock);
     pthread_join(store->thread, NULL); /* it drains the queue first */
+  }
+  if (store->syncer_started) {
+    pthread_join(store->syncer, NULL); /* and it syncs what was written */
     ev_async_stop(store->loop, &store->completed);
     deliver_completions(store);
   }
+  if (store->wal_fd >= 0) {
+    close(store->wal_fd);
+  }
+  free(store->merge_slots);
   sqlite3_finalize(store->save_job);
   sqlite3_finalize(store->update_job);
   sqlite3_finalize(store->load_result);
-  sqlite3_finalize(store->save_event);
   sqlite3_finalize(store->load_jobs);
-  sqlite3_finalize(store->load_events);
+  sqlite3_finalize(store->load_history);
   sqlite3_close(store->reader);
   sqlite3_close(store->writer);
   pthread_cond_destroy(&store->wake);
+  pthread_cond_destroy(&store->sync_wake);
   pthread_mutex_destroy(&store->lock);
   free(store);
 }

@@ -540,6 +540,78 @@ static void conn_hello(job_hub *hub, worker_conn *conn,
 static void answer_query(job_hub *hub, const Jobhub__V1__SubjectState *state,
                          uint64_t worker_idx);
 
+static void conn_free_if_done(worker_conn *conn) {
+  if (conn->closed && conn->acks_owed == 0) {
+    free(conn);
+  }
+}
+
+static void send_result_ack(job_hub *hub, worker_conn *conn,
+                            const char *job_id, const char *lease_id,
+                            rpc_status_code code, const char *why) {
+  Jobhub__V1__ResultAck ack = JOBHUB__V1__RESULT_ACK__INIT;
+  ack.job_id = (char *)job_id;
+  ack.lease_id = (char *)lease_id;
+  ack.code = (int32_t)code;
+  ack.message = (char *)why;
+  Jobhub__V1__HubMessage message = JOBHUB__V1__HUB_MESSAGE__INIT;
+  message.message_case = JOBHUB__V1__HUB_MESSAGE__MESSAGE_RESULT_ACK;
+  message.result_ack = &ack;
+  if (!conn->closed) {
+    send_hub_message(hub, conn, &message);
+  }
+}
+
+/* A result or error of a Connect worker waiting to be durable. */
+typedef struct result_ack_wait {
+  job_hub *hub;
+  worker_conn *conn;
+  char job_id[JOB_ID_SIZE];
+  char lease_id[LEASE_ID_SIZE];
+} result_ack_wait;
+
+static void ack_when_stored(int status, void *arg) {
+  result_ack_wait *wait = arg;
+  worker_conn *conn = wait->conn;
+  send_result_ack(wait->hub, conn, wait->job_id, wait->lease_id,
+                  status == 0 ? RPC_STATUS_OK : RPC_STATUS_UNAVAILABLE,
+                  status == 0 ? "" : "the outcome could not be stored");
+  conn->acks_owed--;
+  free(wait);
+  conn_free_if_done(conn);
+}
+
+/* Ends the leased job of a result or error sent on Connect; the worker is
+ * acked once it is durable, or at once when the lease is void. */
+static void settle_result(job_hub *hub, worker_conn *conn, const char *job_id,
+                          const char *lease_id,
+                          const Jobhub__V1__JobResult *result,
+                          const Jobhub__V1__FailRequest *failure,
+                          outcome *out) {
+  job_record *job = leased_job(hub, job_id, lease_id, out);
+  if (job == NULL) {
+    send_result_ack(hub, conn, job_id, lease_id, out->code, out->message);
+    return;
+  }
+  result_ack_wait *wait = malloc(sizeof(*wait));
+  if (wait == NULL) {
+    *out = (outcome){RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory"};
+    send_result_ack(hub, conn, job_id, lease_id, out->code, out->message);
+    return;
+  }
+  wait->hub = hub;
+  wait->conn = conn;
+  snprintf(wait->job_id, sizeof(wait->job_id), "%s", job->id);
+  lease_id_format(job, wait->lease_id);
+  conn->acks_owed++;
+  if (finish_job(hub, job, result, failure, ack_when_stored, wait) != 0) {
+    conn->acks_owed--;
+    free(wait);
+    *out = (outcome){RPC_STATUS_UNAVAILABLE, "the outcome could not be stored"};
+    send_result_ack(hub, conn, job_id, lease_id, out->code, out->message);
+  }
+}
+
 static void conn_message(job_hub *hub, core_stream *stream, const uint8_t *data,
                          size_t size) {
   worker_conn *conn = (worker_conn *)stream;
@@ -581,18 +653,13 @@ static void conn_message(job_hub *hub, core_stream *stream, const uint8_t *data,
     }
     break;
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_RESULT:
-    job = leased_job(hub, message->result->job_id, message->result->lease_id,
-                     &out);
-    if (job != NULL) {
-      (void)finish_job(hub, job, message->result->result, NULL, NULL, NULL);
-    }
+    settle_result(hub, conn, message->result->job_id,
+                  message->result->lease_id, message->result->result, NULL,
+                  &out);
     break;
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_ERROR:
-    job = leased_job(hub, message->error->job_id, message->error->lease_id,
-                     &out);
-    if (job != NULL) {
-      (void)finish_job(hub, job, NULL, message->error, NULL, NULL);
-    }
+    settle_result(hub, conn, message->error->job_id, message->error->lease_id,
+                  NULL, message->error, &out);
     break;
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_SUBJECT_STATE:
     answer_query(hub, message->subject_state, worker->worker_idx);
@@ -619,7 +686,8 @@ static void conn_closed(job_hub *hub, core_stream *stream) {
     hub_worker_remove(hub, worker); /* its jobs go back at once */
   }
   core_stream_finish(hub, stream, RPC_STATUS_OK, NULL);
-  free(conn);
+  conn->closed = true;
+  conn_free_if_done(conn);
 }
 
 static void conn_opened(job_hub *hub, core_stream *stream) {

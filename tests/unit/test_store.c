@@ -1,7 +1,9 @@
 /* test_store.c: the SQLite job store: durability across reopen, upsert,
- * events, group commit, per-write failures, and schema checks. */
+ * the update path that leaves the fixed part alone, results, events oldest
+ * first, group commit, per-write failures, and schema checks. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +18,13 @@
 #include "server/store.h"
 
 #define JOBS 2000
+/* Sequences of the jobs of the later tests, apart from 0..JOBS+1. */
+#define UPDATED 0x100001
+#define NEVER_STORED 0x199999
+#define WITH_RESULT 0x200001
+#define EVENTS_A 0x300001
+#define EVENTS_B 0x300002
+#define EVENTS_NONE 0x300003
 
 static char dir[64];
 
@@ -43,13 +52,11 @@ static void on_done(int status, void *arg) {
   t->failed += status != 0;
 }
 
-static stored_job job_record(int i, char *id, size_t id_size, char *key,
-                             size_t key_size) {
-  snprintf(id, id_size, "job-%05d", i);
+static stored_job job_record(int i, char *key, size_t key_size) {
   snprintf(key, key_size, "key-%05d", i);
   static uint8_t body[100];
   memset(body, 'b', sizeof(body));
-  return (stored_job){.id = id,
+  return (stored_job){.sequence = (uint64_t)i,
                       .state = 1,
                       .pool_id = (uint32_t)(i % 3),
                       .job_type_id = 1,
@@ -72,7 +79,6 @@ static void wait_done(struct ev_loop *loop, tally *t, int want) {
 static int count_job(const stored_job *job, void *arg) {
   int *count = arg;
   assert_int_equal(job->job_size, 100);
-  assert_non_null(job->id);
   (*count)++;
   return 0;
 }
@@ -85,10 +91,12 @@ static void test_jobs_survive_reopen_and_are_group_committed(void **state) {
   assert_non_null(store);
   tally t = {0};
   for (int i = 0; i < JOBS; i++) {
-    char id[32], key[32];
-    stored_job job = job_record(i, id, sizeof(id), key, sizeof(key));
-    stored_event event = {.job_id = id, .from_state = 0, .to_state = 1,
-                          .time_us = 1000 + i, .actor = "client:test"};
+    char key[32];
+    stored_job job = job_record(i, key, sizeof(key));
+    stored_event event = {.from_state = 0,
+                          .to_state = 1,
+                          .time_us = 1000 + i,
+                          .actor = "client:test"};
     assert_int_equal(job_store_save_job(store, &job, &event, on_done, &t), 0);
   }
   wait_done(loop, &t, JOBS);
@@ -110,7 +118,7 @@ static void test_jobs_survive_reopen_and_are_group_committed(void **state) {
 
 static int find_state(const stored_job *job, void *arg) {
   int *state = arg;
-  if (strcmp(job->id, "job-00007") == 0) {
+  if (job->sequence == 7) {
     *state = job->state;
     assert_int_equal(job->result_size, 3);
     assert_memory_equal(job->result, "res", 3);
@@ -123,7 +131,6 @@ static int collect_event(const stored_event *event, void *arg) {
   int *states = arg;
   states[states[0] + 1] = event->to_state;
   states[0]++;
-  assert_string_equal(event->job_id, "job-00007");
   return 0;
 }
 
@@ -133,14 +140,17 @@ static void test_upsert_and_events(void **state) {
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
   job_store *store = job_store_open(dir, loop, err, sizeof(err));
   assert_non_null(store);
-  char id[32], key[32];
-  stored_job job = job_record(7, id, sizeof(id), key, sizeof(key));
+  char key[32];
+  stored_job job = job_record(7, key, sizeof(key));
   job.state = 3;
   job.result = (const uint8_t *)"res";
   job.result_size = 3;
-  stored_event event = {.job_id = id, .from_state = 2, .to_state = 3,
-                        .time_us = 5000, .actor = "worker:7",
-                        .worker_idx = 7, .detail = "done"};
+  stored_event event = {.from_state = 2,
+                        .to_state = 3,
+                        .time_us = 5000,
+                        .actor = "worker:7",
+                        .worker_idx = 7,
+                        .detail = "done"};
   tally t = {0};
   assert_int_equal(job_store_save_job(store, &job, &event, on_done, &t), 0);
   wait_done(loop, &t, 1);
@@ -149,7 +159,7 @@ static void test_upsert_and_events(void **state) {
   assert_int_equal(job_store_load_jobs(store, find_state, &found), 0);
   assert_int_equal(found, 3);
   int states[8] = {0};
-  assert_int_equal(job_store_load_events(store, id, collect_event, states), 0);
+  assert_int_equal(job_store_load_events(store, 7, collect_event, states), 0);
   assert_int_equal(states[0], 2); /* submitted, then done */
   assert_int_equal(states[1], 1);
   assert_int_equal(states[2], 3);
@@ -162,11 +172,11 @@ static void test_duplicate_idempotency_key_fails_alone(void **state) {
   char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
   job_store *store = job_store_open(dir, loop, err, sizeof(err));
-  char id[32], key[32];
-  stored_job clash = job_record(1, id, sizeof(id), key, sizeof(key));
-  clash.id = "another-job"; /* same key as job-00001 */
-  char id2[32], key2[32];
-  stored_job fine = job_record(JOBS + 1, id2, sizeof(id2), key2, sizeof(key2));
+  char key[32];
+  stored_job clash = job_record(1, key, sizeof(key));
+  clash.sequence = 900001; /* another job, with the key of job 1 */
+  char key2[32];
+  stored_job fine = job_record(JOBS + 1, key2, sizeof(key2));
   tally bad = {0}, good = {0};
   assert_int_equal(job_store_save_job(store, &clash, NULL, on_done, &bad), 0);
   assert_int_equal(job_store_save_job(store, &fine, NULL, on_done, &good), 0);
@@ -185,14 +195,545 @@ static void test_close_runs_owed_callbacks(void **state) {
   job_store *store = job_store_open(dir, loop, err, sizeof(err));
   tally t = {0};
   for (int i = 0; i < 50; i++) {
-    char id[32], key[32];
-    stored_job job = job_record(i, id, sizeof(id), key, sizeof(key));
+    char key[32];
+    stored_job job = job_record(i, key, sizeof(key));
     job.idempotency_key = NULL;
     assert_int_equal(job_store_save_job(store, &job, NULL, on_done, &t), 0);
   }
   job_store_close(store); /* no loop run: close delivers them */
   assert_int_equal(t.done, 50);
   assert_int_equal(t.failed, 0);
+  ev_loop_destroy(loop);
+}
+
+/* A copy of one stored job, taken from job_store_load_jobs. */
+typedef struct job_copy {
+  uint64_t want_sequence;
+  int found;
+  int state;
+  uint32_t pool_id, job_type_id, lease_seconds, max_attempts;
+  int32_t priority;
+  int64_t not_before_us, created_us, lease_expires_us;
+  char idempotency_key[32], subject[32];
+  uint8_t job[32], status[32], result[32];
+  size_t job_size, status_size, result_size;
+  int has_status, has_result;
+  uint64_t last_sequence; /* of the jobs seen, to check the order */
+  int seen;
+  int out_of_order;
+} job_copy;
+
+static void copy_bytes(uint8_t *to, size_t *to_size, int *has,
+                       const uint8_t *from, size_t size) {
+  assert_true(size <= 32);
+  *has = from != NULL;
+  *to_size = size;
+  if (size > 0) {
+    memcpy(to, from, size);
+  }
+}
+
+static int copy_job(const stored_job *job, void *arg) {
+  job_copy *c = arg;
+  if (c->seen++ > 0 && c->last_sequence >= job->sequence) {
+    c->out_of_order++;
+  }
+  c->last_sequence = job->sequence;
+  if (job->sequence != c->want_sequence) {
+    return 0;
+  }
+  c->found++;
+  c->state = job->state;
+  c->pool_id = job->pool_id;
+  c->job_type_id = job->job_type_id;
+  c->lease_seconds = job->lease_seconds;
+  c->max_attempts = job->max_attempts;
+  c->priority = job->priority;
+  c->not_before_us = job->not_before_us;
+  c->created_us = job->created_us;
+  c->lease_expires_us = job->lease_expires_us;
+  snprintf(c->idempotency_key, sizeof(c->idempotency_key), "%s",
+           job->idempotency_key ? job->idempotency_key : "(null)");
+  snprintf(c->subject, sizeof(c->subject), "%s",
+           job->subject ? job->subject : "(null)");
+  int has_job;
+  copy_bytes(c->job, &c->job_size, &has_job, job->job, job->job_size);
+  assert_true(has_job);
+  copy_bytes(c->status, &c->status_size, &c->has_status, job->status,
+             job->status_size);
+  copy_bytes(c->result, &c->result_size, &c->has_result, job->result,
+             job->result_size);
+  return 0;
+}
+
+static job_copy load_copy(job_store *store, uint64_t sequence) {
+  job_copy c = {.want_sequence = sequence};
+  assert_int_equal(job_store_load_jobs(store, copy_job, &c), 0);
+  assert_int_equal(c.out_of_order, 0); /* in sequence order */
+  return c;
+}
+
+static void save_and_wait(job_store *store, struct ev_loop *loop,
+                          const stored_job *job, const stored_event *event) {
+  tally t = {0};
+  assert_int_equal(job_store_save_job(store, job, event, on_done, &t), 0);
+  wait_done(loop, &t, 1);
+  assert_int_equal(t.failed, 0);
+}
+
+static void check_result(job_store *store, uint64_t sequence,
+                         const char *want) {
+  static uint8_t unset[1];
+  uint8_t *result = unset;
+  size_t size = 99;
+  assert_int_equal(job_store_load_result(store, sequence, &result, &size), 0);
+  if (want == NULL) {
+    assert_null(result);
+    assert_int_equal(size, 0);
+  } else {
+    assert_non_null(result);
+    assert_int_equal(size, strlen(want));
+    assert_memory_equal(result, want, size);
+    free(result);
+  }
+}
+
+/* The fields a save with job NULL must leave alone, as first saved. */
+static void check_fixed_columns(const job_copy *c) {
+  assert_int_equal(c->found, 1);
+  assert_int_equal(c->pool_id, 2);
+  assert_int_equal(c->job_type_id, 3);
+  assert_int_equal(c->priority, 4);
+  assert_true(c->created_us == 20);
+  assert_string_equal(c->idempotency_key, "upd-key");
+  assert_string_equal(c->subject, "upd-subject");
+  assert_int_equal(c->lease_seconds, 30);
+  assert_int_equal(c->max_attempts, 5);
+  assert_int_equal(c->job_size, 5);
+  assert_memory_equal(c->job, "fixed", 5);
+}
+
+static void test_update_writes_only_the_changing_fields(void **state) {
+  (void)state;
+  char err[256];
+  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+  job_store *store = job_store_open(dir, loop, err, sizeof(err));
+  assert_non_null(store);
+  stored_job job = {.sequence = UPDATED,
+                    .state = 1,
+                    .pool_id = 2,
+                    .job_type_id = 3,
+                    .priority = 4,
+                    .not_before_us = 10,
+                    .created_us = 20,
+                    .lease_expires_us = 0,
+                    .idempotency_key = "upd-key",
+                    .subject = "upd-subject",
+                    .lease_seconds = 30,
+                    .max_attempts = 5,
+                    .job = (const uint8_t *)"fixed",
+                    .job_size = 5,
+                    .status = (const uint8_t *)"s1",
+                    .status_size = 2};
+  save_and_wait(store, loop, &job, NULL);
+  job_copy c = load_copy(store, UPDATED);
+  check_fixed_columns(&c);
+  assert_int_equal(c.state, 1);
+  assert_true(c.not_before_us == 10);
+  assert_true(c.lease_expires_us == 0);
+  assert_int_equal(c.status_size, 2);
+  assert_memory_equal(c.status, "s1", 2);
+  assert_false(c.has_result);
+  check_result(store, UPDATED, NULL);
+
+  /* An update: every other field differs, and none of them may land. */
+  stored_job update = {.sequence = UPDATED,
+                       .state = 2,
+                       .pool_id = 9,
+                       .job_type_id = 9,
+                       .priority = 9,
+                       .not_before_us = 11,
+                       .created_us = 99,
+                       .lease_expires_us = 12345,
+                       .idempotency_key = "other-key",
+                       .subject = "other-subject",
+                       .lease_seconds = 99,
+                       .max_attempts = 99,
+                       .status = (const uint8_t *)"s2-longer",
+                       .status_size = 9};
+  save_and_wait(store, loop, &update, NULL);
+  c = load_copy(store, UPDATED);
+  check_fixed_columns(&c);
+  assert_int_equal(c.state, 2);
+  assert_true(c.not_before_us == 11);
+  assert_true(c.lease_expires_us == 12345);
+  assert_int_equal(c.status_size, 9);
+  assert_memory_equal(c.status, "s2-longer", 9);
+  assert_false(c.has_result);
+  check_result(store, UPDATED, NULL);
+
+  /* An update with a result writes it... */
+  update.state = 3;
+  update.lease_expires_us = 0;
+  update.status = (const uint8_t *)"s3";
+  update.status_size = 2;
+  update.result = (const uint8_t *)"result-1";
+  update.result_size = 8;
+  save_and_wait(store, loop, &update, NULL);
+  c = load_copy(store, UPDATED);
+  check_fixed_columns(&c);
+  assert_int_equal(c.state, 3);
+  assert_true(c.lease_expires_us == 0);
+  assert_memory_equal(c.status, "s3", 2);
+  assert_true(c.has_result);
+  assert_int_equal(c.result_size, 8);
+  assert_memory_equal(c.result, "result-1", 8);
+  check_result(store, UPDATED, "result-1");
+
+  /* ...and a later one without a result keeps it. */
+  update.state = 5;
+  update.not_before_us = 77;
+  update.status = (const uint8_t *)"s4";
+  update.result = NULL;
+  update.result_size = 0;
+  save_and_wait(store, loop, &update, NULL);
+  c = load_copy(store, UPDATED);
+  check_fixed_columns(&c);
+  assert_int_equal(c.state, 5);
+  assert_true(c.not_before_us == 77);
+  assert_memory_equal(c.status, "s4", 2);
+  assert_true(c.has_result);
+  assert_int_equal(c.result_size, 8);
+  assert_memory_equal(c.result, "result-1", 8);
+  check_result(store, UPDATED, "result-1");
+
+  /* An update of a job never stored fails and inserts nothing. */
+  stored_job stray = {.sequence = NEVER_STORED,
+                      .state = 2,
+                      .status = (const uint8_t *)"s",
+                      .status_size = 1,
+                      .result = (const uint8_t *)"r",
+                      .result_size = 1};
+  tally t = {0};
+  assert_int_equal(job_store_save_job(store, &stray, NULL, on_done, &t), 0);
+  wait_done(loop, &t, 1);
+  assert_int_equal(t.failed, 1);
+  c = load_copy(store, NEVER_STORED);
+  assert_int_equal(c.found, 0);
+  check_result(store, NEVER_STORED, NULL);
+  job_store_close(store);
+
+  /* All of it was durable. */
+  store = job_store_open(dir, loop, err, sizeof(err));
+  assert_non_null(store);
+  c = load_copy(store, UPDATED);
+  check_fixed_columns(&c);
+  assert_int_equal(c.state, 5);
+  assert_memory_equal(c.status, "s4", 2);
+  check_result(store, UPDATED, "result-1");
+  job_store_close(store);
+  ev_loop_destroy(loop);
+}
+
+static void test_load_result(void **state) {
+  (void)state;
+  char err[256];
+  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+  job_store *store = job_store_open(dir, loop, err, sizeof(err));
+  assert_non_null(store);
+  /* A result with zero bytes inside, saved with the whole job. */
+  static const uint8_t result[] = {0x0a, 0x00, 0x1a, 0x03, 0x00, 0xff, 0x00};
+  stored_job job = {.sequence = WITH_RESULT,
+                    .state = 3,
+                    .job = (const uint8_t *)"j",
+                    .job_size = 1,
+                    .result = result,
+                    .result_size = sizeof(result)};
+  save_and_wait(store, loop, &job, NULL);
+  uint8_t *loaded = NULL;
+  size_t size = 0;
+  assert_int_equal(job_store_load_result(store, WITH_RESULT, &loaded, &size),
+                   0);
+  assert_non_null(loaded);
+  assert_int_equal(size, sizeof(result));
+  assert_memory_equal(loaded, result, sizeof(result));
+  free(loaded);
+  /* Unknown jobs and jobs without one have none; reads repeat. */
+  check_result(store, NEVER_STORED, NULL);
+  check_result(store, UINT64_MAX, NULL);
+  check_result(store, 3, NULL); /* saved without a result */
+  loaded = NULL;
+  assert_int_equal(job_store_load_result(store, WITH_RESULT, &loaded, &size),
+                   0);
+  assert_int_equal(size, sizeof(result));
+  free(loaded);
+  job_store_close(store);
+  ev_loop_destroy(loop);
+}
+
+typedef struct event_log {
+  int count;
+  int stop_at; /* 1-based call that returns stop_with; 0: never */
+  int stop_with;
+  stored_event events[16]; /* actor and detail point into the arrays */
+  char actors[16][16], details[16][16];
+  int has_detail[16];
+} event_log;
+
+/* Copies the event: it is borrowed for the call only. */
+static int log_event(const stored_event *event, void *arg) {
+  event_log *log = arg;
+  assert_true(log->count < 16);
+  int i = log->count++;
+  log->events[i] = *event;
+  assert_non_null(event->actor);
+  snprintf(log->actors[i], sizeof(log->actors[i]), "%s", event->actor);
+  log->has_detail[i] = event->detail != NULL;
+  snprintf(log->details[i], sizeof(log->details[i]), "%s",
+           event->detail ? event->detail : "");
+  log->events[i].actor = log->actors[i];
+  log->events[i].detail = log->has_detail[i] ? log->details[i] : NULL;
+  return log->count == log->stop_at ? log->stop_with : 0;
+}
+
+static void test_events_come_oldest_first(void **state) {
+  (void)state;
+  char err[256];
+  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+  job_store *store = job_store_open(dir, loop, err, sizeof(err));
+  assert_non_null(store);
+  static const struct {
+    uint64_t sequence;
+    int from, to;
+    const char *actor;
+    uint64_t worker_idx;
+    const char *detail;
+  } history[] = {
+      {EVENTS_A, 0, 1, "client:1", 0, NULL},
+      {EVENTS_B, 0, 1, "client:2", 0, "b submitted"},
+      {EVENTS_A, 1, 2, "worker:5", 5, "leased"},
+      {EVENTS_A, 2, 1, "hub", 5, "lease expired"},
+      {EVENTS_B, 1, 5, "client:2", 0, NULL},
+      {EVENTS_A, 1, 2, "worker:6", UINT64_MAX, NULL},
+      {EVENTS_A, 2, 3, "worker:6", UINT64_MAX, "done"},
+  };
+  enum { N = sizeof(history) / sizeof(history[0]) };
+  /* The first two in transactions of their own, the rest queued at once
+   * so they share one; each job is saved whole, then updated. */
+  tally t = {0};
+  bool saved_a = false, saved_b = false;
+  for (size_t i = 0; i < N; i++) {
+    bool *saved = history[i].sequence == EVENTS_A ? &saved_a : &saved_b;
+    stored_job job = {.sequence = history[i].sequence,
+                      .state = history[i].to,
+                      .status = (const uint8_t *)"s",
+                      .status_size = 1};
+    if (!*saved) {
+      job.job = (const uint8_t *)"j";
+      job.job_size = 1;
+      *saved = true;
+    }
+    stored_event event = {.from_state = history[i].from,
+                          .to_state = history[i].to,
+                          .time_us = 1000 + (int64_t)i,
+                          .actor = history[i].actor,
+                          .worker_idx = history[i].worker_idx,
+                          .detail = history[i].detail};
+    assert_int_equal(job_store_save_job(store, &job, &event, on_done, &t), 0);
+    if (i < 2) {
+      wait_done(loop, &t, (int)i + 1);
+    }
+  }
+  wait_done(loop, &t, N);
+  assert_int_equal(t.failed, 0);
+
+  for (int pass = 0; pass < 2; pass++) { /* the read can be repeated */
+    if (pass == 1) {                     /* and survives a reopen */
+      job_store_close(store);
+      store = job_store_open(dir, loop, err, sizeof(err));
+      assert_non_null(store);
+    }
+    static const uint64_t jobs[] = {EVENTS_A, EVENTS_B};
+    for (size_t j = 0; j < 2; j++) {
+      event_log log = {0};
+      assert_int_equal(job_store_load_events(store, jobs[j], log_event, &log),
+                       0);
+      int k = 0;
+      for (size_t i = 0; i < N; i++) {
+        if (history[i].sequence != jobs[j]) {
+          continue;
+        }
+        assert_true(k < log.count);
+        assert_int_equal(log.events[k].from_state, history[i].from);
+        assert_int_equal(log.events[k].to_state, history[i].to);
+        assert_true(log.events[k].time_us == 1000 + (int64_t)i);
+        assert_string_equal(log.actors[k], history[i].actor);
+        assert_true(log.events[k].worker_idx == history[i].worker_idx);
+        assert_int_equal(log.has_detail[k], history[i].detail != NULL);
+        if (history[i].detail != NULL) {
+          assert_string_equal(log.details[k], history[i].detail);
+        }
+        k++;
+      }
+      assert_int_equal(log.count, k);
+    }
+  }
+
+  /* A job without events, one never stored; a callback that stops the
+   * read, and a read after it. */
+  stored_job quiet = {.sequence = EVENTS_NONE,
+                      .state = 1,
+                      .job = (const uint8_t *)"j",
+                      .job_size = 1};
+  save_and_wait(store, loop, &quiet, NULL);
+  event_log none = {0};
+  assert_int_equal(job_store_load_events(store, EVENTS_NONE, log_event, &none),
+                   0);
+  assert_int_equal(none.count, 0);
+  assert_int_equal(job_store_load_events(store, NEVER_STORED, log_event, &none),
+                   0);
+  assert_int_equal(none.count, 0);
+  event_log stopped = {.stop_at = 2, .stop_with = 9};
+  assert_int_equal(job_store_load_events(store, EVENTS_A, log_event, &stopped),
+                   9);
+  assert_int_equal(stopped.count, 2);
+  assert_int_equal(stopped.events[1].to_state, 2);
+  event_log again = {0};
+  assert_int_equal(job_store_load_events(store, EVENTS_A, log_event, &again),
+                   0);
+  assert_int_equal(again.count, 5);
+  assert_int_equal(again.events[0].to_state, 1);
+  job_store_close(store);
+  ev_loop_destroy(loop);
+}
+
+/* Overwrites the stored history of job sequence with size bytes. */
+static void damage_history(uint64_t sequence, const void *bytes, size_t size) {
+  char path[128];
+  snprintf(path, sizeof(path), "%s/jobhub.db", dir);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_stmt *s;
+  assert_int_equal(sqlite3_prepare_v2(db,
+                                      "UPDATE jobs SET history = ?2"
+                                      " WHERE seq = ?1",
+                                      -1, &s, NULL),
+                   SQLITE_OK);
+  sqlite3_bind_int64(s, 1, (sqlite3_int64)sequence);
+  sqlite3_bind_blob(s, 2, bytes, (int)size, SQLITE_TRANSIENT);
+  assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+  assert_int_equal(sqlite3_changes(db), 1);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+}
+
+static void test_damaged_history_is_a_read_error(void **state) {
+  (void)state;
+  char err[256], path[128];
+  snprintf(path, sizeof(path), "%s/jobhub.db", dir);
+  /* The intact history of job 7 (two events, from the earlier tests). */
+  uint8_t intact[512];
+  size_t intact_size;
+  {
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT history FROM jobs WHERE seq = 7", -1, &s,
+                           NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    intact_size = (size_t)sqlite3_column_bytes(s, 0);
+    assert_true(intact_size <= sizeof(intact));
+    memcpy(intact, sqlite3_column_blob(s, 0), intact_size);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+  }
+  assert_true(intact_size > 2);
+  /* Cut short anywhere, or with bytes after the last event. */
+  uint8_t longer[520];
+  memcpy(longer, intact, intact_size);
+  memset(longer + intact_size, 0xff, 5);
+  const struct {
+    const uint8_t *bytes;
+    size_t size;
+  } cases[] = {
+      {intact, 1},
+      {intact, intact_size / 2},
+      {intact, intact_size - 1},
+      {longer, intact_size + 5},
+  };
+  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    damage_history(7, cases[i].bytes, cases[i].size);
+    job_store *store = job_store_open(dir, loop, err, sizeof(err));
+    assert_non_null(store);
+    event_log log = {0};
+    assert_int_equal(job_store_load_events(store, 7, log_event, &log), -1);
+    job_store_close(store);
+  }
+  damage_history(7, intact, intact_size);
+  job_store *store = job_store_open(dir, loop, err, sizeof(err));
+  assert_non_null(store);
+  event_log log = {0};
+  assert_int_equal(job_store_load_events(store, 7, log_event, &log), 0);
+  assert_int_equal(log.count, 2);
+  job_store_close(store);
+  ev_loop_destroy(loop);
+}
+
+static int collect_sequence(const stored_job *job, void *arg) {
+  uint64_t *seen = arg; /* seen[0] counts, the sequences follow */
+  assert_true(seen[0] < 7);
+  seen[++seen[0]] = job->sequence;
+  return 0;
+}
+
+static int stop_at_second(const stored_job *job, void *arg) {
+  (void)job;
+  int *calls = arg;
+  return ++*calls == 2 ? 42 : 0;
+}
+
+/* Sequences run to INT64_MAX (SQLite's integers are signed), in order;
+ * a larger one is refused. */
+static void test_jobs_load_in_sequence_order(void **state) {
+  (void)state;
+  char err[256], sub[96];
+  snprintf(sub, sizeof(sub), "%s/order", dir);
+  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+  job_store *store = job_store_open(sub, loop, err, sizeof(err));
+  assert_non_null(store);
+  for (size_t i = 0; i < 2; i++) {
+    uint64_t too_big = i == 0 ? (uint64_t)1 << 63 : UINT64_MAX;
+    stored_job job = {.sequence = too_big, .state = 1,
+                      .job = (const uint8_t *)"j", .job_size = 1};
+    assert_int_equal(job_store_save_job(store, &job, NULL, NULL, NULL), -1);
+  }
+  static const uint64_t saved[] = {INT64_MAX, 5, (uint64_t)1 << 62,
+                                   ((uint64_t)1 << 62) - 1, 0};
+  static const uint64_t sorted[] = {0, 5, ((uint64_t)1 << 62) - 1,
+                                    (uint64_t)1 << 62, INT64_MAX};
+  for (size_t i = 0; i < 5; i++) {
+    stored_job job = {.sequence = saved[i],
+                      .state = 1,
+                      .job = (const uint8_t *)"j",
+                      .job_size = 1};
+    save_and_wait(store, loop, &job, NULL);
+  }
+  int calls = 0;
+  assert_int_equal(job_store_load_jobs(store, stop_at_second, &calls), 42);
+  assert_int_equal(calls, 2);
+  uint64_t seen[8] = {0};
+  assert_int_equal(job_store_load_jobs(store, collect_sequence, seen), 0);
+  assert_true(seen[0] == 5);
+  for (size_t i = 0; i < 5; i++) {
+    if (seen[i + 1] != sorted[i]) {
+      fail_msg("job %zu loaded is %016llx, want %016llx", i,
+               (unsigned long long)seen[i + 1], (unsigned long long)sorted[i]);
+    }
+  }
+  job_store_close(store);
   ev_loop_destroy(loop);
 }
 
@@ -221,6 +762,11 @@ int main(void) {
       cmocka_unit_test(test_upsert_and_events),
       cmocka_unit_test(test_duplicate_idempotency_key_fails_alone),
       cmocka_unit_test(test_close_runs_owed_callbacks),
+      cmocka_unit_test(test_update_writes_only_the_changing_fields),
+      cmocka_unit_test(test_load_result),
+      cmocka_unit_test(test_events_come_oldest_first),
+      cmocka_unit_test(test_damaged_history_is_a_read_error),
+      cmocka_unit_test(test_jobs_load_in_sequence_order),
       cmocka_unit_test(test_newer_schema_and_bad_dir_are_refused),
   };
   return cmocka_run_group_tests(tests, make_dir, remove_dir);
