@@ -288,17 +288,12 @@ void core_stream_finish(job_hub *hub, core_stream *stream, rpc_status_code code,
 
 /* Lookups. */
 
-static bool job_has_sequence(const void *value, const void *key) {
-  return ((const job_record *)value)->entry.sequence == *(const uint64_t *)key;
-}
-
 job_record *hub_find_job(job_hub *hub, const char *id) {
   uint64_t sequence;
   if (job_id_parse(id, &sequence) != 0) {
     return NULL;
   }
-  return hash_table_find(hub->jobs_by_id, hash_u64(sequence),
-                         job_has_sequence, &sequence);
+  return job_index_get(hub->jobs_by_id, sequence);
 }
 
 static bool job_has_key(const void *value, const void *key) {
@@ -454,15 +449,14 @@ static void save_quietly(job_hub *hub, job_record *job, int from_state,
 }
 
 static int index_job(job_hub *hub, job_record *job) {
-  if (hash_table_insert(hub->jobs_by_id, hash_u64(job->entry.sequence),
-                        job) != 0) {
+  if (job_index_put(hub->jobs_by_id, job->entry.sequence, job) != 0) {
     return -1;
   }
   if (job->key_size > 0 &&
       hash_table_insert(hub->jobs_by_key,
                         hash_bytes(job_record_key(job), job->key_size),
                         job) != 0) {
-    hash_table_remove(hub->jobs_by_id, hash_u64(job->entry.sequence), job);
+    job_index_remove(hub->jobs_by_id, job->entry.sequence);
     return -1;
   }
   job->prev = hub->last_job;
@@ -554,6 +548,11 @@ job_record *hub_submit(job_hub *hub, const Jobhub__V1__SubmitRequest *request,
 
 /* The queue and the workers. */
 
+void hub_actor_of_worker(uint64_t worker_idx, char actor[HUB_ACTOR_SIZE]) {
+  memcpy(actor, "worker:", 7);
+  (void)decimal_format(worker_idx, actor + 7);
+}
+
 int64_t hub_backoff_us(job_hub *hub, uint32_t attempts) {
   int64_t delay = (int64_t)hub->options.retry_backoff_ms * 1000;
   for (uint32_t i = 1; i < attempts && delay < MAX_BACKOFF_US; i++) {
@@ -573,7 +572,13 @@ static bool worker_has_room(const hub_worker *worker) {
     return true;
   }
   return worker->conn != NULL && !worker->draining &&
-         worker->running < worker->capacity;
+         hub_worker_busy(worker) < worker->capacity;
+}
+
+uint32_t hub_worker_busy(const hub_worker *worker) {
+  /* A result not yet durable holds its slot: the worker cannot outrun the
+   * store, and what waits for it stays bounded. */
+  return worker->running + (worker->conn != NULL ? worker->conn->acks_owed : 0);
 }
 
 /* Wakes a worker that can take a job of pool_idx just made ready. */
@@ -759,9 +764,8 @@ int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job,
   worker->running_jobs = job;
   worker->running++;
 
-  char actor[40];
-  snprintf(actor, sizeof(actor), "worker:%llu",
-           (unsigned long long)worker->worker_idx);
+  char actor[HUB_ACTOR_SIZE];
+  hub_actor_of_worker(worker->worker_idx, actor);
   save_quietly(hub, job, from, actor, NULL);
   hub_notify(hub, job);
 
@@ -948,7 +952,7 @@ void hub_pump(job_hub *hub, hub_worker *worker) {
   rpc_buffer message;
   rpc_buffer_init(&message);
   job_record *job;
-  while (worker->running < worker->capacity &&
+  while (hub_worker_busy(worker) < worker->capacity &&
          (job = hub_take_job(hub, worker)) != NULL) {
     rpc_buffer_reset(&assignment);
     rpc_buffer_reset(&message);
@@ -1396,7 +1400,7 @@ static void hub_free(job_hub *hub) {
   if (hub->pools != NULL) {
     hash_table_each(hub->pools, free_pool_each, NULL);
   }
-  hash_table_free(hub->jobs_by_id);
+  job_index_free(hub->jobs_by_id);
   hash_table_free(hub->jobs_by_key);
   hash_table_free(hub->pools);
   hash_table_free(hub->workers);
@@ -1430,7 +1434,7 @@ job_hub *hub_open(const hub_options *options, char *err, size_t err_size) {
   deadline_heap_init(&hub->leases);
   hub->core = rpc_loop_thread_new(NULL);
   hub->queue = job_queue_new();
-  hub->jobs_by_id = hash_table_new();
+  hub->jobs_by_id = job_index_new();
   hub->jobs_by_key = hash_table_new();
   hub->pools = hash_table_new();
   hub->workers = hash_table_new();

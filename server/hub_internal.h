@@ -15,6 +15,7 @@
 #include "rpc/loop_thread.h"
 #include "server/deadline_heap.h"
 #include "server/hash_table.h"
+#include "server/job_index.h"
 #include "server/hub.h"
 #include "server/job_queue.h"
 #include "server/job_record.h"
@@ -165,7 +166,7 @@ struct job_hub {
   struct ev_loop *loop;
   job_store *store;
   job_queue *queue;
-  hash_table *jobs_by_id;
+  job_index *jobs_by_id;
   hash_table *jobs_by_key;
   hash_table *pools;
   hash_table *workers;
@@ -216,6 +217,11 @@ void hub_requeue(job_hub *hub, job_record *job, int64_t delay_us);
 void hub_unqueue(job_hub *hub, job_record *job); /* out of its queue */
 void hub_release_lease(job_hub *hub, job_record *job);
 
+/* hub_actor_of_worker writes History's actor for a worker,
+ * "worker:<worker_idx>". */
+#define HUB_ACTOR_SIZE 28
+void hub_actor_of_worker(uint64_t worker_idx, char actor[HUB_ACTOR_SIZE]);
+
 /* hub_backoff_us is the wait before attempt number attempts + 1. */
 int64_t hub_backoff_us(job_hub *hub, uint32_t attempts);
 
@@ -236,6 +242,10 @@ void hub_wake_worker(job_hub *hub, hub_worker *worker);
  * lease, store; appends the Assignment to out. Returns 0 or -1. */
 int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job,
                  rpc_buffer *out);
+
+/* hub_worker_busy counts the slots of worker's capacity in use: jobs
+ * running and Connect results waiting for the store. */
+uint32_t hub_worker_busy(const hub_worker *worker);
 
 /* hub_take_job pops the best queued job for worker, or NULL. */
 job_record *hub_take_job(job_hub *hub, hub_worker *worker);

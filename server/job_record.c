@@ -78,11 +78,6 @@ int job_record_set_text(char **field, const char *text) {
   return 0;
 }
 
-static void timestamp_set(Google__Protobuf__Timestamp *ts, int64_t us) {
-  ts->seconds = us / 1000000;
-  ts->nanos = (int32_t)(us % 1000000) * 1000;
-}
-
 int pb_append_message(rpc_buffer *out, const ProtobufCMessage *message) {
   size_t size = protobuf_c_message_get_packed_size(message);
   if (rpc_buffer_reserve(out, size) != 0) {
@@ -93,35 +88,104 @@ int pb_append_message(rpc_buffer *out, const ProtobufCMessage *message) {
   return 0;
 }
 
+/* The status part is encoded here rather than by protobuf-c, whose
+ * generic packer walks every field of Job twice (size, then bytes): the
+ * hub packs a status on every transition. The bytes are the same as
+ * protobuf-c's (fields in number order, proto3 defaults left out);
+ * tests/unit/test_job_record.c compares the two. */
+
+/* jobhub.v1.Job field numbers of the status part (common.proto). */
+enum {
+  JOB_FIELD_ID = 1,
+  JOB_FIELD_STATE = 2,
+  JOB_FIELD_ATTEMPTS = 10,
+  JOB_FIELD_WORKER_IDX = 12,
+  JOB_FIELD_CREATED_AT = 13,
+  JOB_FIELD_STARTED_AT = 14,
+  JOB_FIELD_FINISHED_AT = 15,
+  JOB_FIELD_PROGRESS = 16,
+  JOB_FIELD_PROGRESS_MESSAGE = 17,
+  JOB_FIELD_ERROR = 18,
+};
+
+enum { WIRE_VARINT = 0, WIRE_FIXED64 = 1, WIRE_LENGTH = 2 };
+
+static uint8_t *put_varint(uint8_t *p, uint64_t value) {
+  while (value >= 0x80) {
+    *p++ = (uint8_t)(value | 0x80);
+    value >>= 7;
+  }
+  *p++ = (uint8_t)value;
+  return p;
+}
+
+static uint8_t *put_tag(uint8_t *p, uint32_t field, uint32_t wire) {
+  return put_varint(p, (uint64_t)field << 3 | wire);
+}
+
+static uint8_t *put_varint_field(uint8_t *p, uint32_t field, uint64_t value) {
+  if (value == 0) {
+    return p;
+  }
+  return put_varint(put_tag(p, field, WIRE_VARINT), value);
+}
+
+static uint8_t *put_text_field(uint8_t *p, uint32_t field, const char *text,
+                               size_t size) {
+  if (size == 0) {
+    return p;
+  }
+  p = put_varint(put_tag(p, field, WIRE_LENGTH), size);
+  memcpy(p, text, size);
+  return p + size;
+}
+
+/* A google.protobuf.Timestamp of us (set: the field is present). */
+static uint8_t *put_time_field(uint8_t *p, uint32_t field, int64_t us) {
+  if (us == 0) {
+    return p;
+  }
+  int64_t seconds = us / 1000000;
+  int32_t nanos = (int32_t)(us % 1000000) * 1000;
+  uint8_t body[24];
+  uint8_t *end = put_varint_field(body, 1, (uint64_t)seconds);
+  /* int32 varints are sign-extended to 64 bits. */
+  end = put_varint_field(end, 2, (uint64_t)(int64_t)nanos);
+  p = put_varint(put_tag(p, field, WIRE_LENGTH), (uint64_t)(end - body));
+  memcpy(p, body, (size_t)(end - body));
+  return p + (end - body);
+}
+
 int job_record_pack_status(const job_record *job, rpc_buffer *out) {
-  Jobhub__V1__Job status = JOBHUB__V1__JOB__INIT;
-  Google__Protobuf__Timestamp created = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  Google__Protobuf__Timestamp started = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  Google__Protobuf__Timestamp finished = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  status.id = (char *)job->id;
-  status.state = (Jobhub__V1__JobState)job->state;
-  status.attempts = job->attempts;
-  status.worker_idx = job->worker_idx;
-  if (job->created_us != 0) {
-    timestamp_set(&created, job->created_us);
-    status.created_at = &created;
+  size_t message_size = job->progress_message ? strlen(job->progress_message) : 0;
+  size_t error_size = job->error ? strlen(job->error) : 0;
+  /* id 18, state 2, attempts 6, worker_idx 11, three timestamps of 24,
+   * progress 10, and the strings with 12 each for tag and length. */
+  size_t bound = 160 + message_size + error_size;
+  if (rpc_buffer_reserve(out, bound) != 0) {
+    return -1;
   }
-  if (job->started_us != 0) {
-    timestamp_set(&started, job->started_us);
-    status.started_at = &started;
+  uint8_t *start = out->data + out->len;
+  uint8_t *p = put_text_field(start, JOB_FIELD_ID, job->id, JOB_ID_SIZE - 1);
+  p = put_varint_field(p, JOB_FIELD_STATE, (uint64_t)(int64_t)job->state);
+  p = put_varint_field(p, JOB_FIELD_ATTEMPTS, job->attempts);
+  p = put_varint_field(p, JOB_FIELD_WORKER_IDX, job->worker_idx);
+  p = put_time_field(p, JOB_FIELD_CREATED_AT, job->created_us);
+  p = put_time_field(p, JOB_FIELD_STARTED_AT, job->started_us);
+  p = put_time_field(p, JOB_FIELD_FINISHED_AT, job->finished_us);
+  if (job->progress != 0) {
+    uint64_t bits;
+    memcpy(&bits, &job->progress, sizeof(bits));
+    p = put_tag(p, JOB_FIELD_PROGRESS, WIRE_FIXED64);
+    for (int i = 0; i < 8; i++) {
+      *p++ = (uint8_t)(bits >> (8 * i));
+    }
   }
-  if (job->finished_us != 0) {
-    timestamp_set(&finished, job->finished_us);
-    status.finished_at = &finished;
-  }
-  status.progress = job->progress;
-  if (job->progress_message != NULL) {
-    status.progress_message = job->progress_message;
-  }
-  if (job->error != NULL) {
-    status.error = job->error;
-  }
-  return pb_append_message(out, &status.base);
+  p = put_text_field(p, JOB_FIELD_PROGRESS_MESSAGE, job->progress_message,
+                     message_size);
+  p = put_text_field(p, JOB_FIELD_ERROR, job->error, error_size);
+  out->len += (size_t)(p - start);
+  return 0;
 }
 
 int job_record_pack(const job_record *job, rpc_buffer *out) {
@@ -199,7 +263,26 @@ uint8_t *job_fixed_pack(const Jobhub__V1__SubmitRequest *request,
 }
 
 void job_id_format(uint64_t sequence, char id[JOB_ID_SIZE]) {
-  snprintf(id, JOB_ID_SIZE, "%016" PRIx64, sequence);
+  static const char digits[] = "0123456789abcdef";
+  for (int i = JOB_ID_SIZE - 2; i >= 0; i--) {
+    id[i] = digits[sequence & 0xf];
+    sequence >>= 4;
+  }
+  id[JOB_ID_SIZE - 1] = '\0';
+}
+
+size_t decimal_format(uint64_t value, char *out) {
+  char reversed[20];
+  size_t n = 0;
+  do {
+    reversed[n++] = (char)('0' + value % 10);
+    value /= 10;
+  } while (value != 0);
+  for (size_t i = 0; i < n; i++) {
+    out[i] = reversed[n - 1 - i];
+  }
+  out[n] = '\0';
+  return n;
 }
 
 int job_id_parse(const char *id, uint64_t *sequence) {
@@ -222,7 +305,9 @@ int job_id_parse(const char *id, uint64_t *sequence) {
 }
 
 void lease_id_format(const job_record *job, char lease_id[LEASE_ID_SIZE]) {
-  snprintf(lease_id, LEASE_ID_SIZE, "%s.%" PRIu32, job->id, job->attempts);
+  memcpy(lease_id, job->id, JOB_ID_SIZE - 1);
+  lease_id[JOB_ID_SIZE - 1] = '.';
+  (void)decimal_format(job->attempts, lease_id + JOB_ID_SIZE);
 }
 
 int lease_id_parse(const char *lease_id, uint64_t *sequence,

@@ -91,6 +91,11 @@ uint8_t *job_fixed_pack(const Jobhub__V1__SubmitRequest *request,
 void job_id_format(uint64_t sequence, char id[JOB_ID_SIZE]);
 int job_id_parse(const char *id, uint64_t *sequence);
 
+/* decimal_format writes value in decimal with its terminator into out,
+ * which has room for them (11 bytes for a uint32_t, 21 for any value);
+ * returns the digits' count. (snprintf costs ten times as much.) */
+size_t decimal_format(uint64_t value, char *out);
+
 /* lease_id_format writes "<id>.<attempts>"; lease_id_parse splits one.
  * Parse returns 0, or -1 when it is not of that form. */
 void lease_id_format(const job_record *job, char lease_id[LEASE_ID_SIZE]);

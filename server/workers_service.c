@@ -73,10 +73,6 @@ static void touch_holder(job_record *job) {
   }
 }
 
-static void actor_of(const job_record *job, char *actor, size_t size) {
-  snprintf(actor, size, "worker:%llu", (unsigned long long)job->worker_idx);
-}
-
 static void apply_progress(job_hub *hub, job_record *job,
                            const Jobhub__V1__ProgressRequest *request) {
   job->progress = request->progress < 0   ? 0
@@ -84,8 +80,8 @@ static void apply_progress(job_hub *hub, job_record *job,
                                           : request->progress;
   (void)job_record_set_text(&job->progress_message, request->message);
   touch_holder(job);
-  char actor[40];
-  actor_of(job, actor, sizeof(actor));
+  char actor[HUB_ACTOR_SIZE];
+  hub_actor_of_worker(job->worker_idx, actor);
   (void)hub_save(hub, job, job->state, actor, NULL, NULL, 0, NULL, NULL);
   hub_notify(hub, job);
 }
@@ -97,8 +93,8 @@ static int finish_job(job_hub *hub, job_record *job,
                       const Jobhub__V1__FailRequest *failure,
                       job_store_done_fn done, void *arg) {
   int from = job->state;
-  char actor[40];
-  actor_of(job, actor, sizeof(actor));
+  char actor[HUB_ACTOR_SIZE];
+  hub_actor_of_worker(job->worker_idx, actor);
   touch_holder(job);
   hub_release_lease(hub, job);
   int64_t now = time_now_us();
@@ -572,12 +568,16 @@ typedef struct result_ack_wait {
 
 static void ack_when_stored(int status, void *arg) {
   result_ack_wait *wait = arg;
+  job_hub *hub = wait->hub;
   worker_conn *conn = wait->conn;
-  send_result_ack(wait->hub, conn, wait->job_id, wait->lease_id,
+  send_result_ack(hub, conn, wait->job_id, wait->lease_id,
                   status == 0 ? RPC_STATUS_OK : RPC_STATUS_UNAVAILABLE,
                   status == 0 ? "" : "the outcome could not be stored");
   conn->acks_owed--;
   free(wait);
+  if (conn->worker != NULL) {
+    hub_wake_worker(hub, conn->worker); /* its slot is free again */
+  }
   conn_free_if_done(conn);
 }
 
