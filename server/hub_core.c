@@ -400,6 +400,25 @@ void hub_set_state(job_hub *hub, job_record *job, int state) {
 
 /* The store. */
 
+/* A lease's write waits this long for the job's next write (its result,
+ * usually) to go with it: one row write instead of two. A crash in that
+ * time loses the lease, not the job: it is queued again at the restart,
+ * the attempt not counted, and the worker's late result is refused. */
+#define LEASE_WRITE_DELAY 0.05 /* s */
+
+static void unsaved_unlink(job_hub *hub, job_record *job) {
+  if (job->unsaved_prev != NULL) {
+    job->unsaved_prev->unsaved_next = job->unsaved_next;
+  } else {
+    hub->unsaved_leases = job->unsaved_next;
+  }
+  if (job->unsaved_next != NULL) {
+    job->unsaved_next->unsaved_prev = job->unsaved_prev;
+  }
+  job->unsaved_prev = job->unsaved_next = NULL;
+  job->lease_unsaved = false;
+}
+
 int hub_save(job_hub *hub, job_record *job, int from_state, const char *actor,
              const char *detail, const uint8_t *result, size_t result_size,
              job_store_done_fn done, void *arg) {
@@ -427,25 +446,73 @@ int hub_save(job_hub *hub, job_record *job, int from_state, const char *actor,
       .worker_idx = job->worker_idx,
       .detail = detail,
   };
-  int rv = job_store_save_job(hub->store, &stored,
-                              from_state != job->state ? &event : NULL,
-                              done != NULL ? done : NULL, arg);
+  const stored_event *events = from_state != job->state ? &event : NULL;
+  char lease_actor[HUB_ACTOR_SIZE];
+  stored_event lease = {
+      .next = events,
+      .from_state = JOBHUB__V1__JOB_STATE__QUEUED,
+      .to_state = JOBHUB__V1__JOB_STATE__IN_PROGRESS,
+      .time_us = job->started_us,
+      .actor = lease_actor,
+      .worker_idx = job->worker_idx,
+  };
+  if (job->lease_unsaved) {
+    hub_actor_of_worker(job->worker_idx, lease_actor);
+    events = &lease;
+  }
+  int rv = job_store_save_job(hub->store, &stored, events, done, arg);
   if (rv != 0) {
     rpc_log(RPC_LOG_ERROR, "store_write_refused", "job=%s", job->id);
+    return rv;
   }
-  return rv;
+  if (job->lease_unsaved) {
+    unsaved_unlink(hub, job);
+  }
+  return 0;
 }
 
-static void ignore_write(int status, void *arg) {
-  (void)status;
-  (void)arg;
+void hub_save_lease(job_hub *hub, job_record *job) {
+  if (job->lease_unsaved) {
+    (void)hub_save(hub, job, job->state, NULL, NULL, NULL, 0, NULL, NULL);
+  }
+}
+
+static void on_lease_writer(struct ev_loop *loop, ev_timer *timer,
+                            int events) {
+  (void)loop;
+  (void)events;
+  job_hub *hub = timer->data;
+  while (hub->unsaved_leases != NULL) {
+    job_record *job = hub->unsaved_leases;
+    if (hub_save(hub, job, job->state, NULL, NULL, NULL, 0, NULL, NULL) != 0) {
+      unsaved_unlink(hub, job); /* logged; it is not retried forever */
+    }
+  }
+}
+
+/* Marks job's new lease to be written with its next write, or by the
+ * lease writer. */
+static void defer_lease_write(job_hub *hub, job_record *job) {
+  if (job->lease_unsaved) {
+    hub_save_lease(hub, job); /* an older lease first */
+  }
+  job->lease_unsaved = true;
+  job->unsaved_prev = NULL;
+  job->unsaved_next = hub->unsaved_leases;
+  if (hub->unsaved_leases != NULL) {
+    hub->unsaved_leases->unsaved_prev = job;
+  }
+  hub->unsaved_leases = job;
+  if (!ev_is_active(&hub->lease_writer)) {
+    ev_timer_set(&hub->lease_writer, LEASE_WRITE_DELAY, 0);
+    ev_timer_start(hub->loop, &hub->lease_writer);
+  }
 }
 
 /* A transition nobody waits for: still written, in order. */
 static void save_quietly(job_hub *hub, job_record *job, int from_state,
                          const char *actor, const char *detail) {
-  (void)hub_save(hub, job, from_state, actor, detail, NULL, 0, ignore_write,
-                 NULL);
+  (void)hub_save(hub, job, from_state, actor, detail, NULL, 0, NULL, NULL);
 }
 
 static int index_job(job_hub *hub, job_record *job) {
@@ -737,7 +804,6 @@ static void arm_lease_timer(job_hub *hub) {
 
 int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job,
                  rpc_buffer *out) {
-  int from = job->state;
   int64_t now = time_now_us();
   uint32_t seconds =
       job->lease_seconds ? job->lease_seconds : hub->options.lease_seconds;
@@ -764,9 +830,7 @@ int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job,
   worker->running_jobs = job;
   worker->running++;
 
-  char actor[HUB_ACTOR_SIZE];
-  hub_actor_of_worker(worker->worker_idx, actor);
-  save_quietly(hub, job, from, actor, NULL);
+  defer_lease_write(hub, job);
   hub_notify(hub, job);
 
   /* Assignment { job, lease_id, lease_expires_at } */
@@ -1413,6 +1477,7 @@ static void hub_free(job_hub *hub) {
     ev_timer_stop(loop, &hub->lease_timer);
     ev_timer_stop(loop, &hub->delay_timer);
     ev_timer_stop(loop, &hub->housekeeping);
+    ev_timer_stop(loop, &hub->lease_writer);
     ev_prepare_stop(loop, &hub->pumper);
     rpc_loop_thread_free(hub->core);
   }
@@ -1452,6 +1517,8 @@ job_hub *hub_open(const hub_options *options, char *err, size_t err_size) {
   hub->delay_timer.data = hub;
   ev_timer_init(&hub->housekeeping, on_housekeeping, 1, 1);
   hub->housekeeping.data = hub;
+  ev_timer_init(&hub->lease_writer, on_lease_writer, LEASE_WRITE_DELAY, 0);
+  hub->lease_writer.data = hub;
   ev_prepare_init(&hub->pumper, on_prepare);
   hub->pumper.data = hub;
 
@@ -1532,7 +1599,10 @@ static void stop_streams(job_hub *hub) {
 
 void hub_stop_streams(job_hub *hub) { run_on_core(hub, stop_streams); }
 
-static void break_core(job_hub *hub) { ev_break(hub->loop, EVBREAK_ALL); }
+static void break_core(job_hub *hub) {
+  on_lease_writer(hub->loop, &hub->lease_writer, 0); /* before the store closes */
+  ev_break(hub->loop, EVBREAK_ALL);
+}
 
 void hub_close(job_hub *hub) {
   if (hub == NULL) {

@@ -177,6 +177,8 @@ struct job_hub {
   ev_timer lease_timer;
   ev_timer delay_timer;
   ev_timer housekeeping;
+  job_record *unsaved_leases; /* leases to write with the job's next write */
+  ev_timer lease_writer;      /* writes them at the latest this much later */
   hub_worker **pumps; /* workers to give jobs before the loop sleeps */
   size_t n_pumps, pumps_capacity;
   ev_prepare pumper;
@@ -203,10 +205,16 @@ job_record *hub_submit(job_hub *hub, const Jobhub__V1__SubmitRequest *request,
                        void *arg);
 
 /* hub_save writes job's changing part with an event (actor, worker_idx,
- * detail) and optionally its result; done may be NULL (not awaited). */
+ * detail; none when from_state is the job's state) and optionally its
+ * result; done may be NULL (not awaited). A lease not yet written goes
+ * with it, first. */
 int hub_save(job_hub *hub, job_record *job, int from_state, const char *actor,
              const char *detail, const uint8_t *result, size_t result_size,
              job_store_done_fn done, void *arg);
+
+/* hub_save_lease writes job's lease if it is not written yet: before a
+ * change of the fields its event is made of (worker_idx, started_us). */
+void hub_save_lease(job_hub *hub, job_record *job);
 
 /* hub_set_state moves job to state, keeping the pools' counters. */
 void hub_set_state(job_hub *hub, job_record *job, int state);

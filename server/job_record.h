@@ -33,6 +33,8 @@ typedef struct job_record {
   deadline_heap_entry lease; /* while IN_PROGRESS: due at lease expiry */
   struct job_record *prev, *next;         /* every job, in id order */
   struct job_record *run_prev, *run_next; /* the holder's running jobs */
+  /* On the hub's list of leases not yet written (see hub_save). */
+  struct job_record *unsaved_prev, *unsaved_next;
   struct hub_worker *holder;              /* NULL unless IN_PROGRESS */
   struct job_watcher *watchers;           /* Watch calls on this job */
   int64_t created_us, started_us, finished_us;
@@ -44,6 +46,7 @@ typedef struct job_record {
   uint32_t attempts, max_attempts, lease_seconds;
   int state; /* jobhub.v1.JobState */
   bool durable; /* the Submit is committed to the store */
+  bool lease_unsaved; /* its last lease is not written yet */
   char id[JOB_ID_SIZE];
   uint32_t fixed_size;
   uint32_t subject_size; /* without terminator; 0: none */

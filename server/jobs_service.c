@@ -412,6 +412,7 @@ void hub_watchers_close_all(job_hub *hub) {
 /* Puts a job back in the queue as new: attempts 0, no error. */
 static void reset_job(job_hub *hub, job_record *job, job_store_done_fn done,
                       void *arg) {
+  hub_save_lease(hub, job); /* its event needs the fields cleared here */
   int from = job->state;
   if (from == JOBHUB__V1__JOB_STATE__IN_PROGRESS) {
     hub_cancel_lease(hub, job);
@@ -428,11 +429,6 @@ static void reset_job(job_hub *hub, job_record *job, job_store_done_fn done,
   (void)hub_save(hub, job, from, "client", "reset", NULL, 0, done, arg);
   hub_requeue(hub, job, 0);
   hub_notify(hub, job);
-}
-
-static void ignore_write(int status, void *arg) {
-  (void)status;
-  (void)arg;
 }
 
 static void answer_reset(int status, void *arg) {
@@ -492,7 +488,7 @@ static void run_reset(job_hub *hub, hub_call *hc) {
   }
   for (size_t i = 0; i < count; i++) {
     bool last = i + 1 == count;
-    reset_job(hub, selected[i], last ? answer_reset : ignore_write,
+    reset_job(hub, selected[i], last ? answer_reset : NULL,
               last ? hc : NULL);
     rpc_buffer_reset(&hub->scratch);
     if (job_record_pack(selected[i], &hub->scratch) != 0 ||
@@ -553,15 +549,16 @@ static int add_event(const stored_event *stored, void *arg) {
   return rv;
 }
 
-static void run_history(job_hub *hub, hub_call *hc) {
-  const Jobhub__V1__HistoryRequest *request = hc->request;
-  job_record *job = job_or_fail(hub, hc, request->id);
-  if (job == NULL) {
-    return;
-  }
+/* The history is read once every earlier write of the job is durable, so
+ * that it holds every transition before the call. */
+static void answer_history(int status, void *arg) {
+  hub_call *hc = arg;
+  job_hub *hub = hc->hub;
+  job_record *job = hc->job;
   history_answer history = {hc, job->id};
-  int rv = job_store_load_events(hub->store, job->entry.sequence, add_event,
-                                 &history);
+  int rv = status != 0 ? -1
+                       : job_store_load_events(hub->store, job->entry.sequence,
+                                               add_event, &history);
   if (rv != 0) {
     hub_call_fail(hub, hc,
                   rv == -2 ? RPC_STATUS_RESOURCE_EXHAUSTED
@@ -570,6 +567,22 @@ static void run_history(job_hub *hub, hub_call *hc) {
     return;
   }
   hub_call_answer(hub, hc);
+}
+
+static void run_history(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__HistoryRequest *request = hc->request;
+  job_record *job = job_or_fail(hub, hc, request->id);
+  if (job == NULL) {
+    return;
+  }
+  hc->job = job;
+  /* Writes are committed in order: this one (the job as it is) is
+   * durable after every earlier one. */
+  if (hub_save(hub, job, job->state, NULL, NULL, NULL, 0, answer_history,
+               hc) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
+                  "the history of job %s could not be read", job->id);
+  }
 }
 
 static void history(rpc_call *call, const Jobhub__V1__HistoryRequest *request,

@@ -47,6 +47,7 @@ typedef struct stored_job {
  * its own row (appended, in the store's compact form), so that a
  * transition costs one row write. */
 typedef struct stored_event {
+  const struct stored_event *next; /* a later event to append, or NULL */
   int from_state;
   int to_state;
   int64_t time_us;
@@ -65,12 +66,13 @@ typedef void (*job_store_done_fn)(int status, void *arg);
 job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
                           size_t err_size);
 
-/* job_store_save_job queues an insert-or-replace of job (copied) with an
- * optional event (copied; NULL for none) appended to the job's history in
- * the same transaction; when job->job is NULL it updates only state,
+/* job_store_save_job queues an insert-or-replace of job (copied) with
+ * optional events (a list through next, copied; NULL for none) appended to
+ * the job's history in the same transaction; when job->job is NULL it updates only state,
  * not_before_us, lease_expires_us, status and (when not NULL) result of a
  * stored job, and fails (status -1) for a job that is not stored.
- * done runs once, on the loop. Returns 0, or -1 (a sequence over
+ * done (NULL: nobody waits) runs once, on the loop. Returns 0, or -1 (a
+ * sequence over
  * INT64_MAX, an event state outside 0..255, no memory, or the store is
  * closing: done is then never called). */
 int job_store_save_job(job_store *store, const stored_job *job,

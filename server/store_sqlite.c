@@ -538,7 +538,9 @@ static void deliver_completions(job_store *store) {
   pthread_mutex_unlock(&store->lock);
   while (list != NULL) {
     write_op *next = list->next;
-    list->done(list->status, list->arg);
+    if (list->done != NULL) {
+      list->done(list->status, list->arg);
+    }
     write_op_free(list);
     list = next;
   }
@@ -576,12 +578,17 @@ static const uint8_t *copy_blob(write_op *op, size_t *used,
 int job_store_save_job(job_store *store, const stored_job *job,
                        const stored_event *event, job_store_done_fn done,
                        void *arg) {
-  if (job->sequence > INT64_MAX ||
-      (event != NULL && (event->from_state < 0 || event->from_state > 255 ||
-                         event->to_state < 0 || event->to_state > 255))) {
+  if (job->sequence > INT64_MAX) {
     return -1;
   }
-  size_t history_size = event != NULL ? event_size(event) : 0;
+  size_t history_size = 0;
+  for (const stored_event *e = event; e != NULL; e = e->next) {
+    if (e->from_state < 0 || e->from_state > 255 || e->to_state < 0 ||
+        e->to_state > 255) {
+      return -1;
+    }
+    history_size += event_size(e);
+  }
   size_t size = text_size(job->idempotency_key) + text_size(job->subject) +
                 (job->job ? job->job_size : 0) +
                 (job->result ? job->result_size : 0) +
@@ -598,9 +605,12 @@ int job_store_save_job(job_store *store, const stored_job *job,
   op->job.status = copy_blob(op, &used, job->status, job->status_size);
   op->job.subject = copy_text(op, &used, job->subject);
   if (event != NULL) {
-    event_encode(event, op->data + used);
     op->history = op->data + used;
     op->history_size = history_size;
+    for (const stored_event *e = event; e != NULL; e = e->next) {
+      event_encode(e, op->data + used);
+      used += event_size(e);
+    }
   }
   pthread_mutex_lock(&store->lock);
   if (store->closing) {
@@ -874,8 +884,17 @@ static sqlite3 *open_connection(const char *path, const char *pragmas,
   return db;
 }
 
+/* SQLite's memory statistics take a global mutex on every allocation;
+ * the store never reads them. Only possible before SQLite initializes:
+ * later (another user in the process) it is refused, harmlessly. */
+static void configure_sqlite(void) {
+  (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
                           size_t err_size) {
+  static pthread_once_t configured = PTHREAD_ONCE_INIT;
+  (void)pthread_once(&configured, configure_sqlite);
   if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
     snprintf(err, err_size, "cannot create %s: %s", dir, strerror(errno));
     return NULL;
