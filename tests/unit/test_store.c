@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -756,6 +757,104 @@ static void test_newer_schema_and_bad_dir_are_refused(void **state) {
   ev_loop_destroy(loop);
 }
 
+/* A schema-2 file (text ids, an events table) as jobhubd wrote it before
+ * migration 3: its jobs, results and events survive the migration, in
+ * order, and a key stays unique. */
+static int collect_migrated(const stored_job *job, void *arg) {
+  int *seen = arg;
+  if (job->sequence == 0x2a) {
+    assert_int_equal(job->state, 3);
+    assert_int_equal(job->pool_id, 4);
+    assert_int_equal(job->job_type_id, 5);
+    assert_int_equal(job->priority, -2);
+    assert_int_equal(job->lease_seconds, 30);
+    assert_int_equal(job->max_attempts, 7);
+    assert_string_equal(job->idempotency_key, "k1");
+    assert_string_equal(job->subject, "series-a");
+    assert_int_equal(job->job_size, 3);
+    assert_memory_equal(job->job, "fix", 3);
+    assert_int_equal(job->status_size, 2);
+    assert_memory_equal(job->status, "st", 2);
+  } else {
+    assert_true(job->sequence == 0x2b);
+    assert_null(job->idempotency_key);
+  }
+  seen[seen[0] + 1] = (int)job->sequence;
+  seen[0]++;
+  return 0;
+}
+
+static void test_schema_2_is_migrated(void **state) {
+  (void)state;
+  char err[256], sub[96], path[128];
+  snprintf(sub, sizeof(sub), "%s/v2", dir);
+  assert_int_equal(mkdir(sub, 0700), 0);
+  snprintf(path, sizeof(path), "%s/jobhub.db", sub);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  static const char *const v2 =
+      "CREATE TABLE jobs (id TEXT PRIMARY KEY, state INTEGER NOT NULL,"
+      " pool_id INTEGER NOT NULL, job_type_id INTEGER NOT NULL,"
+      " priority INTEGER NOT NULL, not_before_us INTEGER NOT NULL,"
+      " created_us INTEGER NOT NULL, lease_expires_us INTEGER NOT NULL,"
+      " idempotency_key TEXT UNIQUE, job BLOB NOT NULL, result BLOB);"
+      "CREATE INDEX jobs_by_state ON jobs(state, pool_id, job_type_id);"
+      "CREATE TABLE job_events (seq INTEGER PRIMARY KEY,"
+      " job_id TEXT NOT NULL, from_state INTEGER NOT NULL,"
+      " to_state INTEGER NOT NULL, time_us INTEGER NOT NULL,"
+      " actor TEXT NOT NULL, worker_idx INTEGER NOT NULL, detail TEXT);"
+      "CREATE INDEX job_events_by_job ON job_events(job_id, seq);"
+      "ALTER TABLE jobs ADD COLUMN status BLOB;"
+      "ALTER TABLE jobs ADD COLUMN subject TEXT;"
+      "ALTER TABLE jobs ADD COLUMN lease_seconds INTEGER NOT NULL DEFAULT 0;"
+      "ALTER TABLE jobs ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 0;"
+      "INSERT INTO jobs VALUES ('000000000000002a', 3, 4, 5, -2, 0, 100, 0,"
+      " 'k1', CAST('fix' AS BLOB), CAST('res' AS BLOB), CAST('st' AS BLOB),"
+      " 'series-a', 30, 7);"
+      "INSERT INTO jobs VALUES ('000000000000002b', 1, 0, 1, 0, 0, 200, 0,"
+      " NULL, CAST('j' AS BLOB), NULL, NULL, NULL, 0, 3);"
+      "INSERT INTO job_events (job_id, from_state, to_state, time_us, actor,"
+      " worker_idx, detail) VALUES"
+      " ('000000000000002a', 0, 1, 100, 'client', 0, NULL),"
+      " ('000000000000002b', 0, 1, 200, 'client', 0, NULL),"
+      " ('000000000000002a', 1, 2, 150, 'worker:9', 9, NULL),"
+      " ('000000000000002a', 2, 3, 160, 'worker:9', 9, 'done');"
+      "PRAGMA user_version = 2;";
+  assert_int_equal(sqlite3_exec(db, v2, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+
+  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+  job_store *store = job_store_open(sub, loop, err, sizeof(err));
+  if (store == NULL) {
+    fail_msg("migration refused: %s", err);
+  }
+  int seen[4] = {0};
+  assert_int_equal(job_store_load_jobs(store, collect_migrated, seen), 0);
+  assert_int_equal(seen[0], 2);
+  assert_int_equal(seen[1], 0x2a);
+  assert_int_equal(seen[2], 0x2b);
+  check_result(store, 0x2a, "res");
+  event_log log = {0};
+  assert_int_equal(job_store_load_events(store, 0x2a, log_event, &log), 0);
+  assert_int_equal(log.count, 3);
+  assert_int_equal(log.events[0].to_state, 1);
+  assert_int_equal(log.events[1].to_state, 2);
+  assert_int_equal(log.events[1].worker_idx, 9);
+  assert_string_equal(log.events[1].actor, "worker:9");
+  assert_int_equal(log.events[2].to_state, 3);
+  assert_int_equal(log.events[2].time_us, 160);
+  assert_string_equal(log.events[2].detail, "done");
+  /* The key is still unique after the migration. */
+  stored_job clash = {.sequence = 0x2c, .state = 1, .idempotency_key = "k1",
+                      .job = (const uint8_t *)"j", .job_size = 1};
+  tally t = {0};
+  assert_int_equal(job_store_save_job(store, &clash, NULL, on_done, &t), 0);
+  wait_done(loop, &t, 1);
+  assert_int_equal(t.failed, 1);
+  job_store_close(store);
+  ev_loop_destroy(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_jobs_survive_reopen_and_are_group_committed),
@@ -768,6 +867,7 @@ int main(void) {
       cmocka_unit_test(test_damaged_history_is_a_read_error),
       cmocka_unit_test(test_jobs_load_in_sequence_order),
       cmocka_unit_test(test_newer_schema_and_bad_dir_are_refused),
+      cmocka_unit_test(test_schema_2_is_migrated),
   };
   return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }
