@@ -480,8 +480,13 @@ static int on_request_message(void *arg, bool compressed, const uint8_t *data,
   }
   if (call->hooks.on_message != NULL && call->handler_owned) {
     call->hooks.on_message(call, message, call->hooks_arg);
+    if (call->hooks.takes_messages) {
+      message = NULL; /* the handler's now */
+    }
   }
-  protobuf_c_message_free_unpacked(message, NULL);
+  if (message != NULL) {
+    protobuf_c_message_free_unpacked(message, NULL);
+  }
   /* The hook may have finished the call: stop feeding it. */
   return call->status_committed || call->cancelled ? 1 : 0;
 }

@@ -36,8 +36,12 @@ enum {
 #define RPC_CALL_MAX_METADATA 64
 
 /* Hooks a handler installs; every member may be NULL. Messages are borrowed
- * for the duration of on_message and freed by the runtime afterwards. */
+ * for the duration of on_message and freed by the runtime afterwards,
+ * unless takes_messages is set: the handler then owns each message it is
+ * given and frees it with protobuf_c_message_free_unpacked(message, NULL)
+ * (on any thread), so it can hand it on without a copy. */
 typedef struct rpc_call_hooks {
+  bool takes_messages;
   /* A request message of a client-streaming or bidi call. */
   void (*on_message)(rpc_call *call, const ProtobufCMessage *message,
                      void *arg);

@@ -19,6 +19,9 @@ struct rpc_loop_thread {
 };
 
 static void drop(rpc_loop_task *task) {
+  if (task->dropped != NULL) {
+    task->dropped(task->arg);
+  }
   if (task->free_after) {
     free(task);
   }

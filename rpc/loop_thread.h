@@ -10,12 +10,15 @@ struct ev_loop;
 
 /* A task: fn(loop, arg) on the loop's thread. When free_after is true the
  * loop thread frees the task (malloc'd by the poster) once it ran or was
- * dropped; otherwise the poster owns it. */
+ * dropped; otherwise the poster owns it. A task that never runs (still
+ * queued when the mailbox is freed) gets dropped(arg) instead, when set,
+ * to release what it carries. */
 typedef struct rpc_loop_task {
   void (*fn)(struct ev_loop *loop, void *arg);
   void *arg;
   bool free_after;
   struct rpc_loop_task *next;
+  void (*dropped)(void *arg);
 } rpc_loop_task;
 
 typedef struct rpc_loop_thread rpc_loop_thread;

@@ -136,8 +136,9 @@ typedef struct stream_message {
   loop_stream *loop;  /* core to loop */
   core_stream *core;  /* loop to core */
   void (*opened)(job_hub *hub, core_stream *stream);
+  ProtobufCMessage *message; /* loop to core: the client's, owned */
   size_t size;
-  uint8_t data[];
+  uint8_t data[]; /* core to loop: the packed message */
 } stream_message;
 
 static void core_stream_closed(struct ev_loop *loop, void *arg);
@@ -171,14 +172,23 @@ static void loop_stream_send(struct ev_loop *loop, void *arg) {
   }
 }
 
+static void free_carried_message(void *arg) {
+  stream_message *m = arg;
+  if (m->message != NULL) {
+    protobuf_c_message_free_unpacked(m->message, NULL);
+    m->message = NULL;
+  }
+}
+
 static void core_stream_message(struct ev_loop *loop, void *arg) {
   (void)loop;
   stream_message *m = arg;
   if (m->opened != NULL) {
     m->opened(m->hub, m->core);
   } else if (m->core->on_message != NULL && !m->core->sent_final) {
-    m->core->on_message(m->hub, m->core, m->data, m->size);
+    m->core->on_message(m->hub, m->core, m->message);
   }
+  free_carried_message(m);
 }
 
 static void core_stream_closed(struct ev_loop *loop, void *arg) {
@@ -188,23 +198,26 @@ static void core_stream_closed(struct ev_loop *loop, void *arg) {
   cs->on_closed(cs->hub, cs);
 }
 
+/* The message is ours (takes_messages): it goes to the core as it is. */
 static void on_stream_message(rpc_call *call, const ProtobufCMessage *message,
                               void *arg) {
   loop_stream *ls = arg;
+  ProtobufCMessage *owned = (ProtobufCMessage *)message;
   if (ls->sent_closed) {
+    protobuf_c_message_free_unpacked(owned, NULL);
     return;
   }
-  size_t size = protobuf_c_message_get_packed_size(message);
-  stream_message *m = malloc(sizeof(*m) + size);
+  stream_message *m = malloc(sizeof(*m));
   if (m == NULL) {
+    protobuf_c_message_free_unpacked(owned, NULL);
     rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     ls->call = NULL;
     loop_send_closed(ls);
     return;
   }
-  *m = (stream_message){{core_stream_message, m, true, NULL}, ls->hub, NULL,
-                        ls->core, NULL, size};
-  protobuf_c_message_pack(message, m->data);
+  *m = (stream_message){{core_stream_message, m, true, NULL,
+                         free_carried_message},
+                        ls->hub, NULL, ls->core, NULL, owned, 0};
   rpc_loop_thread_post(ls->hub->core, &m->task);
 }
 
@@ -242,13 +255,14 @@ int loop_stream_open(job_hub *hub, rpc_call *call, core_stream *stream,
   stream->closed_task = (rpc_loop_task){core_stream_closed, stream, false,
                                         NULL};
   rpc_call_hooks hooks = {
+      .takes_messages = true,
       .on_message = client_streams ? on_stream_message : NULL,
       .on_half_close = client_streams ? on_stream_half_close : NULL,
       .on_cancel = on_stream_cancel,
   };
   rpc_call_set_hooks(call, &hooks, ls);
-  *m = (stream_message){{core_stream_message, m, true, NULL}, hub, NULL,
-                        stream, opened, 0};
+  *m = (stream_message){{core_stream_message, m, true, NULL, NULL}, hub, NULL,
+                        stream, opened, NULL, 0};
   rpc_loop_thread_post(hub->core, &m->task);
   return 0;
 }
@@ -265,8 +279,8 @@ int core_stream_send(job_hub *hub, core_stream *stream, const uint8_t *data,
   if (m == NULL) {
     return -1;
   }
-  *m = (stream_message){{loop_stream_send, m, true, NULL}, hub, stream->loop,
-                        NULL, NULL, size};
+  *m = (stream_message){{loop_stream_send, m, true, NULL, NULL}, hub,
+                        stream->loop, NULL, NULL, NULL, size};
   memcpy(m->data, data, size);
   rpc_loop_thread_post(stream->loop_thread, &m->task);
   return 0;

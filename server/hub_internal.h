@@ -77,9 +77,10 @@ struct core_stream {
   rpc_loop_task closed_task; /* the loop's final, posted once */
   rpc_loop_thread *loop_thread;
   bool sent_final, got_closed;
-  /* A message from the client (Connect): WorkerMessage bytes. */
-  void (*on_message)(job_hub *hub, core_stream *stream, const uint8_t *data,
-                     size_t size);
+  /* A message from the client (Connect: a WorkerMessage), borrowed for
+   * the call. */
+  void (*on_message)(job_hub *hub, core_stream *stream,
+                     const ProtobufCMessage *message);
   /* The loop half is done (client gone, or after our final): the owner
    * cleans up, and frees itself if sent_final. */
   void (*on_closed)(job_hub *hub, core_stream *stream);

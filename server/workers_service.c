@@ -612,16 +612,11 @@ static void settle_result(job_hub *hub, worker_conn *conn, const char *job_id,
   }
 }
 
-static void conn_message(job_hub *hub, core_stream *stream, const uint8_t *data,
-                         size_t size) {
+static void conn_message(job_hub *hub, core_stream *stream,
+                         const ProtobufCMessage *base) {
   worker_conn *conn = (worker_conn *)stream;
-  Jobhub__V1__WorkerMessage *message =
-      jobhub__v1__worker_message__unpack(NULL, size, data);
-  if (message == NULL) {
-    core_stream_finish(hub, stream, RPC_STATUS_INTERNAL,
-                       "a WorkerMessage could not be read");
-    return;
-  }
+  const Jobhub__V1__WorkerMessage *message =
+      (const Jobhub__V1__WorkerMessage *)base;
   hub_worker *worker = conn->worker;
   if (worker == NULL) {
     if (message->message_case == JOBHUB__V1__WORKER_MESSAGE__MESSAGE_HELLO) {
@@ -630,7 +625,6 @@ static void conn_message(job_hub *hub, core_stream *stream, const uint8_t *data,
       core_stream_finish(hub, stream, RPC_STATUS_FAILED_PRECONDITION,
                          "the first message on Connect must be hello");
     }
-    jobhub__v1__worker_message__free_unpacked(message, NULL);
     return;
   }
   worker->last_seen_us = time_now_us();
@@ -674,7 +668,6 @@ static void conn_message(job_hub *hub, core_stream *stream, const uint8_t *data,
             "worker_idx=%llu reason=\"%s\"",
             (unsigned long long)worker->worker_idx, out.message);
   }
-  jobhub__v1__worker_message__free_unpacked(message, NULL);
 }
 
 static void conn_closed(job_hub *hub, core_stream *stream) {
