@@ -161,7 +161,7 @@ static int set_option(jobhubd_config *config, const option *opt,
 invalid:
   snprintf(err, err_size, "invalid value \"%s\" for %s (from %s)%s", value,
            opt->name, source,
-           opt->type == OPTION_SECONDS        ? ": expected seconds > 0"
+           opt->type == OPTION_SECONDS ? ": expected seconds > 0"
            : opt->type == OPTION_MICROSECONDS
                ? ": expected microseconds >= 0 or auto"
            : opt->max ? ": expected a whole number in range"
@@ -308,8 +308,8 @@ jobhubd_config_result jobhubd_config_load(jobhubd_config *config, int argc,
     char env[64];
     env_name(&options[i], env, sizeof(env));
     const char *value = getenv(env);
-    if (value != NULL && set_option(config, &options[i], value, env, err,
-                                    err_size) != 0) {
+    if (value != NULL &&
+        set_option(config, &options[i], value, env, err, err_size) != 0) {
       return JOBHUBD_CONFIG_USAGE;
     }
   }

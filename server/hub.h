@@ -15,11 +15,11 @@
 typedef struct job_hub job_hub;
 
 typedef struct hub_options {
-  const char *data_dir;          /* the store's folder */
-  uint32_t lease_seconds;        /* default lease */
-  uint32_t max_attempts;         /* default attempts */
-  uint32_t retry_backoff_ms;     /* first retry delay; doubles */
-  double worker_timeout;         /* s before a silent unary worker leaves */
+  const char *data_dir;      /* the store's folder */
+  uint32_t lease_seconds;    /* default lease */
+  uint32_t max_attempts;     /* default attempts */
+  uint32_t retry_backoff_ms; /* first retry delay; doubles */
+  double worker_timeout;     /* s before a silent unary worker leaves */
 } hub_options;
 
 /* hub_open opens the store, recovers every job and starts the core thread.

@@ -14,15 +14,13 @@
 #include "server/hub_internal.h"
 #include "server/ids.h"
 
-#define JOB_OF_ENTRY(e)                                                       \
-  ((job_record *)(void *)((char *)(e) - offsetof(job_record, entry)))
-#define JOB_OF_LEASE(e)                                                       \
-  ((job_record *)(void *)((char *)(e) - offsetof(job_record, lease)))
+#define JOB_OF_ENTRY(e)                                                        \
+  ((job_record *)(void *)((char *)(e)-offsetof(job_record, entry)))
+#define JOB_OF_LEASE(e)                                                        \
+  ((job_record *)(void *)((char *)(e)-offsetof(job_record, lease)))
 
 /* The longest wait between attempts. */
 #define MAX_BACKOFF_US (300 * 1000000LL)
-
-
 
 /* Calls between the loops and the core. */
 
@@ -133,8 +131,8 @@ struct loop_stream {
 typedef struct stream_message {
   rpc_loop_task task;
   job_hub *hub;
-  loop_stream *loop;  /* core to loop */
-  core_stream *core;  /* loop to core */
+  loop_stream *loop; /* core to loop */
+  core_stream *core; /* loop to core */
   void (*opened)(job_hub *hub, core_stream *stream);
   ProtobufCMessage *message; /* loop to core: the client's, owned */
   size_t size;
@@ -215,9 +213,14 @@ static void on_stream_message(rpc_call *call, const ProtobufCMessage *message,
     loop_send_closed(ls);
     return;
   }
-  *m = (stream_message){{core_stream_message, m, true, NULL,
-                         free_carried_message},
-                        ls->hub, NULL, ls->core, NULL, owned, 0};
+  *m = (stream_message){
+      {core_stream_message, m, true, NULL, free_carried_message},
+      ls->hub,
+      NULL,
+      ls->core,
+      NULL,
+      owned,
+      0};
   rpc_loop_thread_post(ls->hub->core, &m->task);
 }
 
@@ -252,8 +255,8 @@ int loop_stream_open(job_hub *hub, rpc_call *call, core_stream *stream,
   stream->hub = hub;
   stream->loop = ls;
   stream->loop_thread = rpc_call_loop_thread(call);
-  stream->closed_task = (rpc_loop_task){core_stream_closed, stream, false,
-                                        NULL};
+  stream->closed_task =
+      (rpc_loop_task){core_stream_closed, stream, false, NULL};
   rpc_call_hooks hooks = {
       .takes_messages = true,
       .on_message = client_streams ? on_stream_message : NULL,
@@ -261,8 +264,13 @@ int loop_stream_open(job_hub *hub, rpc_call *call, core_stream *stream,
       .on_cancel = on_stream_cancel,
   };
   rpc_call_set_hooks(call, &hooks, ls);
-  *m = (stream_message){{core_stream_message, m, true, NULL, NULL}, hub, NULL,
-                        stream, opened, NULL, 0};
+  *m = (stream_message){{core_stream_message, m, true, NULL, NULL},
+                        hub,
+                        NULL,
+                        stream,
+                        opened,
+                        NULL,
+                        0};
   rpc_loop_thread_post(hub->core, &m->task);
   return 0;
 }
@@ -279,8 +287,13 @@ int core_stream_send(job_hub *hub, core_stream *stream, const uint8_t *data,
   if (m == NULL) {
     return -1;
   }
-  *m = (stream_message){{loop_stream_send, m, true, NULL, NULL}, hub,
-                        stream->loop, NULL, NULL, NULL, size};
+  *m = (stream_message){{loop_stream_send, m, true, NULL, NULL},
+                        hub,
+                        stream->loop,
+                        NULL,
+                        NULL,
+                        NULL,
+                        size};
   memcpy(m->data, data, size);
   rpc_loop_thread_post(stream->loop_thread, &m->task);
   return 0;
@@ -324,8 +337,8 @@ static bool pool_has_idx(const void *value, const void *key) {
 }
 
 hub_pool *hub_pool_get(job_hub *hub, uint32_t pool_idx, bool create) {
-  hub_pool *pool = hash_table_find(hub->pools, hash_u64(pool_idx),
-                                   pool_has_idx, &pool_idx);
+  hub_pool *pool =
+      hash_table_find(hub->pools, hash_u64(pool_idx), pool_has_idx, &pool_idx);
   if (pool != NULL || !create) {
     return pool;
   }
@@ -414,6 +427,14 @@ void hub_set_state(job_hub *hub, job_record *job, int state) {
 
 /* The store. */
 
+static void on_job_written(uint64_t sequence, void *arg) {
+  job_hub *hub = arg;
+  job_record *job = job_index_get(hub->jobs_by_id, sequence);
+  if (job != NULL && job->writes_pending > 0) {
+    job->writes_pending--;
+  }
+}
+
 /* A lease's write waits this long for the job's next write (its result,
  * usually) to go with it: one row write instead of two. A crash in that
  * time loses the lease, not the job: it is queued again at the restart,
@@ -444,13 +465,14 @@ int hub_save(job_hub *hub, job_record *job, int from_state, const char *actor,
       .sequence = job->entry.sequence,
       .state = job->state,
       .not_before_us = job->entry.not_before_us,
-      .lease_expires_us =
-          job->state == JOBHUB__V1__JOB_STATE__IN_PROGRESS ? job->lease.due_us
-                                                            : 0,
+      .lease_expires_us = job->state == JOBHUB__V1__JOB_STATE__IN_PROGRESS
+                              ? job->lease.due_us
+                              : 0,
       .status = hub->scratch.data,
       .status_size = hub->scratch.len,
       .result = result,
       .result_size = result_size,
+      .leases = job->leases,
   };
   stored_event event = {
       .from_state = from_state,
@@ -479,10 +501,20 @@ int hub_save(job_hub *hub, job_record *job, int from_state, const char *actor,
     rpc_log(RPC_LOG_ERROR, "store_write_refused", "job=%s", job->id);
     return rv;
   }
+  job->writes_pending++;
   if (job->lease_unsaved) {
     unsaved_unlink(hub, job);
   }
   return 0;
+}
+
+int hub_after_writes(job_hub *hub, job_record *job, job_store_done_fn done,
+                     void *arg) {
+  if (job->writes_pending == 0 && !job->lease_unsaved) {
+    done(0, arg);
+    return 0;
+  }
+  return hub_save(hub, job, job->state, NULL, NULL, NULL, 0, done, arg);
 }
 
 void hub_save_lease(job_hub *hub, job_record *job) {
@@ -491,8 +523,7 @@ void hub_save_lease(job_hub *hub, job_record *job) {
   }
 }
 
-static void on_lease_writer(struct ev_loop *loop, ev_timer *timer,
-                            int events) {
+static void on_lease_writer(struct ev_loop *loop, ev_timer *timer, int events) {
   (void)loop;
   (void)events;
   job_hub *hub = timer->data;
@@ -567,9 +598,8 @@ job_record *hub_submit(job_hub *hub, const Jobhub__V1__SubmitRequest *request,
                        void *arg) {
   uint32_t pool_idx = 0;
   (void)pool_idx_pack(request->pool_id, request->job_type_id, &pool_idx);
-  job_record *job =
-      job_record_new(hub->next_sequence, fixed, fixed_size, request->subject,
-                     request->idempotency_key);
+  job_record *job = job_record_new(hub->next_sequence, fixed, fixed_size,
+                                   request->subject, request->idempotency_key);
   if (job == NULL) {
     return NULL;
   }
@@ -621,9 +651,11 @@ job_record *hub_submit(job_hub *hub, const Jobhub__V1__SubmitRequest *request,
   if (job_store_save_job(hub->store, &stored, &event, done, arg) != 0) {
     return hub_submit_refused(hub, job);
   }
+  job->writes_pending++;
   /* Queued before it is durable, for latency: the Submit is answered only
    * once it is, and a crash before then loses a job nobody was told of. */
   hub_requeue(hub, job, 0);
+  hub_notify(hub, job);
   return job;
 }
 
@@ -644,8 +676,8 @@ int64_t hub_backoff_us(job_hub *hub, uint32_t attempts) {
   }
   /* Jitter in [0.5, 1]: retries of a burst do not come back together. */
   hub->rng = hub->rng * 1664525u + 1013904223u;
-  return delay / 2 + (int64_t)((double)(delay / 2) * (hub->rng >> 8) /
-                               (double)(1u << 24));
+  return delay / 2 +
+         (int64_t)((double)(delay / 2) * (hub->rng >> 8) / (double)(1u << 24));
 }
 
 static bool worker_has_room(const hub_worker *worker) {
@@ -706,8 +738,8 @@ static void on_delay_timer(struct ev_loop *loop, ev_timer *timer, int events) {
   (void)loop;
   (void)events;
   job_hub *hub = timer->data;
-  arm_delay_timer(hub, job_queue_promote(hub->queue, time_now_us(),
-                                         on_promoted, hub));
+  arm_delay_timer(
+      hub, job_queue_promote(hub->queue, time_now_us(), on_promoted, hub));
 }
 
 static int queue_push(job_queue *queue, job_record *job, int64_t now) {
@@ -736,8 +768,7 @@ void hub_requeue(job_hub *hub, job_record *job, int64_t delay_us) {
   if (job->entry.delayed) {
     ev_tstamp remaining = ev_timer_remaining(hub->loop, &hub->delay_timer);
     int64_t due = now + (int64_t)(remaining * 1e6);
-    if (!ev_is_active(&hub->delay_timer) ||
-        job->entry.not_before_us < due) {
+    if (!ev_is_active(&hub->delay_timer) || job->entry.not_before_us < due) {
       arm_delay_timer(hub, job->entry.not_before_us);
     }
     return;
@@ -822,6 +853,7 @@ int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job,
   uint32_t seconds =
       job->lease_seconds ? job->lease_seconds : hub->options.lease_seconds;
   job->attempts++;
+  job->leases++;
   job->started_us = now;
   job->worker_idx = worker->worker_idx;
   job->progress = 0;
@@ -858,8 +890,7 @@ int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job,
   rest.lease_expires_at = &expires;
   rpc_buffer_reset(&hub->scratch);
   if (job_record_pack(job, &hub->scratch) != 0 ||
-      pb_append_bytes_field(out, 1, hub->scratch.data, hub->scratch.len) !=
-          0 ||
+      pb_append_bytes_field(out, 1, hub->scratch.data, hub->scratch.len) != 0 ||
       pb_append_message(out, &rest.base) != 0) {
     return -1;
   }
@@ -930,7 +961,8 @@ static void on_lease_timer(struct ev_loop *loop, ev_timer *timer, int events) {
       hub_requeue(hub, job, hub_backoff_us(hub, job->attempts));
     } else {
       job->finished_us = now;
-      (void)job_record_set_text(&job->error, "lease expired on the last attempt");
+      (void)job_record_set_text(&job->error,
+                                "lease expired on the last attempt");
       hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__FAILED);
       save_quietly(hub, job, from, "hub", "lease expired on the last attempt");
     }
@@ -1055,7 +1087,8 @@ static bool watcher_matches(const job_watcher *w, const job_record *job) {
           (int)f->state == job->state) &&
          (f->any_pool || f->pool_id == job->pool_id) &&
          (f->any_job_type || f->job_type_id == job->job_type_id) &&
-         (w->subject == NULL || strcmp(w->subject, job_record_subject(job)) == 0);
+         (w->subject == NULL ||
+          strcmp(w->subject, job_record_subject(job)) == 0);
 }
 
 void hub_notify(job_hub *hub, job_record *job) {
@@ -1100,20 +1133,19 @@ void hub_notify(job_hub *hub, job_record *job) {
 
 hub_worker *hub_worker_new(job_hub *hub, uint64_t worker_idx, uint32_t pool_id,
                            const uint32_t *job_type_ids, size_t n,
-                           rpc_status_code *code, char *why,
-                           size_t why_size) {
+                           rpc_status_code *code, char *why, size_t why_size) {
   *code = RPC_STATUS_INVALID_ARGUMENT;
   if (n == 0) {
-    snprintf(why, why_size, "job_type_ids is empty: a worker serves at "
-                            "least one job type");
+    snprintf(why, why_size,
+             "job_type_ids is empty: a worker serves at "
+             "least one job type");
     return NULL;
   }
   for (size_t i = 0; i < n; i++) {
     uint32_t pool_idx;
     if (pool_idx_pack(pool_id, job_type_ids[i], &pool_idx) != 0) {
-      snprintf(why, why_size,
-               "pool_id %u or job_type_id %u is over %u", pool_id,
-               job_type_ids[i], JOBHUB_ID_FIELD_MAX);
+      snprintf(why, why_size, "pool_id %u or job_type_id %u is over %u",
+               pool_id, job_type_ids[i], JOBHUB_ID_FIELD_MAX);
       return NULL;
     }
   }
@@ -1143,9 +1175,8 @@ hub_worker *hub_worker_new(job_hub *hub, uint64_t worker_idx, uint32_t pool_id,
     }
     if (worker_idx == 0) {
       *code = RPC_STATUS_RESOURCE_EXHAUSTED;
-      snprintf(why, why_size,
-               "pool %u, job type %u has %u workers already", pool_id,
-               job_type_ids[0], JOBHUB_ID_FIELD_MAX);
+      snprintf(why, why_size, "pool %u, job type %u has %u workers already",
+               pool_id, job_type_ids[0], JOBHUB_ID_FIELD_MAX);
       return NULL;
     }
   }
@@ -1194,7 +1225,8 @@ static void reroute_pool(job_hub *hub, hub_pool *pool, hub_worker *leaving) {
   for (size_t i = 0; i <= pool->n_live; i++) {
     hub_worker *w = i < pool->n_live ? pool->live[i] : leaving;
     job_queue_entry *e;
-    while (w != NULL && (e = job_queue_pop(w->sticky, pool->pool_idx)) != NULL) {
+    while (w != NULL &&
+           (e = job_queue_pop(w->sticky, pool->pool_idx)) != NULL) {
       if (queue_push(hub->queue, JOB_OF_ENTRY(e), now) != 0) {
         rpc_log(RPC_LOG_ERROR, "queue_push_failed", "job=%s",
                 JOB_OF_ENTRY(e)->id);
@@ -1308,11 +1340,11 @@ int hub_worker_pack(const hub_worker *worker, rpc_buffer *out) {
     w.hostname = worker->hostname;
   }
   w.capacity = worker->capacity;
-  w.status = worker->reserved                 ? JOBHUB__V1__WORKER_STATUS__WORKER_RESERVED
-             : worker->draining               ? JOBHUB__V1__WORKER_STATUS__WORKER_DRAINING
-             : !worker->live                  ? JOBHUB__V1__WORKER_STATUS__WORKER_DISCONNECTED
-             : worker->running > 0            ? JOBHUB__V1__WORKER_STATUS__WORKER_BUSY
-                                              : JOBHUB__V1__WORKER_STATUS__WORKER_IDLE;
+  w.status = worker->reserved   ? JOBHUB__V1__WORKER_STATUS__WORKER_RESERVED
+             : worker->draining ? JOBHUB__V1__WORKER_STATUS__WORKER_DRAINING
+             : !worker->live    ? JOBHUB__V1__WORKER_STATUS__WORKER_DISCONNECTED
+             : worker->running > 0 ? JOBHUB__V1__WORKER_STATUS__WORKER_BUSY
+                                   : JOBHUB__V1__WORKER_STATUS__WORKER_IDLE;
   w.running = worker->running;
   if (worker->connected_us != 0) {
     timestamp_of(&connected, worker->connected_us);
@@ -1362,8 +1394,7 @@ static int check_silent(void *value, void *arg) {
   return 0;
 }
 
-static void on_housekeeping(struct ev_loop *loop, ev_timer *timer,
-                            int events) {
+static void on_housekeeping(struct ev_loop *loop, ev_timer *timer, int events) {
   (void)loop;
   (void)events;
   job_hub *hub = timer->data;
@@ -1392,13 +1423,11 @@ static int recover_job(const stored_job *stored, void *arg) {
             (unsigned long long)sequence);
     return 0;
   }
-  job_record *job =
-      job_record_new(sequence, stored->job, stored->job_size, stored->subject,
-                     stored->idempotency_key);
-  if (job == NULL ||
-      (stored->status != NULL &&
-       job_record_apply_status(job, stored->status, stored->status_size) !=
-           0)) {
+  job_record *job = job_record_new(sequence, stored->job, stored->job_size,
+                                   stored->subject, stored->idempotency_key);
+  if (job == NULL || (stored->status != NULL &&
+                      job_record_apply_status(job, stored->status,
+                                              stored->status_size) != 0)) {
     job_record_free(job);
     return -1;
   }
@@ -1410,6 +1439,8 @@ static int recover_job(const stored_job *stored, void *arg) {
   job->lease_seconds = stored->lease_seconds;
   job->max_attempts = stored->max_attempts;
   job->created_us = stored->created_us;
+  /* Rows from before migration 4 have no count: attempts is it. */
+  job->leases = stored->leases > job->attempts ? stored->leases : job->attempts;
   job->durable = true;
   job->state = JOBHUB__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
   if (index_job(hub, job) != 0) {
@@ -1518,8 +1549,7 @@ job_hub *hub_open(const hub_options *options, char *err, size_t err_size) {
   hub->pools = hash_table_new();
   hub->workers = hash_table_new();
   if (hub->core == NULL || hub->queue == NULL || hub->jobs_by_id == NULL ||
-      hub->jobs_by_key == NULL || hub->pools == NULL ||
-      hub->workers == NULL) {
+      hub->jobs_by_key == NULL || hub->pools == NULL || hub->workers == NULL) {
     snprintf(err, err_size, "out of memory");
     hub_free(hub);
     return NULL;
@@ -1541,6 +1571,7 @@ job_hub *hub_open(const hub_options *options, char *err, size_t err_size) {
     hub_free(hub);
     return NULL;
   }
+  job_store_on_written(hub->store, on_job_written, hub);
   ev_tstamp started = ev_time();
   recovery r = {hub, time_now_us(), 0, 0, 0};
   if (job_store_load_jobs(hub->store, recover_job, &r) != 0) {
@@ -1551,11 +1582,10 @@ job_hub *hub_open(const hub_options *options, char *err, size_t err_size) {
   }
   rpc_log(RPC_LOG_INFO, "recovered",
           "jobs=%zu queued=%zu leased=%zu requeued=%zu seconds=%.3f",
-          hub->job_count, r.queued, r.leased, r.requeued,
-          ev_time() - started);
+          hub->job_count, r.queued, r.leased, r.requeued, ev_time() - started);
   arm_lease_timer(hub);
-  arm_delay_timer(hub, job_queue_promote(hub->queue, time_now_us(), NULL,
-                                         NULL));
+  arm_delay_timer(hub,
+                  job_queue_promote(hub->queue, time_now_us(), NULL, NULL));
   ev_timer_start(hub->loop, &hub->housekeeping);
   ev_prepare_start(hub->loop, &hub->pumper);
   int rv = rpc_loop_thread_start(hub->core);
@@ -1614,7 +1644,8 @@ static void stop_streams(job_hub *hub) {
 void hub_stop_streams(job_hub *hub) { run_on_core(hub, stop_streams); }
 
 static void break_core(job_hub *hub) {
-  on_lease_writer(hub->loop, &hub->lease_writer, 0); /* before the store closes */
+  on_lease_writer(hub->loop, &hub->lease_writer,
+                  0); /* before the store closes */
   ev_break(hub->loop, EVBREAK_ALL);
 }
 

@@ -15,8 +15,8 @@
 #include "rpc/loop_thread.h"
 #include "server/deadline_heap.h"
 #include "server/hash_table.h"
-#include "server/job_index.h"
 #include "server/hub.h"
+#include "server/job_index.h"
 #include "server/job_queue.h"
 #include "server/job_record.h"
 #include "server/router.h"
@@ -31,11 +31,11 @@ typedef void (*hub_call_fn)(job_hub *hub, hub_call *hc);
 struct hub_call {
   rpc_loop_task task;
   job_hub *hub;
-  rpc_call *call;                /* loop only */
-  rpc_loop_thread *loop_thread;  /* where the answer goes */
+  rpc_call *call;               /* loop only */
+  rpc_loop_thread *loop_thread; /* where the answer goes */
   const void *request;
-  hub_call_fn run;               /* core: serves the request */
-  hub_call_fn undelivered;       /* core: an OK answer could not be sent */
+  hub_call_fn run;         /* core: serves the request */
+  hub_call_fn undelivered; /* core: an OK answer could not be sent */
   rpc_status_code code;
   char message[256];
   rpc_buffer answer; /* the packed response when OK */
@@ -120,9 +120,9 @@ typedef struct hub_worker {
   uint8_t *worker_config; /* packed google.protobuf.Struct, or NULL */
   size_t worker_config_size;
   int64_t connected_us, last_seen_us;
-  bool reserved;  /* by Add, not yet connected */
-  bool draining;  /* takes no new jobs */
-  bool live;      /* in its pools' routing tables */
+  bool reserved; /* by Add, not yet connected */
+  bool draining; /* takes no new jobs */
+  bool live;     /* in its pools' routing tables */
   bool pump_scheduled;
   worker_conn *conn; /* the Connect stream, or NULL */
   uint32_t running;
@@ -153,8 +153,8 @@ typedef struct hub_pool {
 /* A Watch call's core half. */
 typedef struct job_watcher {
   core_stream stream;
-  struct job_watcher *next; /* on the job, or in the filter list */
-  job_record *job;          /* NULL: a filter watcher */
+  struct job_watcher *next;        /* on the job, or in the filter list */
+  job_record *job;                 /* NULL: a filter watcher */
   Jobhub__V1__WatchRequest filter; /* copied scalars */
   char id[JOB_ID_SIZE];
   char *subject; /* owned; NULL: any */
@@ -180,7 +180,7 @@ struct job_hub {
   ev_timer housekeeping;
   job_record *unsaved_leases; /* leases to write with the job's next write */
   ev_timer lease_writer;      /* writes them at the latest this much later */
-  hub_worker **pumps; /* workers to give jobs before the loop sleeps */
+  hub_worker **pumps;         /* workers to give jobs before the loop sleeps */
   size_t n_pumps, pumps_capacity;
   ev_prepare pumper;
   job_watcher *filter_watchers;
@@ -212,6 +212,13 @@ job_record *hub_submit(job_hub *hub, const Jobhub__V1__SubmitRequest *request,
 int hub_save(job_hub *hub, job_record *job, int from_state, const char *actor,
              const char *detail, const uint8_t *result, size_t result_size,
              job_store_done_fn done, void *arg);
+
+/* hub_after_writes runs done(0, arg) once every write of job made so far
+ * is durable: at once when none is pending, else after a write of the
+ * job as it is (writes are committed in order). done gets -1 if that
+ * write fails. Returns 0, or -1 (the store refused: done is not run). */
+int hub_after_writes(job_hub *hub, job_record *job, job_store_done_fn done,
+                     void *arg);
 
 /* hub_save_lease writes job's lease if it is not written yet: before a
  * change of the fields its event is made of (worker_idx, started_us). */

@@ -22,8 +22,8 @@ int pool_idx_unpack(uint32_t pool_idx, uint32_t *pool_id,
   return 0;
 }
 
-int worker_idx_pack(uint32_t pool_id, uint32_t job_type_id,
-                    uint32_t worker_id, uint64_t *worker_idx) {
+int worker_idx_pack(uint32_t pool_id, uint32_t job_type_id, uint32_t worker_id,
+                    uint64_t *worker_idx) {
   if (pool_id > MASK || job_type_id > MASK || worker_id > MASK) {
     return -1;
   }

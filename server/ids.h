@@ -24,8 +24,8 @@ int pool_idx_unpack(uint32_t pool_idx, uint32_t *pool_id,
 
 /* worker_idx_pack stores the worker_idx of the three fields. Returns 0, or
  * -1 when a field is over JOBHUB_ID_FIELD_MAX. */
-int worker_idx_pack(uint32_t pool_id, uint32_t job_type_id,
-                    uint32_t worker_id, uint64_t *worker_idx);
+int worker_idx_pack(uint32_t pool_id, uint32_t job_type_id, uint32_t worker_id,
+                    uint64_t *worker_idx);
 
 /* worker_idx_unpack splits worker_idx. Returns 0, or -1 when it has bits
  * above the 30 it may use. */

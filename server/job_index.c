@@ -44,8 +44,7 @@ static int reach(job_index *index, size_t page) {
   if (grown == NULL) {
     return -1;
   }
-  memset(grown + index->n_pages, 0,
-         (n - index->n_pages) * sizeof(*grown));
+  memset(grown + index->n_pages, 0, (n - index->n_pages) * sizeof(*grown));
   index->pages = grown;
   index->n_pages = n;
   return 0;

@@ -35,8 +35,7 @@ static bool ready_before(const job_queue_entry *a, const job_queue_entry *b) {
   return a->sequence < b->sequence;
 }
 
-static bool delayed_before(const job_queue_entry *a,
-                           const job_queue_entry *b) {
+static bool delayed_before(const job_queue_entry *a, const job_queue_entry *b) {
   if (a->not_before_us != b->not_before_us) {
     return a->not_before_us < b->not_before_us;
   }
@@ -68,7 +67,8 @@ static void sift_down(heap *h, size_t index) {
     if (child >= h->count) {
       break;
     }
-    if (child + 1 < h->count && h->before(h->items[child + 1], h->items[child])) {
+    if (child + 1 < h->count &&
+        h->before(h->items[child + 1], h->items[child])) {
       child++;
     }
     if (!h->before(h->items[child], entry)) {

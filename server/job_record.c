@@ -157,7 +157,8 @@ static uint8_t *put_time_field(uint8_t *p, uint32_t field, int64_t us) {
 }
 
 int job_record_pack_status(const job_record *job, rpc_buffer *out) {
-  size_t message_size = job->progress_message ? strlen(job->progress_message) : 0;
+  size_t message_size =
+      job->progress_message ? strlen(job->progress_message) : 0;
   size_t error_size = job->error ? strlen(job->error) : 0;
   /* id 18, state 2, attempts 6, worker_idx 11, three timestamps of 24,
    * progress 10, and the strings with 12 each for tag and length. */
@@ -209,7 +210,7 @@ int job_record_apply_status(job_record *job, const uint8_t *status,
     return -1;
   }
   int rv = 0;
-  job->state = parsed->state;
+  job->state = (int)parsed->state;
   job->attempts = parsed->attempts;
   job->worker_idx = parsed->worker_idx;
   job->created_us = timestamp_us(parsed->created_at);
@@ -307,11 +308,10 @@ int job_id_parse(const char *id, uint64_t *sequence) {
 void lease_id_format(const job_record *job, char lease_id[LEASE_ID_SIZE]) {
   memcpy(lease_id, job->id, JOB_ID_SIZE - 1);
   lease_id[JOB_ID_SIZE - 1] = '.';
-  (void)decimal_format(job->attempts, lease_id + JOB_ID_SIZE);
+  (void)decimal_format(job->leases, lease_id + JOB_ID_SIZE);
 }
 
-int lease_id_parse(const char *lease_id, uint64_t *sequence,
-                   uint32_t *attempt) {
+int lease_id_parse(const char *lease_id, uint64_t *sequence, uint32_t *lease) {
   char id[JOB_ID_SIZE];
   if (strlen(lease_id) < JOB_ID_SIZE + 1 || lease_id[JOB_ID_SIZE - 1] != '.') {
     return -1;
@@ -329,7 +329,7 @@ int lease_id_parse(const char *lease_id, uint64_t *sequence,
   if (value > UINT32_MAX || job_id_parse(id, sequence) != 0) {
     return -1;
   }
-  *attempt = (uint32_t)value;
+  *lease = (uint32_t)value;
   return 0;
 }
 

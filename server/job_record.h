@@ -28,15 +28,15 @@ struct hub_worker;
 struct job_watcher;
 
 typedef struct job_record {
-  job_queue_entry entry; /* sequence is the id; pool_idx the route */
-  job_queue *queued_in;  /* which queue entry is in, while queued */
-  deadline_heap_entry lease; /* while IN_PROGRESS: due at lease expiry */
-  struct job_record *prev, *next;         /* every job, in id order */
+  job_queue_entry entry;          /* sequence is the id; pool_idx the route */
+  job_queue *queued_in;           /* which queue entry is in, while queued */
+  deadline_heap_entry lease;      /* while IN_PROGRESS: due at lease expiry */
+  struct job_record *prev, *next; /* every job, in id order */
   struct job_record *run_prev, *run_next; /* the holder's running jobs */
   /* On the hub's list of leases not yet written (see hub_save). */
   struct job_record *unsaved_prev, *unsaved_next;
-  struct hub_worker *holder;              /* NULL unless IN_PROGRESS */
-  struct job_watcher *watchers;           /* Watch calls on this job */
+  struct hub_worker *holder;    /* NULL unless IN_PROGRESS */
+  struct job_watcher *watchers; /* Watch calls on this job */
   int64_t created_us, started_us, finished_us;
   uint64_t worker_idx;
   double progress;
@@ -44,9 +44,15 @@ typedef struct job_record {
   char *error;            /* malloc'd, or NULL */
   uint32_t pool_id, job_type_id;
   uint32_t attempts, max_attempts, lease_seconds;
-  int state; /* jobhub.v1.JobState */
-  bool durable; /* the Submit is committed to the store */
-  bool lease_unsaved; /* its last lease is not written yet */
+  /* Every lease the job had, Reset or not: the number in its lease ids,
+   * so that a lease of a run before a Reset is never taken for a later
+   * one. Equals attempts until a Reset. */
+  uint32_t leases;
+  uint32_t voided_lease;   /* the lease a Reset took back; 0: none */
+  uint32_t writes_pending; /* its writes not yet durable */
+  int state;               /* jobhub.v1.JobState */
+  bool durable;            /* the Submit is committed to the store */
+  bool lease_unsaved;      /* its last lease is not written yet */
   char id[JOB_ID_SIZE];
   uint32_t fixed_size;
   uint32_t subject_size; /* without terminator; 0: none */
@@ -99,11 +105,10 @@ int job_id_parse(const char *id, uint64_t *sequence);
  * returns the digits' count. (snprintf costs ten times as much.) */
 size_t decimal_format(uint64_t value, char *out);
 
-/* lease_id_format writes "<id>.<attempts>"; lease_id_parse splits one.
+/* lease_id_format writes "<id>.<leases>"; lease_id_parse splits one.
  * Parse returns 0, or -1 when it is not of that form. */
 void lease_id_format(const job_record *job, char lease_id[LEASE_ID_SIZE]);
-int lease_id_parse(const char *lease_id, uint64_t *sequence,
-                   uint32_t *attempt);
+int lease_id_parse(const char *lease_id, uint64_t *sequence, uint32_t *lease);
 
 /* pb_append_bytes_field appends field number as a length-delimited field
  * holding size bytes of data: how the hub nests stored bytes in an answer

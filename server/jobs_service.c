@@ -69,8 +69,8 @@ static void run_submit(job_hub *hub, hub_call *hc) {
       return;
     }
   }
-  uint32_t max_attempts = request->max_attempts ? request->max_attempts
-                                                : hub->options.max_attempts;
+  uint32_t max_attempts =
+      request->max_attempts ? request->max_attempts : hub->options.max_attempts;
   job_record *job = hub_submit(hub, request, hc->data, hc->data_size,
                                max_attempts, answer_when_stored, hc);
   if (job == NULL) {
@@ -100,9 +100,8 @@ static void submit(rpc_call *call, const Jobhub__V1__SubmitRequest *request,
                      MAX_ATTEMPTS_LIMIT);
     return;
   }
-  if (request->not_before != NULL &&
-      (request->not_before->nanos < 0 ||
-       request->not_before->nanos > 999999999)) {
+  if (request->not_before != NULL && (request->not_before->nanos < 0 ||
+                                      request->not_before->nanos > 999999999)) {
     rpc_call_finish(call, RPC_STATUS_INVALID_ARGUMENT,
                     "not_before.nanos must be in 0..999999999");
     return;
@@ -172,8 +171,8 @@ static void run_list(job_hub *hub, hub_call *hc) {
     }
     if (count == page) {
       /* One more matches: the page is not the last. */
-      if (pb_append_bytes_field(&hc->answer, 2, last->id,
-                                JOB_ID_SIZE - 1) != 0) {
+      if (pb_append_bytes_field(&hc->answer, 2, last->id, JOB_ID_SIZE - 1) !=
+          0) {
         goto no_memory;
       }
       break;
@@ -214,10 +213,15 @@ static void list(rpc_call *call, const Jobhub__V1__ListJobsRequest *request,
 
 /* GetResult. */
 
-static void run_get_result(job_hub *hub, hub_call *hc) {
-  const Jobhub__V1__GetResultRequest *request = hc->request;
-  job_record *job = job_or_fail(hub, hc, request->id);
-  if (job == NULL) {
+/* Once the job's writes are durable (a result just reported is in the
+ * store): answers with the result, or why there is none. */
+static void answer_result(int status, void *arg) {
+  hub_call *hc = arg;
+  job_hub *hub = hc->hub;
+  job_record *job = hc->job;
+  if (status != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_INTERNAL,
+                  "the result of job %s could not be read", job->id);
     return;
   }
   if (job->state != JOBHUB__V1__JOB_STATE__DONE) {
@@ -229,7 +233,8 @@ static void run_get_result(job_hub *hub, hub_call *hc) {
   }
   uint8_t *result = NULL;
   size_t size = 0;
-  if (job_store_load_result(hub->store, job->entry.sequence, &result, &size) != 0) {
+  if (job_store_load_result(hub->store, job->entry.sequence, &result, &size) !=
+      0) {
     hub_call_fail(hub, hc, RPC_STATUS_INTERNAL,
                   "the result of job %s could not be read", job->id);
     return;
@@ -246,6 +251,19 @@ static void run_get_result(job_hub *hub, hub_call *hc) {
     return;
   }
   hub_call_answer(hub, hc);
+}
+
+static void run_get_result(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__GetResultRequest *request = hc->request;
+  job_record *job = job_or_fail(hub, hc, request->id);
+  if (job == NULL) {
+    return;
+  }
+  hc->job = job;
+  if (hub_after_writes(hub, job, answer_result, hc) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
+                  "the result of job %s could not be read", job->id);
+  }
 }
 
 static void get_result(rpc_call *call,
@@ -347,8 +365,7 @@ static void watcher_opened(job_hub *hub, core_stream *stream) {
   }
   rpc_buffer_reset(&hub->scratch);
   if (job_record_pack(job, &hub->scratch) != 0 ||
-      core_stream_send(hub, stream, hub->scratch.data, hub->scratch.len) !=
-          0) {
+      core_stream_send(hub, stream, hub->scratch.data, hub->scratch.len) != 0) {
     core_stream_finish(hub, stream, RPC_STATUS_RESOURCE_EXHAUSTED,
                        "out of memory");
     return;
@@ -415,6 +432,7 @@ static void reset_job(job_hub *hub, job_record *job, job_store_done_fn done,
   hub_save_lease(hub, job); /* its event needs the fields cleared here */
   int from = job->state;
   if (from == JOBHUB__V1__JOB_STATE__IN_PROGRESS) {
+    job->voided_lease = job->leases;
     hub_cancel_lease(hub, job);
     hub_release_lease(hub, job);
   }
@@ -488,8 +506,7 @@ static void run_reset(job_hub *hub, hub_call *hc) {
   }
   for (size_t i = 0; i < count; i++) {
     bool last = i + 1 == count;
-    reset_job(hub, selected[i], last ? answer_reset : NULL,
-              last ? hc : NULL);
+    reset_job(hub, selected[i], last ? answer_reset : NULL, last ? hc : NULL);
     rpc_buffer_reset(&hub->scratch);
     if (job_record_pack(selected[i], &hub->scratch) != 0 ||
         pb_append_bytes_field(&hc->answer, 1, hub->scratch.data,
@@ -560,10 +577,9 @@ static void answer_history(int status, void *arg) {
                        : job_store_load_events(hub->store, job->entry.sequence,
                                                add_event, &history);
   if (rv != 0) {
-    hub_call_fail(hub, hc,
-                  rv == -2 ? RPC_STATUS_RESOURCE_EXHAUSTED
-                           : RPC_STATUS_INTERNAL,
-                  "the history of job %s could not be read", job->id);
+    hub_call_fail(
+        hub, hc, rv == -2 ? RPC_STATUS_RESOURCE_EXHAUSTED : RPC_STATUS_INTERNAL,
+        "the history of job %s could not be read", job->id);
     return;
   }
   hub_call_answer(hub, hc);
@@ -576,10 +592,7 @@ static void run_history(job_hub *hub, hub_call *hc) {
     return;
   }
   hc->job = job;
-  /* Writes are committed in order: this one (the job as it is) is
-   * durable after every earlier one. */
-  if (hub_save(hub, job, job->state, NULL, NULL, NULL, 0, answer_history,
-               hc) != 0) {
+  if (hub_after_writes(hub, job, answer_history, hc) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
                   "the history of job %s could not be read", job->id);
   }

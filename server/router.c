@@ -8,14 +8,14 @@
 /* Table sizes: primes, so that every skip visits every slot. The table is
  * at least ~1000 slots per worker, which keeps the share of subjects that
  * move on a change close to the ideal 1/N. */
-static const uint32_t table_sizes[] = {1021, 4093, 16381, 65521, 262139,
-                                       1048573, 4194301};
+static const uint32_t table_sizes[] = {1021,   4093,    16381,  65521,
+                                       262139, 1048573, 4194301};
 
 struct subject_router {
   uint64_t *workers; /* sorted worker_idx values */
   size_t count;
-  uint16_t *table;   /* slot -> index into workers */
-  uint32_t size;     /* slots */
+  uint16_t *table; /* slot -> index into workers */
+  uint32_t size;   /* slots */
 };
 
 /* splitmix64's finalizer: a well-mixed 64-bit value from any input. */
@@ -58,7 +58,7 @@ static int compare_u64(const void *a, const void *b) {
  * (Maglev's population). */
 static int populate(uint16_t *table, uint32_t size, const uint64_t *workers,
                     size_t count) {
-  uint32_t *next = calloc(count, sizeof(*next));   /* preference reached */
+  uint32_t *next = calloc(count, sizeof(*next)); /* preference reached */
   uint32_t *offset = calloc(count, sizeof(*offset));
   uint32_t *skip = calloc(count, sizeof(*skip));
   bool *taken = calloc(size, sizeof(*taken));
@@ -68,7 +68,8 @@ static int populate(uint16_t *table, uint32_t size, const uint64_t *workers,
   }
   for (size_t i = 0; i < count; i++) {
     offset[i] = (uint32_t)(mix64(workers[i] ^ 0x6a09e667f3bcc909u) % size);
-    skip[i] = (uint32_t)(mix64(workers[i] ^ 0xbb67ae8584caa73bu) % (size - 1)) + 1;
+    skip[i] =
+        (uint32_t)(mix64(workers[i] ^ 0xbb67ae8584caa73bu) % (size - 1)) + 1;
   }
   uint32_t filled = 0;
   while (filled < size) {

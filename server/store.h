@@ -24,7 +24,7 @@ typedef struct job_store job_store;
  * are microseconds since the Unix epoch, 0 for none. */
 typedef struct stored_job {
   uint64_t sequence; /* 0 .. INT64_MAX: SQLite's integers are signed */
-  int state; /* jobhub.v1.JobState */
+  int state;         /* jobhub.v1.JobState */
   uint32_t pool_id;
   uint32_t job_type_id;
   int32_t priority;
@@ -35,6 +35,7 @@ typedef struct stored_job {
   const char *subject;         /* NULL or "": none */
   uint32_t lease_seconds;      /* as submitted; 0: the hub's default */
   uint32_t max_attempts;
+  uint32_t leases;    /* leases the job had (lease ids' numbers) */
   const uint8_t *job; /* the fixed part; NULL on save: update the rest */
   size_t job_size;
   const uint8_t *status; /* the changing part */
@@ -68,10 +69,10 @@ job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
 
 /* job_store_save_job queues an insert-or-replace of job (copied) with
  * optional events (a list through next, copied; NULL for none) appended to
- * the job's history in the same transaction; when job->job is NULL it updates only state,
- * not_before_us, lease_expires_us, status and (when not NULL) result of a
- * stored job, and fails (status -1) for a job that is not stored.
- * done (NULL: nobody waits) runs once, on the loop. Returns 0, or -1 (a
+ * the job's history in the same transaction; when job->job is NULL it updates
+ * only state, not_before_us, lease_expires_us, leases, status and (when not
+ * NULL) result of a stored job, and fails (status -1) for a job that is not
+ * stored. done (NULL: nobody waits) runs once, on the loop. Returns 0, or -1 (a
  * sequence over
  * INT64_MAX, an event state outside 0..255, no memory, or the store is
  * closing: done is then never called). */
@@ -89,8 +90,8 @@ int job_store_load_jobs(job_store *store,
 /* job_store_load_result stores in *result a malloc'd copy of the result
  * of job sequence (the caller frees it), or NULL when there is none.
  * Returns 0, or -1 on a read error or no memory. */
-int job_store_load_result(job_store *store, uint64_t sequence,
-                          uint8_t **result, size_t *result_size);
+int job_store_load_result(job_store *store, uint64_t sequence, uint8_t **result,
+                          size_t *result_size);
 
 /* job_store_load_events calls each for every event of job sequence, oldest
  * first (the event is borrowed for the call). Returns as
@@ -104,6 +105,12 @@ int job_store_load_events(job_store *store, uint64_t sequence,
  * group size. */
 uint64_t job_store_commits(const job_store *store);
 uint64_t job_store_writes(const job_store *store);
+
+/* job_store_on_written sets fn to run on the loop after each write (with
+ * its job's sequence), before the write's own done: how the hub counts
+ * the writes of a job that are not durable yet. */
+void job_store_on_written(job_store *store,
+                          void (*fn)(uint64_t sequence, void *arg), void *arg);
 
 /* job_store_close waits for every queued write to be committed, runs the
  * callbacks still owed on the calling thread (the loop's), stops the

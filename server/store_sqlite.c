@@ -3,13 +3,13 @@
 #include "server/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -86,31 +86,37 @@ static const migration migrations[] = {
      "  result BLOB,"
      "  history BLOB);",
      migrate_to_sequence_keys},
+    /* 4: lease numbers outlive a Reset (attempts do not). */
+    {"ALTER TABLE jobs ADD COLUMN leases INTEGER NOT NULL DEFAULT 0;", NULL},
 };
 
-#define JOB_COLUMNS                                                           \
-  "seq, state, pool_id, job_type_id, priority, not_before_us, created_us,"    \
-  " lease_expires_us, lease_seconds, max_attempts, idempotency_key,"          \
+/* The columns of migration 3, and the ones after it. */
+#define JOB_COLUMNS_V3                                                         \
+  "seq, state, pool_id, job_type_id, priority, not_before_us, created_us,"     \
+  " lease_expires_us, lease_seconds, max_attempts, idempotency_key,"           \
   " subject, job, status, result"
+#define JOB_COLUMNS JOB_COLUMNS_V3 ", leases"
 /* history || ?: blobs concatenate bytewise; the CAST keeps a blob. */
-#define SAVE_JOB_SQL                                                          \
-  "INSERT INTO jobs (" JOB_COLUMNS ", history) VALUES (?1, ?2, ?3, ?4, ?5,"   \
-  " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"                       \
-  " ON CONFLICT(seq) DO UPDATE SET state = excluded.state,"                   \
-  " pool_id = excluded.pool_id, job_type_id = excluded.job_type_id,"          \
-  " priority = excluded.priority, not_before_us = excluded.not_before_us,"    \
-  " lease_expires_us = excluded.lease_expires_us,"                            \
-  " lease_seconds = excluded.lease_seconds,"                                  \
-  " max_attempts = excluded.max_attempts,"                                    \
-  " idempotency_key = excluded.idempotency_key,"                              \
-  " subject = excluded.subject, job = excluded.job,"                          \
-  " status = excluded.status, result = excluded.result,"                      \
-  " history = CAST(COALESCE(history, x'') ||"                                 \
+#define SAVE_JOB_SQL                                                           \
+  "INSERT INTO jobs (" JOB_COLUMNS ", history) VALUES (?1, ?2, ?3, ?4, ?5,"    \
+  " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?17, ?16)"                   \
+  " ON CONFLICT(seq) DO UPDATE SET state = excluded.state,"                    \
+  " pool_id = excluded.pool_id, job_type_id = excluded.job_type_id,"           \
+  " priority = excluded.priority, not_before_us = excluded.not_before_us,"     \
+  " lease_expires_us = excluded.lease_expires_us,"                             \
+  " lease_seconds = excluded.lease_seconds,"                                   \
+  " max_attempts = excluded.max_attempts,"                                     \
+  " idempotency_key = excluded.idempotency_key,"                               \
+  " subject = excluded.subject, job = excluded.job,"                           \
+  " status = excluded.status, result = excluded.result,"                       \
+  " leases = excluded.leases,"                                                 \
+  " history = CAST(COALESCE(history, x'') ||"                                  \
   " COALESCE(excluded.history, x'') AS BLOB)"
-#define UPDATE_JOB_SQL                                                        \
-  "UPDATE jobs SET state = ?2, not_before_us = ?3, lease_expires_us = ?4,"    \
-  " status = ?5, result = COALESCE(?6, result), history = CASE WHEN ?7 IS"    \
-  " NULL THEN history ELSE CAST(COALESCE(history, x'') || ?7 AS BLOB) END"    \
+#define UPDATE_JOB_SQL                                                         \
+  "UPDATE jobs SET state = ?2, not_before_us = ?3, lease_expires_us = ?4,"     \
+  " leases = ?8,"                                                              \
+  " status = ?5, result = COALESCE(?6, result), history = CASE WHEN ?7 IS"     \
+  " NULL THEN history ELSE CAST(COALESCE(history, x'') || ?7 AS BLOB) END"     \
   " WHERE seq = ?1"
 #define LOAD_JOBS_SQL "SELECT " JOB_COLUMNS " FROM jobs ORDER BY seq"
 #define LOAD_RESULT_SQL "SELECT result FROM jobs WHERE seq = ?1"
@@ -238,9 +244,9 @@ struct job_store {
   bool thread_started;
   pthread_mutex_t lock;
   pthread_cond_t wake;
-  write_op *queue_head, *queue_tail; /* waiting for the writer */
+  write_op *queue_head, *queue_tail;       /* waiting for the writer */
   write_op *unsynced_head, *unsynced_tail; /* committed, not yet synced */
-  write_op *done_head, *done_tail;   /* durable, callbacks owed */
+  write_op *done_head, *done_tail;         /* durable, callbacks owed */
   bool closing;
   bool writer_done; /* the writer has stopped: the syncer drains, stops */
   int wal_fd;       /* the -wal file, synced by the syncer */
@@ -251,6 +257,8 @@ struct job_store {
   size_t merge_capacity;
   struct ev_loop *loop;
   ev_async completed;
+  void (*on_written)(uint64_t sequence, void *arg);
+  void *on_written_arg;
   atomic_uint_fast64_t commits;
   atomic_uint_fast64_t writes;
 };
@@ -302,6 +310,7 @@ static int update_job(job_store *store, const write_op *op) {
   bind_blob(s, 5, job->status, job->status_size);
   bind_blob(s, 6, job->result, job->result_size);
   bind_blob(s, 7, op->history, op->history_size);
+  sqlite3_bind_int64(s, 8, job->leases);
   if (run_statement(s) != 0) {
     return -1;
   }
@@ -331,6 +340,7 @@ static int write_job(job_store *store, const write_op *op) {
   bind_blob(s, 14, job->status, job->status_size);
   bind_blob(s, 15, job->result, job->result_size);
   bind_blob(s, 16, op->history, op->history_size);
+  sqlite3_bind_int64(s, 17, job->leases);
   return run_statement(s);
 }
 
@@ -371,6 +381,7 @@ static int merge_into(write_op *prev, write_op *op) {
     merged.status_size = op->job.status_size;
     merged.result = op->job.result;
     merged.result_size = op->job.result_size;
+    merged.leases = op->job.leases;
     op->job = merged;
   }
   free(op->merged_history);
@@ -400,8 +411,8 @@ static void merge_writes(job_store *store, write_op *group, size_t count) {
   }
   memset(store->merge_slots, 0, capacity * sizeof(*store->merge_slots));
   for (write_op *op = group; op != NULL; op = op->next) {
-    size_t slot = (size_t)(op->job.sequence * 0x9E3779B97F4A7C15ull) &
-                  (capacity - 1);
+    size_t slot =
+        (size_t)(op->job.sequence * 0x9E3779B97F4A7C15ull) & (capacity - 1);
     while (store->merge_slots[slot] != NULL &&
            store->merge_slots[slot]->job.sequence != op->job.sequence) {
       slot = (slot + 1) & (capacity - 1);
@@ -437,8 +448,7 @@ static void commit_group(job_store *store, write_op *group) {
     }
     op->status = write_job(store, op);
     if (op->status != 0) {
-      rpc_log(RPC_LOG_WARN, "store_write_failed",
-              "job=%016llx error=\"%s\"",
+      rpc_log(RPC_LOG_WARN, "store_write_failed", "job=%016llx error=\"%s\"",
               (unsigned long long)op->job.sequence,
               sqlite3_errmsg(store->writer));
     }
@@ -538,6 +548,9 @@ static void deliver_completions(job_store *store) {
   pthread_mutex_unlock(&store->lock);
   while (list != NULL) {
     write_op *next = list->next;
+    if (store->on_written != NULL) {
+      store->on_written(list->job.sequence, store->on_written_arg);
+    }
     if (list->done != NULL) {
       list->done(list->status, list->arg);
     }
@@ -564,8 +577,8 @@ static const char *copy_text(write_op *op, size_t *used, const char *text) {
   return copy;
 }
 
-static const uint8_t *copy_blob(write_op *op, size_t *used,
-                                const uint8_t *blob, size_t size) {
+static const uint8_t *copy_blob(write_op *op, size_t *used, const uint8_t *blob,
+                                size_t size) {
   if (blob == NULL) {
     return NULL;
   }
@@ -656,6 +669,7 @@ int job_store_load_jobs(job_store *store,
         .status_size = (size_t)sqlite3_column_bytes(s, 13),
         .result = sqlite3_column_blob(s, 14),
         .result_size = (size_t)sqlite3_column_bytes(s, 14),
+        .leases = (uint32_t)sqlite3_column_int64(s, 15),
     };
     rv = each(&job, arg);
   }
@@ -699,8 +713,8 @@ int job_store_load_events(job_store *store, uint64_t sequence,
   return rv;
 }
 
-int job_store_load_result(job_store *store, uint64_t sequence,
-                          uint8_t **result, size_t *result_size) {
+int job_store_load_result(job_store *store, uint64_t sequence, uint8_t **result,
+                          size_t *result_size) {
   sqlite3_stmt *s = store->load_result;
   sqlite3_bind_int64(s, 1, (sqlite3_int64)sequence);
   int rv = 0;
@@ -729,6 +743,12 @@ int job_store_load_result(job_store *store, uint64_t sequence,
   return rv;
 }
 
+void job_store_on_written(job_store *store,
+                          void (*fn)(uint64_t sequence, void *arg), void *arg) {
+  store->on_written = fn;
+  store->on_written_arg = arg;
+}
+
 uint64_t job_store_commits(const job_store *store) {
   return atomic_load(&store->commits);
 }
@@ -744,7 +764,7 @@ uint64_t job_store_writes(const job_store *store) {
  * history, and drops the old tables. */
 static int migrate_to_sequence_keys(sqlite3 *db, char *err, size_t err_size) {
   static const char *const copy_sql =
-      "INSERT INTO jobs_by_sequence (" JOB_COLUMNS ") SELECT ?1, state,"
+      "INSERT INTO jobs_by_sequence (" JOB_COLUMNS_V3 ") SELECT ?1, state,"
       " pool_id, job_type_id, priority, not_before_us, created_us,"
       " lease_expires_us, lease_seconds, max_attempts, idempotency_key,"
       " subject, job, status, result FROM jobs WHERE id = ?2";
@@ -870,8 +890,7 @@ static sqlite3 *open_connection(const char *path, const char *pragmas,
                                 char *err, size_t err_size) {
   sqlite3 *db = NULL;
   /* Each connection is used by one thread only. */
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-              SQLITE_OPEN_NOMUTEX;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   char *message = NULL;
   if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK ||
       sqlite3_exec(db, pragmas, NULL, NULL, &message) != SQLITE_OK) {

@@ -21,12 +21,11 @@ typedef struct outcome {
   char message[200];
 } outcome;
 
-static job_record *refuse(outcome *out, rpc_status_code code,
-                          const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static job_record *refuse(outcome *out, rpc_status_code code, const char *fmt,
+                          ...) __attribute__((format(printf, 3, 4)));
 
-static job_record *refuse(outcome *out, rpc_status_code code,
-                          const char *fmt, ...) {
+static job_record *refuse(outcome *out, rpc_status_code code, const char *fmt,
+                          ...) {
   va_list args;
   va_start(args, fmt);
   out->code = code;
@@ -39,17 +38,17 @@ static job_record *refuse(outcome *out, rpc_status_code code,
 static job_record *leased_job(job_hub *hub, const char *job_id,
                               const char *lease_id, outcome *out) {
   uint64_t sequence;
-  uint32_t attempt;
+  uint32_t lease;
   out->code = RPC_STATUS_OK;
-  if (lease_id_parse(lease_id, &sequence, &attempt) != 0) {
+  if (lease_id_parse(lease_id, &sequence, &lease) != 0) {
     return refuse(out, RPC_STATUS_NOT_FOUND, "no lease \"%s\"", lease_id);
   }
   char id[JOB_ID_SIZE];
   job_id_format(sequence, id);
   job_record *job = hub_find_job(hub, id);
   if (job == NULL || (job_id[0] != '\0' && strcmp(job_id, id) != 0)) {
-    return refuse(out, RPC_STATUS_NOT_FOUND,
-                  "no lease \"%s\" for this job", lease_id);
+    return refuse(out, RPC_STATUS_NOT_FOUND, "no lease \"%s\" for this job",
+                  lease_id);
   }
   if (hub_state_is_final(job->state)) {
     out->code = RPC_STATUS_FAILED_PRECONDITION;
@@ -58,7 +57,7 @@ static job_record *leased_job(job_hub *hub, const char *job_id,
     return NULL;
   }
   if (job->state != JOBHUB__V1__JOB_STATE__IN_PROGRESS ||
-      job->attempts != attempt) {
+      job->leases != lease) {
     return refuse(out, RPC_STATUS_NOT_FOUND,
                   "lease \"%s\" expired (the job was leased again or is "
                   "queued)",
@@ -123,9 +122,9 @@ static int finish_job(job_hub *hub, job_record *job,
       hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__FAILED);
     }
   }
-  int rv = hub_save(hub, job, from, actor,
-                    failure != NULL ? failure->error : NULL, packed,
-                    packed_size, done, arg);
+  int rv =
+      hub_save(hub, job, from, actor, failure != NULL ? failure->error : NULL,
+               packed, packed_size, done, arg);
   free(packed);
   if (job->state == JOBHUB__V1__JOB_STATE__QUEUED) {
     hub_requeue(hub, job, hub_backoff_us(hub, job->attempts));
@@ -232,13 +231,28 @@ static void fail(rpc_call *call, const Jobhub__V1__FailRequest *request,
   }
 }
 
+/* Whether lease_id is the lease a Reset took back (its worker is told as
+ * for Cancel, not refused as for an expired lease). */
+static bool voided_by_reset(job_hub *hub, const char *lease_id) {
+  uint64_t sequence;
+  uint32_t lease;
+  if (lease_id_parse(lease_id, &sequence, &lease) != 0) {
+    return false;
+  }
+  char id[JOB_ID_SIZE];
+  job_id_format(sequence, id);
+  job_record *job = hub_find_job(hub, id);
+  return job != NULL && lease != 0 && job->voided_lease == lease;
+}
+
 static void run_heartbeat(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__HeartbeatRequest *request = hc->request;
   /* Check every lease before changing any. */
   for (size_t i = 0; i < request->n_lease_ids; i++) {
     outcome out;
     if (leased_job(hub, "", request->lease_ids[i], &out) == NULL &&
-        out.code != RPC_STATUS_FAILED_PRECONDITION) {
+        out.code != RPC_STATUS_FAILED_PRECONDITION &&
+        !voided_by_reset(hub, request->lease_ids[i])) {
       hub_call_fail(hub, hc, out.code, "%s", out.message);
       return;
     }
@@ -250,10 +264,11 @@ static void run_heartbeat(job_hub *hub, hub_call *hc) {
       extend_lease(hub, job);
       continue;
     }
-    /* Finished by someone else (cancelled): the worker must stop. */
+    /* Finished by someone else (cancelled) or taken back by Reset: the
+     * worker must stop. */
     uint64_t sequence;
-    uint32_t attempt;
-    (void)lease_id_parse(request->lease_ids[i], &sequence, &attempt);
+    uint32_t lease;
+    (void)lease_id_parse(request->lease_ids[i], &sequence, &lease);
     char id[JOB_ID_SIZE];
     job_id_format(sequence, id);
     if (pb_append_bytes_field(&hc->answer, 1, id, JOB_ID_SIZE - 1) != 0) {
@@ -265,8 +280,7 @@ static void run_heartbeat(job_hub *hub, hub_call *hc) {
 }
 
 static void heartbeat(rpc_call *call,
-                      const Jobhub__V1__HeartbeatRequest *request,
-                      void *user) {
+                      const Jobhub__V1__HeartbeatRequest *request, void *user) {
   if (!client_missing(call, request->client_id)) {
     hub_call_post(user, call, request, run_heartbeat, NULL, NULL, 0);
   }
@@ -347,8 +361,8 @@ static void on_lease_wait_over(struct ev_loop *loop, ev_timer *timer,
 /* The answer of a Lease did not reach the worker: its jobs go back at
  * once, their attempts not counted. */
 static void lease_undelivered(job_hub *hub, hub_call *hc) {
-  Jobhub__V1__LeaseResponse *response = jobhub__v1__lease_response__unpack(
-      NULL, hc->answer.len, hc->answer.data);
+  Jobhub__V1__LeaseResponse *response =
+      jobhub__v1__lease_response__unpack(NULL, hc->answer.len, hc->answer.data);
   if (response == NULL) {
     rpc_log(RPC_LOG_ERROR, "lease_requeue_failed", NULL);
     return;
@@ -363,8 +377,8 @@ static void lease_undelivered(job_hub *hub, hub_call *hc) {
       job->attempts--;
       int from = job->state;
       hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__QUEUED);
-      (void)hub_save(hub, job, from, "hub", "lease answer not delivered",
-                     NULL, 0, NULL, NULL);
+      (void)hub_save(hub, job, from, "hub", "lease answer not delivered", NULL,
+                     0, NULL, NULL);
       hub_requeue(hub, job, 0);
       hub_notify(hub, job);
     }
@@ -437,8 +451,8 @@ static void run_lease(job_hub *hub, hub_call *hc) {
   if (worker->pending_lease != hc) {
     return;
   }
-  uint32_t wait_ms = request->wait_ms < MAX_WAIT_MS ? request->wait_ms
-                                                    : MAX_WAIT_MS;
+  uint32_t wait_ms =
+      request->wait_ms < MAX_WAIT_MS ? request->wait_ms : MAX_WAIT_MS;
   if (wait_ms == 0) {
     worker->pending_lease = NULL;
     hub_call_answer(hub, hc);
@@ -542,9 +556,9 @@ static void conn_free_if_done(worker_conn *conn) {
   }
 }
 
-static void send_result_ack(job_hub *hub, worker_conn *conn,
-                            const char *job_id, const char *lease_id,
-                            rpc_status_code code, const char *why) {
+static void send_result_ack(job_hub *hub, worker_conn *conn, const char *job_id,
+                            const char *lease_id, rpc_status_code code,
+                            const char *why) {
   Jobhub__V1__ResultAck ack = JOBHUB__V1__RESULT_ACK__INIT;
   ack.job_id = (char *)job_id;
   ack.lease_id = (char *)lease_id;
@@ -647,9 +661,8 @@ static void conn_message(job_hub *hub, core_stream *stream,
     }
     break;
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_RESULT:
-    settle_result(hub, conn, message->result->job_id,
-                  message->result->lease_id, message->result->result, NULL,
-                  &out);
+    settle_result(hub, conn, message->result->job_id, message->result->lease_id,
+                  message->result->result, NULL, &out);
     break;
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_ERROR:
     settle_result(hub, conn, message->error->job_id, message->error->lease_id,
@@ -663,7 +676,8 @@ static void conn_message(job_hub *hub, core_stream *stream,
   }
   if (out.code != RPC_STATUS_OK &&
       message->message_case != JOBHUB__V1__WORKER_MESSAGE__MESSAGE_HELLO &&
-      message->message_case != JOBHUB__V1__WORKER_MESSAGE__MESSAGE_SUBJECT_STATE) {
+      message->message_case !=
+          JOBHUB__V1__WORKER_MESSAGE__MESSAGE_SUBJECT_STATE) {
     rpc_log(RPC_LOG_DEBUG, "worker_message_refused",
             "worker_idx=%llu reason=\"%s\"",
             (unsigned long long)worker->worker_idx, out.message);
@@ -823,9 +837,9 @@ static void run_add(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__AddWorkerRequest *request = hc->request;
   rpc_status_code code;
   char why[200];
-  hub_worker *worker = hub_worker_new(hub, 0, request->pool_id,
-                                      &request->job_type_id, 1, &code, why,
-                                      sizeof(why));
+  hub_worker *worker =
+      hub_worker_new(hub, 0, request->pool_id, &request->job_type_id, 1, &code,
+                     why, sizeof(why));
   if (worker == NULL) {
     hub_call_fail(hub, hc, code, "%s", why);
     return;
@@ -833,8 +847,8 @@ static void run_add(job_hub *hub, hub_call *hc) {
   worker->reserved = true;
   worker->port = request->port;
   if (request->worker_config != NULL) {
-    worker->worker_config_size = google__protobuf__struct__get_packed_size(
-        request->worker_config);
+    worker->worker_config_size =
+        google__protobuf__struct__get_packed_size(request->worker_config);
     worker->worker_config = malloc(worker->worker_config_size + 1);
   }
   if (set_text(&worker->hostname, request->hostname) != 0 ||
@@ -909,8 +923,7 @@ static void delete_worker(rpc_call *call,
 /* GetSubjectState: asked of the responsible worker over its stream. */
 
 static void unlink_query(job_hub *hub, hub_call *hc) {
-  for (hub_call **at = &hub->queries; *at != NULL;
-       at = &(*at)->next_waiting) {
+  for (hub_call **at = &hub->queries; *at != NULL; at = &(*at)->next_waiting) {
     if (*at == hc) {
       *at = hc->next_waiting;
       break;

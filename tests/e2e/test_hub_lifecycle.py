@@ -1,33 +1,14 @@
 """The hub core end to end with python3-grpcio: a job's whole life over
 the unary calls, a Connect worker receiving pushed assignments, and the
 store surviving a restart."""
-import os
-import subprocess
-import sys
 import tempfile
 import time
 
 import grpc
 import pytest
 
-from conftest import ROOT, start_server
-
-_out = tempfile.mkdtemp(prefix="jobhub-e2e-hub-pb2-")
-subprocess.run(
-    ["protoc", "-I" + os.path.join(ROOT, "proto"),
-     "-I" + os.path.join(ROOT, "third_party"), "-I/usr/include",
-     "--python_out=" + _out, "jobhub/v1/common.proto",
-     "jobhub/v1/jobs.proto", "jobhub/v1/workers.proto",
-     "google/api/annotations.proto", "google/api/http.proto"], check=True)
-sys.path.insert(0, _out)
-from jobhub.v1 import common_pb2, jobs_pb2, workers_pb2  # noqa: E402
-
-
-def unary(channel, service, method, request, response):
-    return channel.unary_unary(
-        "/jobhub.v1.%s/%s" % (service, method),
-        request_serializer=lambda m: m.SerializeToString(),
-        response_deserializer=response.FromString)(request, timeout=10)
+from conftest import start_server
+from hub_client import common_pb2, jobs_pb2, unary, workers_pb2
 
 
 @pytest.fixture

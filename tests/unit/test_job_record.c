@@ -235,6 +235,7 @@ static void check_fixed_fields(const Jobhub__V1__Job *job) {
 static void set_status_fields(job_record *job) {
   job->state = JOBHUB__V1__JOB_STATE__IN_PROGRESS;
   job->attempts = 3;
+  job->leases = 3;
   job->worker_idx = (uint64_t)3 << 20 | (uint64_t)7 << 10 | 5;
   job->created_us = 1700000000123456;
   job->started_us = 1700000001000001;
@@ -653,7 +654,7 @@ static void test_lease_id_format_and_parse(void **state) {
   (void)state;
   static const struct {
     uint64_t sequence;
-    uint32_t attempts;
+    uint32_t leases;
     const char *lease_id;
   } cases[] = {
       {1, 0, "0000000000000001.0"},
@@ -665,15 +666,17 @@ static void test_lease_id_format_and_parse(void **state) {
   for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
     job_record *job = job_record_new(cases[i].sequence, NULL, 0, NULL, NULL);
     assert_non_null(job);
-    job->attempts = cases[i].attempts;
+    /* The number is the lease count, not attempts (Reset zeroes those). */
+    job->leases = cases[i].leases;
+    job->attempts = 7;
     char lease_id[LEASE_ID_SIZE];
     lease_id_format(job, lease_id);
     assert_string_equal(lease_id, cases[i].lease_id);
     uint64_t sequence = 0;
-    uint32_t attempt = 0;
-    assert_int_equal(lease_id_parse(cases[i].lease_id, &sequence, &attempt), 0);
+    uint32_t lease = 0;
+    assert_int_equal(lease_id_parse(cases[i].lease_id, &sequence, &lease), 0);
     assert_true(sequence == cases[i].sequence);
-    assert_int_equal(attempt, cases[i].attempts);
+    assert_int_equal(lease, cases[i].leases);
     job_record_free(job);
   }
 }
