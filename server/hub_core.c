@@ -427,11 +427,18 @@ void hub_set_state(job_hub *hub, job_record *job, int state) {
 
 /* The store. */
 
+static int wake_each_worker(void *value, void *arg);
+
 static void on_job_written(uint64_t sequence, void *arg) {
   job_hub *hub = arg;
   job_record *job = job_index_get(hub->jobs_by_id, sequence);
   if (job != NULL && job->writes_pending > 0) {
     job->writes_pending--;
+  }
+  bool was_behind = hub_store_behind(hub);
+  hub->writes_pending--;
+  if (was_behind && !hub_store_behind(hub)) {
+    hash_table_each(hub->workers, wake_each_worker, hub);
   }
 }
 
@@ -502,6 +509,7 @@ int hub_save(job_hub *hub, job_record *job, int from_state, const char *actor,
     return rv;
   }
   job->writes_pending++;
+  hub->writes_pending++;
   if (job->lease_unsaved) {
     unsaved_unlink(hub, job);
   }
@@ -652,6 +660,7 @@ job_record *hub_submit(job_hub *hub, const Jobhub__V1__SubmitRequest *request,
     return hub_submit_refused(hub, job);
   }
   job->writes_pending++;
+  hub->writes_pending++;
   /* Queued before it is durable, for latency: the Submit is answered only
    * once it is, and a crash before then loses a job nobody was told of. */
   hub_requeue(hub, job, 0);
@@ -680,18 +689,26 @@ int64_t hub_backoff_us(job_hub *hub, uint32_t attempts) {
          (int64_t)((double)(delay / 2) * (hub->rng >> 8) / (double)(1u << 24));
 }
 
-static bool worker_has_room(const hub_worker *worker) {
+static bool worker_has_room(const job_hub *hub, const hub_worker *worker) {
   if (worker->pending_lease != NULL) {
     return true;
   }
   return worker->conn != NULL && !worker->draining &&
-         hub_worker_busy(worker) < worker->capacity;
+         worker->running < worker->capacity && !hub_store_behind(hub);
 }
 
-uint32_t hub_worker_busy(const hub_worker *worker) {
-  /* A result not yet durable holds its slot: the worker cannot outrun the
-   * store, and what waits for it stays bounded. */
-  return worker->running + (worker->conn != NULL ? worker->conn->acks_owed : 0);
+bool hub_store_behind(const job_hub *hub) {
+  return hub->writes_pending >= HUB_MAX_WRITES_PENDING;
+}
+
+/* Wakes every worker that may have room: the store caught up. */
+static int wake_each_worker(void *value, void *arg) {
+  hub_worker *worker = value;
+  job_hub *hub = arg;
+  if (worker->live && worker_has_room(hub, worker)) {
+    hub_wake_worker(hub, worker);
+  }
+  return 0;
 }
 
 /* Wakes a worker that can take a job of pool_idx just made ready. */
@@ -713,7 +730,7 @@ static void wake_pool(job_hub *hub, uint32_t pool_idx, const job_record *job) {
   }
   for (size_t i = 0; i < pool->n_live; i++) {
     hub_worker *worker = pool->live[(pool->next_worker + i) % pool->n_live];
-    if (worker_has_room(worker)) {
+    if (worker_has_room(hub, worker)) {
       pool->next_worker = (pool->next_worker + i + 1) % pool->n_live;
       hub_wake_worker(hub, worker);
       return;
@@ -1062,7 +1079,7 @@ void hub_pump(job_hub *hub, hub_worker *worker) {
   rpc_buffer message;
   rpc_buffer_init(&message);
   job_record *job;
-  while (hub_worker_busy(worker) < worker->capacity &&
+  while (worker->running < worker->capacity && !hub_store_behind(hub) &&
          (job = hub_take_job(hub, worker)) != NULL) {
     rpc_buffer_reset(&assignment);
     rpc_buffer_reset(&message);

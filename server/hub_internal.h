@@ -179,6 +179,7 @@ struct job_hub {
   ev_timer delay_timer;
   ev_timer housekeeping;
   job_record *unsaved_leases; /* leases to write with the job's next write */
+  uint64_t writes_pending;    /* writes queued, not yet durable */
   ev_timer lease_writer;      /* writes them at the latest this much later */
   hub_worker **pumps;         /* workers to give jobs before the loop sleeps */
   size_t n_pumps, pumps_capacity;
@@ -259,9 +260,12 @@ void hub_wake_worker(job_hub *hub, hub_worker *worker);
 int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job,
                  rpc_buffer *out);
 
-/* hub_worker_busy counts the slots of worker's capacity in use: jobs
- * running and Connect results waiting for the store. */
-uint32_t hub_worker_busy(const hub_worker *worker);
+/* hub_store_behind tells whether HUB_MAX_WRITES_PENDING writes wait for
+ * the store: workers then get no new jobs until it catches up, so what
+ * waits for it (and the memory it holds) stays bounded when workers
+ * finish jobs faster than the disk takes their results. */
+#define HUB_MAX_WRITES_PENDING 20000
+bool hub_store_behind(const job_hub *hub);
 
 /* hub_take_job pops the best queued job for worker, or NULL. */
 job_record *hub_take_job(job_hub *hub, hub_worker *worker);

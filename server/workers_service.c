@@ -589,9 +589,6 @@ static void ack_when_stored(int status, void *arg) {
                   status == 0 ? "" : "the outcome could not be stored");
   conn->acks_owed--;
   free(wait);
-  if (conn->worker != NULL) {
-    hub_wake_worker(hub, conn->worker); /* its slot is free again */
-  }
   conn_free_if_done(conn);
 }
 
