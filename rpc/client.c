@@ -1094,18 +1094,34 @@ static void wake(rpc_client_call *call) {
   }
 }
 
-int rpc_client_call_send(rpc_client_call *call,
-                         const ProtobufCMessage *message) {
+/* Whether call can take a message; drops what nghttp2 has taken once it
+ * is half the queue, so the queue stays small however long the stream. */
+static bool ready_to_send(rpc_client_call *call) {
   if (call->send_closed || call->closing) {
-    return -1;
+    return false;
   }
-  /* Drop what nghttp2 has taken once it is half the queue: the queue
-   * stays small however long the stream. */
   if (call->send_offset > 0 && call->send_offset >= call->send_queue.len / 2) {
     rpc_buffer_consume(&call->send_queue, call->send_offset);
     call->send_offset = 0;
   }
-  if (rpc_message_encode(&call->send_queue, message, call->compress) != 0) {
+  return true;
+}
+
+int rpc_client_call_send(rpc_client_call *call,
+                         const ProtobufCMessage *message) {
+  if (!ready_to_send(call) ||
+      rpc_message_encode(&call->send_queue, message, call->compress) != 0) {
+    return -1;
+  }
+  wake(call);
+  return 0;
+}
+
+int rpc_client_call_send_packed(rpc_client_call *call, const uint8_t *data,
+                                size_t size) {
+  if (!ready_to_send(call) ||
+      rpc_message_encode_packed(&call->send_queue, data, size,
+                                call->compress) != 0) {
     return -1;
   }
   wake(call);

@@ -78,6 +78,11 @@ rpc_client_call *rpc_channel_start_call(rpc_channel *channel,
 int rpc_client_call_send(rpc_client_call *call,
                          const ProtobufCMessage *message);
 
+/* rpc_client_call_send_packed queues a request message already
+ * serialized (data, size bytes; copied). Returns as rpc_client_call_send. */
+int rpc_client_call_send_packed(rpc_client_call *call, const uint8_t *data,
+                                size_t size);
+
 /* rpc_client_call_close_send half-closes: no more messages. Returns 0/-1. */
 int rpc_client_call_close_send(rpc_client_call *call);
 

@@ -864,6 +864,17 @@ static void arm_lease_timer(job_hub *hub) {
   }
 }
 
+void hub_hold_lease(hub_worker *worker, job_record *job) {
+  job->holder = worker;
+  job->run_prev = NULL;
+  job->run_next = worker->running_jobs;
+  if (worker->running_jobs != NULL) {
+    worker->running_jobs->run_prev = job;
+  }
+  worker->running_jobs = job;
+  worker->running++;
+}
+
 int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job,
                  rpc_buffer *out) {
   int64_t now = time_now_us();
@@ -884,14 +895,7 @@ int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job,
     arm_lease_timer(hub);
   }
   hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__IN_PROGRESS);
-  job->holder = worker;
-  job->run_prev = NULL;
-  job->run_next = worker->running_jobs;
-  if (worker->running_jobs != NULL) {
-    worker->running_jobs->run_prev = job;
-  }
-  worker->running_jobs = job;
-  worker->running++;
+  hub_hold_lease(worker, job);
 
   defer_lease_write(hub, job);
   hub_notify(hub, job);

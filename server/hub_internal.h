@@ -267,6 +267,11 @@ int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job,
 #define HUB_MAX_WRITES_PENDING 20000
 bool hub_store_behind(const job_hub *hub);
 
+/* hub_hold_lease makes worker the holder of job's lease (IN_PROGRESS,
+ * held by no one): it counts toward its capacity and goes back to the
+ * queue if it leaves. */
+void hub_hold_lease(hub_worker *worker, job_record *job);
+
 /* hub_take_job pops the best queued job for worker, or NULL. */
 job_record *hub_take_job(job_hub *hub, hub_worker *worker);
 

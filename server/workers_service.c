@@ -535,6 +535,15 @@ static void conn_hello(job_hub *hub, worker_conn *conn,
   rpc_buffer_init(&welcome);
   rpc_buffer message;
   rpc_buffer_init(&message);
+  /* Leases it still holds from before (a hub restart recovered them with
+   * no holder): its again, so they count toward its capacity. */
+  for (size_t i = 0; i < hello->n_resend_lease_ids; i++) {
+    outcome out;
+    job_record *job = leased_job(hub, "", hello->resend_lease_ids[i], &out);
+    if (job != NULL && job->holder == NULL) {
+      hub_hold_lease(worker, job);
+    }
+  }
   if (hub_worker_pack(worker, &welcome) != 0 ||
       pb_append_bytes_field(&message, 1, welcome.data, welcome.len) != 0 ||
       core_stream_send(hub, &conn->stream, message.data, message.len) != 0) {
@@ -667,6 +676,11 @@ static void conn_message(job_hub *hub, core_stream *stream,
     break;
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_SUBJECT_STATE:
     answer_query(hub, message->subject_state, worker->worker_idx);
+    break;
+  case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_DRAIN:
+    /* It finishes what it runs; its subjects move to the others now. */
+    worker->draining = true;
+    hub_worker_set_live(hub, worker, false);
     break;
   default:
     break; /* a second hello, or a newer kind: nothing to do */
