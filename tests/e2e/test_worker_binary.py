@@ -1,0 +1,197 @@
+"""The real jobhub-worker against the real jobhubd, driven with
+python3-grpcio: jobs pushed and answered, cancellation of a running job,
+SIGTERM drains (running jobs finish, no new ones, exit 0), a worker killed
+mid-job leaves it to another, and a hub restart is ridden out (reconnect,
+results re-sent)."""
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+import grpc
+
+from conftest import BUILD
+from hub_client import (CANCELLED, DONE, IN_PROGRESS, QUEUED, HubClient,
+                        common_pb2, new_pool, start_hub, stop_hub, struct,
+                        wait_until, workers_pb2)
+
+JobConfig = common_pb2.JobConfig
+
+WORKER = os.path.join(BUILD, "worker", "jobhub-worker")
+
+
+class Worker:
+    """A jobhub-worker process; stop() returns its exit code."""
+
+    def __init__(self, address, pool, job_type, module="echo", capacity=4,
+                 client_id=None, extra=()):
+        self.log = tempfile.NamedTemporaryFile(prefix="jobhub-worker-",
+                                               suffix=".log", delete=False)
+        args = [WORKER, "--addr", address, "--pool", str(pool), "--job-type",
+                str(job_type), "--module", module, "--capacity",
+                str(capacity), "--log-level", "debug"] + list(extra)
+        if client_id is not None:
+            args += ["--client-id", client_id]
+        self.process = subprocess.Popen(args, stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+
+    def output(self):
+        with open(self.log.name, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def signal(self, sig):
+        self.process.send_signal(sig)
+
+    def wait(self, timeout=30):
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError("jobhub-worker did not exit:\n" +
+                                 self.output())
+
+    def stop(self, timeout=30):
+        if self.process.poll() is None:
+            self.signal(signal.SIGTERM)
+        code = self.wait(timeout)
+        os.unlink(self.log.name)
+        return code
+
+
+def connected_workers(client, pool):
+    return [w for w in client.workers.List(pool_id=pool).workers
+            if w.status != workers_pb2.WORKER_DISCONNECTED]
+
+
+def sleep_job(client, pool, job_type, seconds, **fields):
+    return client.submit(pool, job_type, config=JobConfig(
+        module="sleep", module_params=struct(seconds=seconds)), **fields)
+
+
+def test_echo_jobs_are_pushed_and_answered():
+    hub = start_hub()
+    pool, job_type = new_pool()
+    worker = Worker(hub.address, pool, job_type, capacity=8)
+    try:
+        with HubClient(hub.address) as client:
+            jobs = [client.submit(pool, job_type, payload=b"p%d" % i,
+                                  config=JobConfig(module_params=struct(n=i)))
+                    for i in range(50)]
+            for i, job in enumerate(jobs):
+                wait_until(lambda: client.get(job.id).state == DONE,
+                           timeout=20, what="job %d DONE" % i)
+                result = client.jobs.GetResult(id=job.id)
+                assert result.data == b"p%d" % i
+                assert result.value.struct_value["n"] == i
+            assert worker.stop() == 0
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
+        stop_hub(hub)
+
+
+def test_cancel_reaches_the_running_job_and_drain_finishes_the_rest():
+    hub = start_hub()
+    pool, job_type = new_pool()
+    worker = Worker(hub.address, pool, job_type, module="sleep", capacity=2)
+    try:
+        with HubClient(hub.address) as client:
+            long_job = sleep_job(client, pool, job_type, 60)
+            short_job = sleep_job(client, pool, job_type, 1.5)
+            wait_until(lambda: client.get(long_job.id).state == IN_PROGRESS
+                       and client.get(short_job.id).state == IN_PROGRESS,
+                       timeout=20, what="both jobs running")
+            assert client.jobs.Cancel(id=long_job.id).state == CANCELLED
+            wait_until(lambda: "worker_job_cancelled" in worker.output(),
+                       timeout=10, what="the worker to hear of the cancel")
+            # SIGTERM while the short job runs: it finishes, a job
+            # submitted now is not taken, and the worker exits 0.
+            worker.signal(signal.SIGTERM)
+            wait_until(lambda: [w.status for w in client.workers.List(
+                pool_id=pool).workers] == [workers_pb2.WORKER_DRAINING],
+                timeout=10, what="the hub to see the worker draining")
+            late = sleep_job(client, pool, job_type, 0)
+            assert worker.wait(timeout=30) == 0, worker.output()
+            assert client.get(short_job.id).state == DONE
+            assert client.get(long_job.id).state == CANCELLED
+            assert client.get(late.id).state == QUEUED
+            assert client.get(late.id).attempts == 0
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
+        stop_hub(hub)
+
+
+def test_a_killed_worker_leaves_its_job_to_another():
+    hub = start_hub()
+    pool, job_type = new_pool()
+    first = Worker(hub.address, pool, job_type, module="sleep", capacity=1,
+                   client_id="first")
+    second = None
+    try:
+        with HubClient(hub.address) as client:
+            wait_until(lambda: len(connected_workers(client, pool)) == 1,
+                       timeout=20, what="the first worker")
+            job = sleep_job(client, pool, job_type, 1)
+            wait_until(lambda: client.get(job.id).state == IN_PROGRESS,
+                       timeout=20, what="the job to start")
+            first.process.kill()
+            first.wait()
+            second = Worker(hub.address, pool, job_type, module="sleep",
+                            capacity=1, client_id="second")
+            done = wait_until(
+                lambda: (lambda j: j.state == DONE and j)(client.get(job.id)),
+                timeout=30, what="the job DONE by the second worker")
+            assert done.attempts == 2
+            events = client.history(job.id)
+            leases = [e for e in events if e.to_state == IN_PROGRESS]
+            assert len(leases) == 2
+            # The first's slot (worker_idx) was freed when it left; the
+            # second, the only one connected, finished the job.
+            assert [w.client_id for w in connected_workers(client, pool)] == [
+                "second"]
+            assert second.stop() == 0
+    finally:
+        for w in (first, second):
+            if w is not None and w.process.poll() is None:
+                w.process.kill()
+        stop_hub(hub)
+
+
+def test_the_worker_rides_out_a_hub_restart():
+    data = tempfile.mkdtemp(prefix="jobhub-e2e-worker-data-")
+    hub = start_hub(["--data", data])
+    pool, job_type = new_pool()
+    port = hub.port
+    worker = Worker(hub.address, pool, job_type, module="sleep", capacity=2)
+    restarted = None
+    try:
+        with HubClient(hub.address) as client:
+            job = sleep_job(client, pool, job_type, 2)
+            wait_until(lambda: client.get(job.id).state == IN_PROGRESS,
+                       timeout=20, what="the job to start")
+        # The hub goes away while the job runs and comes back on the same
+        # port and store: the worker reconnects, the recovered lease is its
+        # again, and its result is taken.
+        hub.process.kill()
+        hub.process.wait()
+        hub.stop()
+        restarted = start_hub(["--data", data, "--listen",
+                               "127.0.0.1:%d" % port])
+        with HubClient(restarted.address) as client:
+            done = wait_until(
+                lambda: (lambda j: j.state == DONE and j)(client.get(job.id)),
+                timeout=40, what="the job DONE after the restart")
+            assert done.attempts == 1
+            assert "worker_disconnected" in worker.output()
+            later = client.submit(pool, job_type)
+            wait_until(lambda: client.get(later.id).state == DONE,
+                       timeout=20, what="a job after the restart")
+        assert worker.stop() == 0
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
+        if restarted is not None:
+            stop_hub(restarted)
