@@ -576,7 +576,7 @@ static void on_connect_close(rpc_client_call *call, const rpc_status *status,
                                                        : w->options.backoff_max;
   rpc_log(RPC_LOG_WARN, "worker_disconnected",
           "code=%s message=\"%s\" retry_in=%.2f",
-          rpc_status_code_name(status->code),
+          rpc_status_code_name((int)status->code),
           status->message != NULL ? status->message : "", wait);
   ev_timer_set(&w->reconnect, wait, 0);
   ev_timer_start(w->loop, &w->reconnect);
@@ -688,7 +688,7 @@ worker *worker_new(struct ev_loop *loop, const worker_options *options,
     w->options.backoff_max = 30;
   }
   w->backoff = w->options.backoff_initial;
-  w->rng = (uint32_t)(ev_time() * 1e6);
+  w->rng = (uint32_t)(uint64_t)(ev_time() * 1e6); /* the low bits */
   ev_timer_init(&w->reconnect, on_reconnect, 0, 0);
   w->reconnect.data = w;
   ev_timer_init(&w->heartbeat, on_heartbeat, 0, 0);
