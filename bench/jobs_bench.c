@@ -103,7 +103,7 @@ static void on_submit_close(rpc_client_call *call, const rpc_status *status,
   bench *b = s->bench;
   if (status->code != RPC_STATUS_OK) {
     error(b, "Submit failed", status->message ? status->message
-                                              : rpc_status_code_name(status->code));
+                                              : rpc_status_code_name((int)status->code));
   } else {
     b->submit_us[b->answered] = (uint32_t)((now_ns() - sc->sent_ns) / 1000);
     b->answered++;
@@ -236,7 +236,7 @@ static void on_connect_close(rpc_client_call *call, const rpc_status *status,
   if (b->end_ns == 0) {
     error(b, "Connect ended",
           status->message ? status->message
-                          : rpc_status_code_name(status->code));
+                          : rpc_status_code_name((int)status->code));
     finish_if_done(b);
   }
 }
