@@ -63,6 +63,8 @@ struct worker {
   rpc_client_call *call;
   bool welcomed;
   uint64_t worker_idx; /* the hub's name for us, kept across reconnects */
+  void *module_state;
+  bool module_open;
   job_list running, waiting;
   pending_result *results; /* unacked, oldest first */
   pending_result **results_tail;
@@ -688,6 +690,14 @@ worker *worker_new(struct ev_loop *loop, const worker_options *options,
     w->options.backoff_max = 30;
   }
   w->backoff = w->options.backoff_initial;
+  if (options->module->open != NULL) {
+    if (options->module->open(loop, options->module_config, &w->module_state,
+                              err, err_size) != 0) {
+      worker_free(w);
+      return NULL;
+    }
+  }
+  w->module_open = true;
   w->rng = (uint32_t)(uint64_t)(ev_time() * 1e6); /* the low bits */
   ev_timer_init(&w->reconnect, on_reconnect, 0, 0);
   w->reconnect.data = w;
@@ -749,6 +759,9 @@ void worker_free(worker *w) {
     job_free(job);
   }
   rpc_channel_free(w->channel); /* the call's on_close runs here */
+  if (w->module_open && w->options.module->close != NULL) {
+    w->options.module->close(w->module_state);
+  }
   while (w->results != NULL) {
     pending_result *r = w->results;
     w->results = r->next;
@@ -780,8 +793,8 @@ struct ev_loop *worker_job_loop(const worker_job *job) {
   return job->w->loop;
 }
 
-void *worker_job_module_config(const worker_job *job) {
-  return job->w->options.module_config;
+void *worker_job_module_state(const worker_job *job) {
+  return job->w->module_state;
 }
 
 void *worker_job_data(const worker_job *job) { return job->data; }

@@ -26,6 +26,13 @@ typedef struct worker_job worker_job;
  * start), unless it is cancelled first. */
 typedef struct worker_module {
   const char *name;
+  /* Sets up what the module shares across jobs (its state, owned by it)
+   * from config (the --module-config text, may be NULL). May be NULL.
+   * Returns 0, or -1 with a message in err: the worker does not start. */
+  int (*open)(struct ev_loop *loop, const char *config, void **state, char *err,
+              size_t err_size);
+  /* Frees the state, after every job ended or was cancelled. May be NULL. */
+  void (*close)(void *state);
   /* Returns 0, or -1 with a message in err: the job fails at once with it
    * (not retryable). */
   int (*start)(worker_job *job, char *err, size_t err_size);
@@ -45,7 +52,7 @@ typedef struct worker_options {
   size_t n_job_type_ids;        /* at least 1 */
   uint32_t capacity;            /* jobs at once; at least 1 */
   const worker_module *module;  /* borrowed */
-  void *module_config;          /* the module's, borrowed */
+  const char *module_config;    /* given to module->open; may be NULL */
   double backoff_initial;       /* s before the first reconnect */
   double backoff_max;           /* s: the longest wait */
 } worker_options;
@@ -73,11 +80,11 @@ void worker_free(worker *w);
 /* For modules. */
 
 /* The job as assigned (owned by the worker job), its lease id, the loop,
- * and the module's configuration. */
+ * and the module's state (from its open). */
 const Jobhub__V1__Job *worker_job_job(const worker_job *job);
 const char *worker_job_lease_id(const worker_job *job);
 struct ev_loop *worker_job_loop(const worker_job *job);
-void *worker_job_module_config(const worker_job *job);
+void *worker_job_module_state(const worker_job *job);
 
 /* A pointer the module keeps with the job. */
 void *worker_job_data(const worker_job *job);

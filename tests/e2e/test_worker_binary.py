@@ -12,7 +12,8 @@ import time
 import grpc
 
 from conftest import BUILD
-from hub_client import (CANCELLED, DONE, IN_PROGRESS, QUEUED, HubClient,
+from hub_client import (CANCELLED, DONE, FAILED, IN_PROGRESS, QUEUED,
+                        HubClient,
                         common_pb2, new_pool, start_hub, stop_hub, struct,
                         wait_until, workers_pb2)
 
@@ -195,3 +196,81 @@ def test_the_worker_rides_out_a_hub_restart():
             worker.process.kill()
         if restarted is not None:
             stop_hub(restarted)
+
+
+def test_forecast_job_of_the_example_returns_periods_ordered_points():
+    """examples/forecast.json (the existing hub's forecast request with
+    inline points) through jobhub-worker --module forecast."""
+    import json
+    from google.protobuf import json_format
+    from hub_client import jobs_pb2
+    from conftest import ROOT
+    with open(os.path.join(ROOT, "examples", "forecast.json")) as f:
+        request = json_format.Parse(f.read(), jobs_pb2.SubmitRequest())
+    params = json.loads(json_format.MessageToJson(
+        request.config.module_params))
+    hub = start_hub()
+    worker = Worker(hub.address, request.pool_id, request.job_type_id,
+                    module="forecast", capacity=2)
+    try:
+        with HubClient(hub.address) as client:
+            job = client.jobs.Submit(request)
+            done = wait_until(
+                lambda: (lambda j: j.state in (DONE, FAILED) and j)(
+                    client.get(job.id)), timeout=60, what="the forecast")
+            assert done.state == DONE, done.error
+            value = json.loads(json_format.MessageToJson(
+                client.jobs.GetResult(id=job.id).value))
+            points = value["points"]
+            assert len(points) == params["periods"] == 200
+            last = params["points"][-1][0]
+            for i, p in enumerate(points):
+                assert p["ts"] == last + (i + 1) * 1800
+                assert p["yhat_lower"] <= p["yhat"] <= p["yhat_upper"]
+                assert p["yhat_lower"] < p["yhat_upper"]
+            # The daily cycle of the input (amplitude 8) is forecast.
+            yhat = [p["yhat"] for p in points[:48]]
+            assert max(yhat) - min(yhat) > 10
+            assert value["points_used"] == len(params["points"])
+            # A bad parameter fails the job for good, saying which.
+            bad = jobs_pb2.SubmitRequest()
+            bad.CopyFrom(request)
+            bad.config.module_params["forecast_freq"] = "fortnightly"
+            failed = client.jobs.Submit(bad)
+            got = wait_until(
+                lambda: (lambda j: j.state == FAILED and j)(client.get(failed.id)),
+                timeout=30, what="the bad forecast to fail")
+            assert "forecast_freq" in got.error and got.attempts == 1
+        assert worker.stop() == 0
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
+        stop_hub(hub)
+
+
+def test_anomaly_job_reports_the_spike():
+    from google.protobuf import json_format
+    import json
+    hub = start_hub()
+    pool, job_type = new_pool()
+    worker = Worker(hub.address, pool, job_type, module="anomaly")
+    try:
+        points = [[1700000000 + 60 * i, 10 + (i % 3) * 0.1] for i in range(100)]
+        points[70][1] = 50  # the spike
+        with HubClient(hub.address) as client:
+            job = client.submit(pool, job_type, config=JobConfig(
+                module="anomaly",
+                module_params=struct(points=points, window=20, threshold=5)))
+            wait_until(lambda: client.get(job.id).state == DONE, timeout=30,
+                       what="the anomaly job")
+            value = json.loads(json_format.MessageToJson(
+                client.jobs.GetResult(id=job.id).value))
+            assert value["scored"] == 80
+            assert [p["ts"] for p in value["points"]] == [points[70][0]]
+            assert value["points"][0]["value"] == 50
+            assert value["points"][0]["score"] > 5
+        assert worker.stop() == 0
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
+        stop_hub(hub)

@@ -4,9 +4,10 @@
 #include <math.h>
 #include <string.h>
 
-static const worker_module *const modules[] = {&echo_module, &sleep_module};
+static const worker_module *const modules[] = {
+    &echo_module, &sleep_module, &forecast_module, &anomaly_module};
 
-const char module_names[] = "echo, sleep";
+const char module_names[] = "echo, sleep, forecast, anomaly";
 
 const worker_module *module_find(const char *name) {
   for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++) {

@@ -15,6 +15,16 @@ extern const worker_module echo_module;
  * {"slept": seconds}; cancellable. */
 extern const worker_module sleep_module;
 
+/* forecast: module_params.points ([[unix_seconds, value], ...]),
+ * periods, forecast_freq, smooth, changepoint_range, uncertainty_samples
+ * and config.max_n_points (forecast.h) -> {"points": [{"ts", "yhat",
+ * "yhat_lower", "yhat_upper"}, ...], "points_used"}. anomaly: points,
+ * window, threshold (anomaly.h) -> {"points": [{"ts", "value", "expected",
+ * "score"}, ...] of the anomalies, "scored"}. Both compute on threads of
+ * their own (compute.h). */
+extern const worker_module forecast_module;
+extern const worker_module anomaly_module;
+
 /* module_find returns the module called name, or NULL. */
 const worker_module *module_find(const char *name);
 

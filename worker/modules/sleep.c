@@ -68,4 +68,5 @@ static void sleep_cancel(worker_job *job) {
   free(run);
 }
 
-const worker_module sleep_module = {"sleep", sleep_start, sleep_cancel};
+const worker_module sleep_module = {"sleep", NULL, NULL, sleep_start,
+                                    sleep_cancel};
