@@ -10,9 +10,18 @@
 
 #define FILE_FIELD_TAG 0x0A /* FileDescriptorSet.file: field 1, bytes */
 
+/* What a symbol names, for the typed lookups. */
+typedef enum symbol_kind {
+  SYMBOL_OTHER,   /* service, method, field, enum value, extension */
+  SYMBOL_MESSAGE, /* descriptor: a DescriptorProto */
+  SYMBOL_ENUM,    /* descriptor: an EnumDescriptorProto */
+} symbol_kind;
+
 typedef struct symbol_slot {
   char *name; /* owned; NULL: empty */
   size_t file;
+  symbol_kind kind;
+  const void *descriptor; /* in the file's decoded proto; NULL: other */
 } symbol_slot;
 
 struct rpc_descriptor_pool {
@@ -80,8 +89,9 @@ static int grow_symbols(rpc_descriptor_pool *pool) {
 
 /* Adds scope.name (or name at the root) for file. A name seen before keeps
  * its first file. */
-static int add_symbol(rpc_descriptor_pool *pool, const char *scope,
-                      const char *name, size_t file) {
+static int add_symbol_of(rpc_descriptor_pool *pool, const char *scope,
+                         const char *name, size_t file, symbol_kind kind,
+                         const void *descriptor) {
   if ((pool->symbol_count + 1) * 2 > pool->symbol_cap &&
       grow_symbols(pool) != 0) {
     return -1;
@@ -97,14 +107,21 @@ static int add_symbol(rpc_descriptor_pool *pool, const char *scope,
   }
   slot->name = full;
   slot->file = file;
+  slot->kind = kind;
+  slot->descriptor = descriptor;
   pool->symbol_count++;
   return 0;
+}
+
+static int add_symbol(rpc_descriptor_pool *pool, const char *scope,
+                      const char *name, size_t file) {
+  return add_symbol_of(pool, scope, name, file, SYMBOL_OTHER, NULL);
 }
 
 static int add_enum(rpc_descriptor_pool *pool, const char *scope,
                     const Google__Protobuf__EnumDescriptorProto *e,
                     size_t file) {
-  if (add_symbol(pool, scope, e->name, file) != 0) {
+  if (add_symbol_of(pool, scope, e->name, file, SYMBOL_ENUM, e) != 0) {
     return -1;
   }
   /* As in C++, enum values live in the enum's enclosing scope. */
@@ -120,7 +137,7 @@ static int add_message(rpc_descriptor_pool *pool, const char *scope,
                        const Google__Protobuf__DescriptorProto *m,
                        size_t file) {
   char *full = NULL;
-  if (add_symbol(pool, scope, m->name, file) != 0 ||
+  if (add_symbol_of(pool, scope, m->name, file, SYMBOL_MESSAGE, m) != 0 ||
       asprintf(&full, "%s%s%s", scope, scope[0] ? "." : "", m->name) < 0) {
     return -1;
   }
@@ -259,6 +276,46 @@ rpc_descriptor_pool_find_symbol(const rpc_descriptor_pool *pool,
   }
   const symbol_slot *slot = find_slot(pool->symbols, pool->symbol_cap, symbol);
   return slot->name != NULL ? &pool->files[slot->file] : NULL;
+}
+
+/* The slot of symbol if it is of kind, else NULL. */
+static const symbol_slot *find_typed(const rpc_descriptor_pool *pool,
+                                     const char *symbol, symbol_kind kind) {
+  if (pool->symbol_cap == 0) {
+    return NULL;
+  }
+  if (symbol[0] == '.') {
+    symbol++;
+  }
+  const symbol_slot *slot = find_slot(pool->symbols, pool->symbol_cap, symbol);
+  return slot->name != NULL && slot->kind == kind ? slot : NULL;
+}
+
+const Google__Protobuf__DescriptorProto *
+rpc_descriptor_pool_find_message(const rpc_descriptor_pool *pool,
+                                 const char *name,
+                                 const rpc_descriptor_file **file) {
+  const symbol_slot *slot = find_typed(pool, name, SYMBOL_MESSAGE);
+  if (slot == NULL) {
+    return NULL;
+  }
+  if (file != NULL) {
+    *file = &pool->files[slot->file];
+  }
+  return slot->descriptor;
+}
+
+const Google__Protobuf__EnumDescriptorProto *
+rpc_descriptor_pool_find_enum(const rpc_descriptor_pool *pool, const char *name,
+                              const rpc_descriptor_file **file) {
+  const symbol_slot *slot = find_typed(pool, name, SYMBOL_ENUM);
+  if (slot == NULL) {
+    return NULL;
+  }
+  if (file != NULL) {
+    *file = &pool->files[slot->file];
+  }
+  return slot->descriptor;
 }
 
 /* Counts the extensions of containing_type in a list, storing up to max

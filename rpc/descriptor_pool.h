@@ -47,6 +47,21 @@ const rpc_descriptor_file *
 rpc_descriptor_pool_find_symbol(const rpc_descriptor_pool *pool,
                                 const char *symbol);
 
+/* rpc_descriptor_pool_find_message returns the message type called name
+ * (fully qualified; a leading dot is allowed), package-level or nested, or
+ * NULL when the pool has no such message. When file is not NULL, *file is
+ * set to the declaring file. The descriptor is owned by the pool. */
+const Google__Protobuf__DescriptorProto *
+rpc_descriptor_pool_find_message(const rpc_descriptor_pool *pool,
+                                 const char *name,
+                                 const rpc_descriptor_file **file);
+
+/* rpc_descriptor_pool_find_enum is rpc_descriptor_pool_find_message for
+ * enum types. */
+const Google__Protobuf__EnumDescriptorProto *
+rpc_descriptor_pool_find_enum(const rpc_descriptor_pool *pool, const char *name,
+                              const rpc_descriptor_file **file);
+
 /* rpc_descriptor_pool_find_extension returns the file declaring the
  * extension number of containing_type (fully qualified, no leading dot),
  * or NULL. */

@@ -84,6 +84,46 @@ static void test_symbols(void **state) {
   rpc_descriptor_pool_free(pool);
 }
 
+/* The typed lookups find messages and enums, nested too, and nothing of
+ * another kind. */
+static void test_messages_and_enums(void **state) {
+  (void)state;
+  rpc_descriptor_pool *pool = pool_of_both();
+  const rpc_descriptor_file *file = NULL;
+  const Google__Protobuf__DescriptorProto *job =
+      rpc_descriptor_pool_find_message(pool, "jobhub.v1.Job", &file);
+  assert_non_null(job);
+  assert_string_equal(job->name, "Job");
+  assert_string_equal(file->name, "jobhub/v1/common.proto");
+  const Google__Protobuf__DescriptorProto *entry =
+      rpc_descriptor_pool_find_message(pool, ".jobhub.v1.Job.MetaEntry", NULL);
+  assert_non_null(entry);
+  assert_true(entry->options != NULL && entry->options->map_entry);
+  const Google__Protobuf__EnumDescriptorProto *status =
+      rpc_descriptor_pool_find_enum(
+          pool, "grpc.health.v1.HealthCheckResponse.ServingStatus", &file);
+  assert_non_null(status);
+  assert_string_equal(file->name, "grpc/health/v1/health.proto");
+  assert_non_null(
+      rpc_descriptor_pool_find_enum(pool, "jobhub.v1.JobState", NULL));
+  assert_non_null(
+      rpc_descriptor_pool_find_message(pool, "google.protobuf.Struct", NULL));
+  static const char *const not_messages[] = {
+      "jobhub.v1.JobState", "jobhub.v1.Jobs",        "jobhub.v1.Jobs.Submit",
+      "jobhub.v1.Job.meta", "jobhub.v1.IN_PROGRESS", "jobhub.v1.NoSuch"};
+  for (size_t i = 0; i < sizeof(not_messages) / sizeof(not_messages[0]); i++) {
+    assert_null(rpc_descriptor_pool_find_message(pool, not_messages[i], NULL));
+  }
+  assert_null(rpc_descriptor_pool_find_enum(pool, "jobhub.v1.Job", NULL));
+  assert_null(rpc_descriptor_pool_find_enum(pool, "jobhub.v1.QUEUED", NULL));
+  rpc_descriptor_pool_free(pool);
+  rpc_descriptor_pool *empty = rpc_descriptor_pool_new();
+  assert_non_null(empty);
+  assert_null(rpc_descriptor_pool_find_message(empty, "jobhub.v1.Job", NULL));
+  assert_null(rpc_descriptor_pool_find_enum(empty, "jobhub.v1.JobState", NULL));
+  rpc_descriptor_pool_free(empty);
+}
+
 static void test_extensions(void **state) {
   (void)state;
   rpc_descriptor_pool *pool = pool_of_both();
@@ -118,6 +158,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_files_and_dependency_order),
       cmocka_unit_test(test_symbols),
+      cmocka_unit_test(test_messages_and_enums),
       cmocka_unit_test(test_extensions),
       cmocka_unit_test(test_malformed_set_is_refused),
   };
