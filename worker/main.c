@@ -35,6 +35,7 @@ typedef struct worker_config {
   size_t n_job_type_ids;
   unsigned long capacity;
   const char *module;
+  const char *module_config;
   const char *log_level;
 } worker_config;
 
@@ -68,6 +69,8 @@ static const option options[] = {
      "a job_type_id it runs, 0..1023; repeat for more (default: 1)"},
     {"capacity", NUMBER, FIELD(capacity), "1", 100000, "jobs it runs at once"},
     {"module", TEXT, FIELD(module), "echo", 0, "the module (see below)"},
+    {"module-config", TEXT, FIELD(module_config), NULL, 0,
+     "the module's setting: for exec, the command (run with /bin/sh -c)"},
     {"log-level", TEXT, FIELD(log_level), "info", 0,
      "debug, info, warn or error"},
 };
@@ -298,6 +301,7 @@ int main(int argc, char **argv) {
       .n_job_type_ids = config.n_job_type_ids,
       .capacity = (uint32_t)config.capacity,
       .module = module,
+      .module_config = config.module_config,
       .backoff_initial = 0.1,
       .backoff_max = 30,
   };

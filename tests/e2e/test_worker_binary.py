@@ -274,3 +274,96 @@ def test_anomaly_job_reports_the_spike():
         if worker.process.poll() is None:
             worker.process.kill()
         stop_hub(hub)
+
+
+EXEC_ANSWER = ("import json, sys; job = json.load(sys.stdin); "
+               "sys.stderr.write('working\\n'); "
+               "code = job['config']['moduleParams'].get('exit', 0); "
+               "print(json.dumps({'id': job['id']})) "
+               "if code == 0 else sys.exit(code)")
+
+
+def test_exec_runs_the_command_with_the_job_as_json():
+    hub = start_hub()
+    pool, job_type = new_pool()
+    worker = Worker(hub.address, pool, job_type, module="exec", capacity=2,
+                    extra=["--module-config",
+                           "/usr/bin/python3 -c \"%s\"" % EXEC_ANSWER])
+    try:
+        with HubClient(hub.address) as client:
+            job = client.submit(pool, job_type, config=JobConfig(
+                module="exec", module_params=struct(exit=0)))
+            wait_until(lambda: client.get(job.id).state == DONE, timeout=30,
+                       what="the exec job")
+            value = client.jobs.GetResult(id=job.id).value.struct_value
+            assert value["id"] == job.id
+            # A non-zero exit fails the job with the command's stderr.
+            bad = client.submit(pool, job_type, config=JobConfig(
+                module="exec", module_params=struct(exit=3)))
+            got = wait_until(
+                lambda: (lambda j: j.state == FAILED and j)(client.get(bad.id)),
+                timeout=30, what="the failing exec job")
+            assert got.error == "exit code 3: working", got.error
+        assert worker.stop() == 0
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
+        stop_hub(hub)
+
+
+def test_cancel_and_timeout_kill_the_exec_process_group():
+    """The command starts a child of its own (a process group to kill, not
+    just the shell); its pid is written where the test can watch it."""
+    hub = start_hub()
+    pool, job_type = new_pool()
+    pids = tempfile.mkdtemp(prefix="jobhub-e2e-exec-")
+    command = ("cat > /dev/null; sleep 300 & echo $! > %s/$$; wait" % pids)
+    worker = Worker(hub.address, pool, job_type, module="exec", capacity=2,
+                    extra=["--module-config", command])
+
+    def sleeper_pid():
+        names = os.listdir(pids)
+        if len(names) != 1:
+            return None
+        with open(os.path.join(pids, names[0])) as f:
+            text = f.read().strip()
+        return int(text) if text else None
+
+    def alive(pid):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().split(") ")[-1][0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    try:
+        with HubClient(hub.address) as client:
+            job = client.submit(pool, job_type, config=JobConfig(
+                module="exec", module_params=struct(timeout_seconds=300)))
+            pid = wait_until(sleeper_pid, timeout=30, what="the command's child")
+            assert alive(pid)
+            assert client.jobs.Cancel(id=job.id).state == CANCELLED
+            wait_until(lambda: not alive(pid), timeout=10,
+                       what="the cancelled command's child to be killed")
+            for name in os.listdir(pids):
+                os.unlink(os.path.join(pids, name))
+            # A timeout kills the group too, and the job fails (retryable,
+            # so with attempts left it is queued again: max_attempts 1).
+            slow = client.submit(pool, job_type, max_attempts=1,
+                                 config=JobConfig(
+                                     module="exec",
+                                     module_params=struct(timeout_seconds=1)))
+            pid = wait_until(sleeper_pid, timeout=30, what="the second child")
+            got = wait_until(
+                lambda: (lambda j: j.state == FAILED and j)(client.get(slow.id)),
+                timeout=30, what="the timed-out job to fail")
+            assert got.error.startswith("timed out"), got.error
+            wait_until(lambda: not alive(pid), timeout=10,
+                       what="the timed-out command's child to be killed")
+        assert worker.stop() == 0
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
+        stop_hub(hub)
+        import shutil
+        shutil.rmtree(pids, ignore_errors=True)

@@ -5,9 +5,10 @@
 #include <string.h>
 
 static const worker_module *const modules[] = {
-    &echo_module, &sleep_module, &forecast_module, &anomaly_module};
+    &echo_module, &sleep_module, &exec_module, &forecast_module,
+    &anomaly_module};
 
-const char module_names[] = "echo, sleep, forecast, anomaly";
+const char module_names[] = "echo, sleep, exec, forecast, anomaly";
 
 const worker_module *module_find(const char *name) {
   for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++) {

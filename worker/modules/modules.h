@@ -25,6 +25,10 @@ extern const worker_module sleep_module;
 extern const worker_module forecast_module;
 extern const worker_module anomaly_module;
 
+/* exec: runs --module-config (/bin/sh -c) per job, the Job as JSON on
+ * stdin, its stdout (JSON) the result's value; see exec.c. */
+extern const worker_module exec_module;
+
 /* module_find returns the module called name, or NULL. */
 const worker_module *module_find(const char *name);
 
