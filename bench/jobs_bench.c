@@ -6,7 +6,11 @@
  * is meant to be pinned to one core.
  *
  * Modes: e2e (submit and work), fill (submit only), drain (work only, until
- * --jobs results are acked). The final line is
+ * --jobs results are acked), external (submit only, while workers of
+ * another program do the work). With --watch (always in external mode) a
+ * job counts once a filter Watch of the pool reports it DONE, so that runs
+ * with and without our own workers measure the same thing. The final
+ * line is
  *   jobs_bench mode=M jobs=N seconds=S jobs_per_s=X submit_p50_us=..
  *   submit_p99_us=.. assign_p50_us=.. assign_p99_us=.. errors=E
  * where assign is submit-sent to assignment-received (e2e only). Exit 0,
@@ -55,8 +59,10 @@ struct bench {
   uint64_t jobs;
   uint32_t connections, inflight, workers, capacity, body, pool_id, job_type;
   double rate; /* jobs/s; 0: as fast as the hub answers */
-  bool submit, work;
-  uint64_t submitted, answered, assigned, acked, errors;
+  bool submit, work, watch;
+  uint64_t submitted, answered, assigned, acked, watched_done, errors;
+  rpc_channel *watch_channel;
+  rpc_client_call *watch_call;
   double tokens;
   ev_timer pacer;
   ev_timer guard;
@@ -76,7 +82,8 @@ static int64_t now_ns(void) {
 
 static void finish_if_done(bench *b) {
   bool submits_done = !b->submit || b->answered == b->jobs;
-  bool work_done = !b->work || b->acked == b->jobs;
+  bool work_done = (!b->work || b->acked == b->jobs) &&
+                   (!b->watch || b->watched_done == b->jobs);
   if ((submits_done && work_done) || b->errors > 0) {
     b->end_ns = now_ns();
     ev_break(b->loop, EVBREAK_ALL);
@@ -241,6 +248,43 @@ static void on_connect_close(rpc_client_call *call, const rpc_status *status,
   }
 }
 
+/* Watching. */
+
+static void on_watched(rpc_client_call *call, const ProtobufCMessage *message,
+                       void *arg) {
+  (void)call;
+  (void)message; /* the filter lets only DONE through */
+  bench *b = arg;
+  b->watched_done++;
+  finish_if_done(b);
+}
+
+static void on_watch_close(rpc_client_call *call, const rpc_status *status,
+                           const rpc_metadata *trailers, void *arg) {
+  (void)call;
+  (void)trailers;
+  bench *b = arg;
+  b->watch_call = NULL;
+  if (b->end_ns == 0) {
+    error(b, "Watch ended",
+          status->message ? status->message
+                          : rpc_status_code_name((int)status->code));
+    finish_if_done(b);
+  }
+}
+
+static int start_watch(bench *b) {
+  static const rpc_client_hooks hooks = {.on_message = on_watched,
+                                         .on_close = on_watch_close};
+  Jobhub__V1__WatchRequest request = JOBHUB__V1__WATCH_REQUEST__INIT;
+  request.state = JOBHUB__V1__JOB_STATE__DONE;
+  request.pool_id = b->pool_id;
+  request.job_type_id = b->job_type;
+  b->watch_call =
+      jobhub_v1_jobs_watch_start(b->watch_channel, &request, NULL, &hooks, b);
+  return b->watch_call != NULL ? 0 : -1;
+}
+
 static int start_worker(bench *b, worker *w, uint32_t index) {
   static const rpc_client_hooks hooks = {.on_message = on_hub_message,
                                          .on_close = on_connect_close};
@@ -289,7 +333,8 @@ static void on_guard(struct ev_loop *loop, ev_timer *timer, int events) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: jobs_bench --addr HOST:PORT [--mode e2e|fill|drain]"
+          "usage: jobs_bench --addr HOST:PORT [--mode e2e|fill|drain|external]"
+          " [--watch]"
           " [--jobs N] [--connections C]\n"
           "       [--inflight M] [--workers W] [--capacity K] [--body BYTES]"
           " [--rate JOBS_PER_S]\n"
@@ -325,6 +370,7 @@ int main(int argc, char **argv) {
       {"pool", required_argument, NULL, 'p'},
       {"job-type", required_argument, NULL, 't'},
       {"timeout", required_argument, NULL, 'T'},
+      {"watch", no_argument, NULL, 'W'},
       {NULL, 0, NULL, 0}};
   int opt;
   while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -341,6 +387,7 @@ int main(int argc, char **argv) {
     case 'p': b.pool_id = (uint32_t)parse_count(optarg, 1023); break;
     case 't': b.job_type = (uint32_t)parse_count(optarg, 1023); break;
     case 'T': timeout = (double)parse_count(optarg, 86400); break;
+    case 'W': b.watch = true; break;
     default: usage();
     }
   }
@@ -348,9 +395,11 @@ int main(int argc, char **argv) {
       b.body < sizeof(int64_t)) {
     usage();
   }
+  bool external = strcmp(b.mode, "external") == 0;
   b.submit = strcmp(b.mode, "drain") != 0;
-  b.work = strcmp(b.mode, "fill") != 0;
-  if (strcmp(b.mode, "e2e") != 0 && !(b.submit ^ b.work)) {
+  b.work = strcmp(b.mode, "fill") != 0 && !external;
+  b.watch = b.watch || external;
+  if (strcmp(b.mode, "e2e") != 0 && !external && !(b.submit ^ b.work)) {
     usage();
   }
   if ((b.submit && b.connections == 0) || (b.work && b.workers == 0) ||
@@ -392,6 +441,18 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+  if (b.watch) {
+    b.watch_channel =
+        rpc_channel_new(b.loop, &channel_options, err, sizeof(err));
+    if (b.watch_channel == NULL || start_watch(&b) != 0) {
+      fprintf(stderr, "jobs_bench: cannot watch\n");
+      return 1;
+    }
+    /* The Watch is open before the first Submit. */
+    for (int i = 0; i < 200 && b.watch_call != NULL; i++) {
+      ev_run(b.loop, EVRUN_NOWAIT);
+    }
+  }
   ev_timer_init(&b.guard, on_guard, timeout, 0);
   b.guard.data = &b;
   ev_timer_start(b.loop, &b.guard);
@@ -409,7 +470,7 @@ int main(int argc, char **argv) {
     b.end_ns = now_ns();
   }
   double seconds = (double)(b.end_ns - b.start_ns) / 1e9;
-  uint64_t jobs = b.work ? b.acked : b.answered;
+  uint64_t jobs = b.watch ? b.watched_done : b.work ? b.acked : b.answered;
   uint64_t assigned = b.assigned < b.jobs ? b.assigned : b.jobs;
   printf("jobs_bench mode=%s jobs=%" PRIu64 " seconds=%.3f jobs_per_s=%.0f"
          " submit_p50_us=%u submit_p99_us=%u assign_p50_us=%u"
@@ -426,6 +487,10 @@ int main(int argc, char **argv) {
       rpc_client_call_cancel(b.worker_list[i].call);
     }
   }
+  if (b.watch_call != NULL) {
+    rpc_client_call_cancel(b.watch_call);
+  }
+  rpc_channel_free(b.watch_channel);
   for (uint32_t i = 0; i < n_channels; i++) {
     rpc_channel_free(b.submitters[i].channel);
   }

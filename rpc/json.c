@@ -1401,7 +1401,7 @@ static int settle_fields(context *ctx, const type_ref *type,
     if (m->field[i]->number <= 0) {
       continue;
     }
-    const record *run;
+    const record *run = NULL;
     size_t count = find_run(records, (uint32_t)m->field[i]->number, &run);
     if (count == 0) {
       continue;
@@ -1438,7 +1438,7 @@ static int write_field(context *ctx, const type_ref *type, member_state *state,
                        const record_list *records, size_t i, bool *first) {
   const message_type *m = type->message;
   const field_type *field = m->field[i];
-  const record *run;
+  const record *run = NULL;
   size_t count =
       field->number > 0 ? find_run(records, (uint32_t)field->number, &run) : 0;
   field_info *fi = &state->infos[i];

@@ -1113,8 +1113,12 @@ static bool watcher_matches(const job_watcher *w, const job_record *job) {
 }
 
 void hub_notify(job_hub *hub, job_record *job) {
-  if (job->watchers == NULL && hub->filter_watchers == NULL) {
-    return;
+  bool any = job->watchers != NULL;
+  for (job_watcher *w = hub->filter_watchers; w != NULL && !any; w = w->next) {
+    any = watcher_matches(w, job);
+  }
+  if (!any) {
+    return; /* nobody to tell: no packing */
   }
   rpc_buffer packed;
   rpc_buffer_init(&packed);
