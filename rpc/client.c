@@ -21,6 +21,7 @@
 #include <ev.h>
 #include <nghttp2/nghttp2.h>
 
+#include "rpc/compress.h"
 #include "rpc/frame.h"
 #include "rpc/h2_io.h"
 #include "rpc/message.h"
@@ -117,10 +118,19 @@ struct rpc_channel {
   uint8_t read_buffer[READ_BUFFER_SIZE];
 };
 
+/* A response held by a blocking stream: decoded, or for a raw method the
+ * serialized bytes (malloc'd). */
+typedef struct stream_item {
+  ProtobufCMessage *message;
+  uint8_t *data;
+  size_t size;
+} stream_item;
+
 struct rpc_stream {
   rpc_channel *channel;
-  rpc_client_call *call;       /* NULL once closed */
-  ProtobufCMessage **messages; /* received, not yet read */
+  rpc_client_call *call; /* NULL once closed */
+  bool raw;              /* the method is raw: items hold bytes */
+  stream_item *items;    /* received, not yet read */
   size_t head, count, cap;
   bool closed;
   rpc_status status;
@@ -133,7 +143,7 @@ static pthread_once_t callbacks_once = PTHREAD_ONCE_INIT;
 
 static connection *connection_open(rpc_channel *channel);
 static void connection_fail(connection *c, const char *why);
-static int stream_push(rpc_stream *stream, ProtobufCMessage *message);
+static int stream_push(rpc_stream *stream, stream_item item);
 static void stream_closed(rpc_stream *stream, rpc_client_call *call);
 
 /* Closing calls. */
@@ -296,6 +306,46 @@ static rpc_client_call *stream_call(nghttp2_session *session, int32_t id) {
  * (here, or in a hook that cancelled it). */
 enum { STOP_FEEDING = 1 };
 
+/* A response of a raw method: inflated, then handed over as bytes. */
+static int on_raw_message(rpc_client_call *call, bool compressed,
+                          const uint8_t *data, size_t len) {
+  rpc_buffer inflated;
+  rpc_buffer_init(&inflated);
+  if (compressed) {
+    int rv =
+        rpc_gzip_decompress(data, len, call->channel->max_receive, &inflated);
+    if (rv != 0) {
+      abort_call(call,
+                 rv == RPC_COMPRESS_ERR_TOO_LARGE
+                     ? RPC_STATUS_RESOURCE_EXHAUSTED
+                     : RPC_STATUS_INTERNAL,
+                 rv == RPC_COMPRESS_ERR_TOO_LARGE
+                     ? "decompressed response larger than the receive limit"
+                     : "cannot decompress a response message");
+      return STOP_FEEDING;
+    }
+    data = inflated.data;
+    len = inflated.len;
+  }
+  if (call->stream != NULL) {
+    uint8_t *copy = malloc(len > 0 ? len : 1);
+    if (copy != NULL && len > 0) {
+      memcpy(copy, data, len);
+    }
+    if (copy == NULL ||
+        stream_push(call->stream, (stream_item){NULL, copy, len}) != 0) {
+      free(copy);
+      rpc_buffer_free(&inflated);
+      abort_call(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      return STOP_FEEDING;
+    }
+  } else if (call->hooks.on_packed_message != NULL) {
+    call->hooks.on_packed_message(call, data, len, call->arg);
+  }
+  rpc_buffer_free(&inflated);
+  return 0;
+}
+
 static int on_message(void *arg, bool compressed, const uint8_t *data,
                       size_t len) {
   rpc_client_call *call = arg;
@@ -306,6 +356,9 @@ static int on_message(void *arg, bool compressed, const uint8_t *data,
     abort_call(call, RPC_STATUS_INTERNAL,
                "compressed response without grpc-encoding gzip");
     return STOP_FEEDING;
+  }
+  if (call->method->output == NULL) {
+    return on_raw_message(call, compressed, data, len);
   }
   ProtobufCMessage *message = NULL;
   int rv = rpc_message_decode(call->method->output, compressed, data, len,
@@ -322,7 +375,7 @@ static int on_message(void *arg, bool compressed, const uint8_t *data,
   }
   if (call->stream != NULL) {
     /* The blocking stream takes the message as it is: no copy. */
-    if (stream_push(call->stream, message) != 0) {
+    if (stream_push(call->stream, (stream_item){message, NULL, 0}) != 0) {
       protobuf_c_message_free_unpacked(message, NULL);
       abort_call(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
       return STOP_FEEDING;
@@ -1260,24 +1313,23 @@ void rpc_channel_free(rpc_channel *channel) {
 /* Blocking use, on a private loop. The stream's call hands over messages,
  * metadata and status without copies. */
 
-static int stream_push(rpc_stream *stream, ProtobufCMessage *message) {
+static int stream_push(rpc_stream *stream, stream_item item) {
   if (stream->head + stream->count == stream->cap) {
     if (stream->head > 0) {
-      memmove(stream->messages, stream->messages + stream->head,
-              stream->count * sizeof(*stream->messages));
+      memmove(stream->items, stream->items + stream->head,
+              stream->count * sizeof(*stream->items));
       stream->head = 0;
     } else {
       size_t cap = stream->cap > 0 ? stream->cap * 2 : 8;
-      ProtobufCMessage **grown =
-          realloc(stream->messages, cap * sizeof(*grown));
+      stream_item *grown = realloc(stream->items, cap * sizeof(*grown));
       if (grown == NULL) {
         return -1;
       }
-      stream->messages = grown;
+      stream->items = grown;
       stream->cap = cap;
     }
   }
-  stream->messages[stream->head + stream->count++] = message;
+  stream->items[stream->head + stream->count++] = item;
   return 0;
 }
 
@@ -1308,6 +1360,7 @@ rpc_stream *rpc_channel_open_stream(rpc_channel *channel,
     return NULL;
   }
   stream->channel = channel;
+  stream->raw = method->output == NULL;
   rpc_metadata_init(&stream->initial);
   rpc_metadata_init(&stream->trailers);
   stream->call = start_call(channel, method, options, NULL, NULL, stream);
@@ -1323,19 +1376,52 @@ int rpc_stream_send(rpc_stream *stream, const ProtobufCMessage *message) {
                               : -1;
 }
 
+int rpc_stream_send_packed(rpc_stream *stream, const uint8_t *data,
+                           size_t size) {
+  return stream->call != NULL
+             ? rpc_client_call_send_packed(stream->call, data, size)
+             : -1;
+}
+
 int rpc_stream_close_send(rpc_stream *stream) {
   return stream->call != NULL ? rpc_client_call_close_send(stream->call) : -1;
 }
 
-int rpc_stream_recv(rpc_stream *stream, ProtobufCMessage **message) {
-  *message = NULL;
+/* Waits for a response or the end. Returns whether one is queued. */
+static bool stream_wait(rpc_stream *stream) {
   while (stream->count == 0 && !stream->closed) {
     run_once(stream->channel->loop);
   }
-  if (stream->count == 0) {
+  return stream->count > 0;
+}
+
+int rpc_stream_recv(rpc_stream *stream, ProtobufCMessage **message) {
+  *message = NULL;
+  if (stream->raw) {
+    return -1;
+  }
+  if (!stream_wait(stream)) {
     return 0;
   }
-  *message = stream->messages[stream->head++];
+  *message = stream->items[stream->head++].message;
+  stream->count--;
+  return 1;
+}
+
+int rpc_stream_recv_packed(rpc_stream *stream, rpc_buffer *out) {
+  rpc_buffer_reset(out);
+  if (!stream->raw) {
+    return -1;
+  }
+  if (!stream_wait(stream)) {
+    return 0;
+  }
+  stream_item *item = &stream->items[stream->head];
+  if (rpc_buffer_append(out, item->data, item->size) != 0) {
+    return -1; /* the message stays queued */
+  }
+  free(item->data);
+  stream->head++;
   stream->count--;
   return 1;
 }
@@ -1369,9 +1455,13 @@ void rpc_stream_free(rpc_stream *stream) {
     }
   }
   for (size_t i = 0; i < stream->count; i++) {
-    protobuf_c_message_free_unpacked(stream->messages[stream->head + i], NULL);
+    stream_item *item = &stream->items[stream->head + i];
+    if (item->message != NULL) {
+      protobuf_c_message_free_unpacked(item->message, NULL);
+    }
+    free(item->data);
   }
-  free(stream->messages);
+  free(stream->items);
   rpc_status_clear(&stream->status);
   rpc_metadata_free(&stream->initial);
   rpc_metadata_free(&stream->trailers);
@@ -1392,6 +1482,11 @@ rpc_channel_call_unary(rpc_channel *channel, const rpc_method *method,
   }
   if (trailers != NULL) {
     rpc_metadata_init(trailers);
+  }
+  if (method->output == NULL) {
+    rpc_status_set(status, RPC_STATUS_INTERNAL,
+                   "a raw method needs rpc_stream_recv_packed");
+    return status->code;
   }
   rpc_stream *stream = rpc_channel_open_stream(channel, method, options);
   if (stream == NULL) {

@@ -3,6 +3,12 @@
  * the generated stubs, asynchronously (hooks on a shared loop) or
  * blocking (the channel runs a private loop until the answer is in).
  *
+ * A raw method is an rpc_method whose input and output are NULL: built
+ * at run time from a path alone (a method learned through reflection),
+ * its requests go in serialized (the *_send_packed verbs) and its
+ * responses come out serialized (on_packed_message, rpc_stream_recv_packed),
+ * inflated if they came compressed; nothing is decoded.
+ *
  * TLS writes go through OpenSSL's write(2): a program using TLS must
  * ignore SIGPIPE (plain sockets use MSG_NOSIGNAL). */
 #ifndef JOBHUB_RPC_CLIENT_H
@@ -15,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "rpc/buffer.h"
 #include "rpc/metadata.h"
 #include "rpc/method.h"
 #include "rpc/status.h"
@@ -50,6 +57,11 @@ typedef struct rpc_client_hooks {
   /* Runs exactly once, last; the call is freed when it returns. */
   void (*on_close)(rpc_client_call *call, const rpc_status *status,
                    const rpc_metadata *trailers, void *arg);
+  /* For a raw method, instead of on_message: the message serialized
+   * (data, size bytes). Last, so that positional initializers of the
+   * three above still compile. */
+  void (*on_packed_message)(rpc_client_call *call, const uint8_t *data,
+                            size_t size, void *arg);
 } rpc_client_hooks;
 
 /* rpc_channel_new makes a channel to options->target on loop, or on a
@@ -96,7 +108,7 @@ void rpc_client_call_cancel(rpc_client_call *call);
  * NULL. status receives the outcome (its message is owned by the caller:
  * rpc_status_clear). initial and trailers, when not NULL, receive the
  * response metadata (initialized here; the caller frees them). Returns
- * status->code. */
+ * status->code. Not for raw methods (see rpc_stream_recv_packed). */
 rpc_status_code rpc_channel_call_unary(rpc_channel *channel,
                                        const rpc_method *method,
                                        const ProtobufCMessage *request,
@@ -112,14 +124,24 @@ rpc_stream *rpc_channel_open_stream(rpc_channel *channel,
                                     const rpc_method *method,
                                     const rpc_call_options *options);
 
-/* rpc_stream_send and rpc_stream_close_send: as for rpc_client_call. */
+/* rpc_stream_send, rpc_stream_send_packed and rpc_stream_close_send: as
+ * for rpc_client_call. */
 int rpc_stream_send(rpc_stream *stream, const ProtobufCMessage *message);
+int rpc_stream_send_packed(rpc_stream *stream, const uint8_t *data,
+                           size_t size);
 int rpc_stream_close_send(rpc_stream *stream);
 
 /* rpc_stream_recv waits for the next response message. Returns 1 with
  * *message set (the caller frees it as above), 0 when the call has ended
- * (rpc_stream_status tells how), or -1 if the loop failed. */
+ * (rpc_stream_status tells how), or -1 if the loop failed or the method
+ * is raw. */
 int rpc_stream_recv(rpc_stream *stream, ProtobufCMessage **message);
+
+/* rpc_stream_recv_packed is rpc_stream_recv for a raw method: on 1, the
+ * message's bytes replace the content of out (owned by the caller).
+ * Returns 1, 0 when the call has ended, or -1 if the loop failed or the
+ * method is not raw (out is then emptied). */
+int rpc_stream_recv_packed(rpc_stream *stream, rpc_buffer *out);
 
 /* rpc_stream_status is the final status once rpc_stream_recv returned 0;
  * rpc_stream_initial_metadata and rpc_stream_trailers likewise (empty
