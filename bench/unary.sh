@@ -60,57 +60,14 @@ ulimit -n $((connections + 1024)) 2>/dev/null ||
   die "cannot raise ulimit -n to $((connections + 1024)) (hard: $(ulimit -Hn))"
 
 work=$(mktemp -d /tmp/jobhub-bench-XXXXXX)
-started_pids=() # every process this script started, stopped by its PID
 exit_code=0
-
-# alive PID: the process exists and is not a zombie.
-alive() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [[ ${stat%% *} != Z ]]
-}
-
-# stop PID: SIGTERM, up to 15 s to exit (jobhubd drains), then SIGKILL.
-stop() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 150; i++)); do
-    alive "$pid" || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  # Forget it: its PID may be reused by an unrelated process later.
-  local -a rest=()
-  for i in "${started_pids[@]}"; do [[ $i == "$pid" ]] || rest+=("$i"); done
-  started_pids=("${rest[@]}")
-}
-
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-  local pid
-  trap - EXIT INT TERM
-  for pid in "${started_pids[@]}"; do stop "$pid"; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=bench/lib.sh
+source "$bench_dir/lib.sh" # alive, stop, cleanup, configure_bench_build
+bench_cleanup_on_exit
 
 # ---------------------------------------------------------------- build
 declare -A skipped=() # server name -> why it is not measured
-if [[ ! -f $build/CMakeCache.txt ]]; then
-  echo "configuring $build (JOBHUB_BENCH=ON, Release)"
-  timeout 600 cmake -S "$root" -B "$build" -DJOBHUB_BENCH=ON \
-    -DJOBHUB_TESTS=OFF -DCMAKE_BUILD_TYPE=Release >"$work/configure.log" 2>&1 ||
-    { tail -20 "$work/configure.log"; die "configuring $build failed"; }
-fi
-grep -q '^JOBHUB_BENCH:BOOL=ON' "$build/CMakeCache.txt" ||
-  die "$build is not configured with -DJOBHUB_BENCH=ON; configure it so or pass another BUILD_DIR"
-build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")
-[[ $build_type == Release ]] ||
-  echo "WARNING: $build is a '$build_type' build, not Release: figures are not comparable"
+configure_bench_build
 
 # build TARGET BINARY NAME: builds one target; marks NAME skipped on failure.
 build() {
@@ -261,8 +218,6 @@ run_h2load() {
   rm -f "$out.log"
 }
 
-# median: the median of the numbers on stdin (the lower one of two).
-median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
 
 # field FILE N: field N of every line of FILE.
 field() { awk -v n="$2" '{ print $n }' "$1"; }

@@ -1,0 +1,65 @@
+# bench/lib.sh: what the benchmark scripts share; sourced, not run.
+# The sourcing script sets $root, $build and $work (its work dir) first and
+# keeps every process it starts in started_pids.
+started_pids=()
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
+# stop PID: SIGTERM, up to 15 s to exit (jobhubd drains), then SIGKILL.
+stop() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 150; i++)); do
+    alive "$pid" || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  # Forget it: its PID may be reused by an unrelated process later.
+  local -a rest=()
+  for i in "${started_pids[@]}"; do [[ $i == "$pid" ]] || rest+=("$i"); done
+  started_pids=("${rest[@]}")
+}
+
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+  local pid
+  trap - EXIT INT TERM
+  for pid in "${started_pids[@]}"; do stop "$pid"; done
+  rm -rf "$work"
+}
+
+# bench_cleanup_on_exit: stop everything started, remove $work, on exit.
+bench_cleanup_on_exit() {
+  trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+# configure_bench_build: configures $build (JOBHUB_BENCH=ON, Release) if it
+# is not configured yet; refuses one without JOBHUB_BENCH, warns about one
+# that is not Release.
+configure_bench_build() {
+  if [[ ! -f $build/CMakeCache.txt ]]; then
+    echo "configuring $build (JOBHUB_BENCH=ON, Release)"
+    timeout 600 cmake -S "$root" -B "$build" -DJOBHUB_BENCH=ON \
+      -DJOBHUB_TESTS=OFF -DCMAKE_BUILD_TYPE=Release >"$work/configure.log" 2>&1 ||
+      { tail -20 "$work/configure.log"; die "configuring $build failed"; }
+  fi
+  grep -q '^JOBHUB_BENCH:BOOL=ON' "$build/CMakeCache.txt" ||
+    die "$build is not configured with -DJOBHUB_BENCH=ON; configure it so or pass another BUILD_DIR"
+  local build_type
+  build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")
+  [[ $build_type == Release ]] ||
+    echo "WARNING: $build is a '$build_type' build, not Release: figures are not comparable"
+}
+
+# median: the median of the numbers on stdin (the lower one of two), 0 for
+# none.
+median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
