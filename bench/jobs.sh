@@ -115,39 +115,11 @@ if [[ -n ${DATA_ROOT:-} ]]; then
   data_root=$(mktemp -d "$DATA_ROOT/jobhub-bench-data-XXXXXX") ||
     die "cannot make a data dir under DATA_ROOT=$DATA_ROOT"
 fi
-started_pids=() # every process this script started, stopped by its PID
 exit_code=0
+# shellcheck source=bench/lib.sh
+source "$bench_dir/lib.sh" # alive, stop, configure_bench_build, median
 
-# alive PID: the process exists and is not a zombie.
-alive() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [[ ${stat%% *} != Z ]]
-}
-
-# forget PID: drops PID from started_pids (it may be reused later).
-forget() {
-  local -a rest=()
-  local i
-  for i in "${started_pids[@]}"; do [[ $i == "$1" ]] || rest+=("$i"); done
-  started_pids=("${rest[@]}")
-}
-
-# stop PID [SIGNAL]: SIGNAL (TERM), up to 15 s to exit (jobhubd drains,
-# Redis syncs its AOF), then SIGKILL.
-stop() {
-  local pid=$1 signal=${2:-TERM} i
-  kill "-$signal" "$pid" 2>/dev/null || true
-  for ((i = 0; i < 150; i++)); do
-    alive "$pid" || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  forget "$pid"
-}
-
+# The cleanup of lib.sh, and KEEP_WORK and DATA_ROOT.
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
   local pid
@@ -166,17 +138,7 @@ trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- build
 declare -A skipped=() # system name -> why it is not measured
-if [[ ! -f $build/CMakeCache.txt ]]; then
-  echo "configuring $build (JOBHUB_BENCH=ON, Release)"
-  timeout 600 cmake -S "$root" -B "$build" -DJOBHUB_BENCH=ON \
-    -DJOBHUB_TESTS=OFF -DCMAKE_BUILD_TYPE=Release >"$work/configure.log" 2>&1 ||
-    { tail -20 "$work/configure.log"; die "configuring $build failed"; }
-fi
-grep -q '^JOBHUB_BENCH:BOOL=ON' "$build/CMakeCache.txt" ||
-  die "$build is not configured with -DJOBHUB_BENCH=ON; configure it so or pass another BUILD_DIR"
-build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")
-[[ $build_type == Release ]] ||
-  echo "WARNING: $build is a '$build_type' build, not Release: figures are not comparable"
+configure_bench_build
 
 # build TARGET BINARY NAMES...: builds one target; marks each of NAMES
 # skipped on failure.
@@ -361,9 +323,6 @@ one_run() {
   # during the next system's run.
   timeout 120 sync || true
 }
-
-# median: the median of the numbers on stdin (the lower one of two).
-median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
 
 # field FILE N: field N of every line of FILE.
 field() { awk -v n="$2" '{ print $n }' "$1"; }

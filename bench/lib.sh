@@ -11,19 +11,25 @@ alive() {
   [[ ${stat%% *} != Z ]]
 }
 
-# stop PID: SIGTERM, up to 15 s to exit (jobhubd drains), then SIGKILL.
+# stop PID [SIGNAL]: SIGNAL (TERM), up to 15 s to exit (jobhubd drains,
+# Redis syncs its AOF), then SIGKILL.
 stop() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || true
+  local pid=$1 signal=${2:-TERM} i
+  kill "-$signal" "$pid" 2>/dev/null || true
   for ((i = 0; i < 150; i++)); do
     alive "$pid" || break
     sleep 0.1
   done
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  # Forget it: its PID may be reused by an unrelated process later.
+  forget "$pid"
+}
+
+# forget PID: drops PID from started_pids (it may be reused later).
+forget() {
   local -a rest=()
-  for i in "${started_pids[@]}"; do [[ $i == "$pid" ]] || rest+=("$i"); done
+  local i
+  for i in "${started_pids[@]}"; do [[ $i == "$1" ]] || rest+=("$i"); done
   started_pids=("${rest[@]}")
 }
 

@@ -3,6 +3,7 @@
  * MAD is found by merging the two runs of deviations either side of the
  * middle: O(window) per point, no re-sorting. */
 #include "worker/modules/anomaly.h"
+#include "worker/modules/series_check.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -109,26 +110,8 @@ static int check(const anomaly_params *params, const double *timestamps,
     set_error(err, err_size, "the allocator needs alloc and release");
     return ANOMALY_EPARAMS;
   }
-  for (size_t i = 0; i < n; i++) {
-    if (!isfinite(timestamps[i])) {
-      set_error(err, err_size, "timestamps[%zu] is not finite", i);
-      return ANOMALY_EDATA;
-    }
-    if (i > 0 && !(timestamps[i] > timestamps[i - 1])) {
-      set_error(err, err_size,
-                "timestamps must be strictly ascending: timestamps[%zu] = "
-                "%.17g is not after timestamps[%zu] = %.17g",
-                i, timestamps[i], i - 1, timestamps[i - 1]);
-      return ANOMALY_EDATA;
-    }
-    if (isnan(values[i])) {
-      set_error(err, err_size, "values[%zu] is NaN", i);
-      return ANOMALY_EDATA;
-    }
-    if (isinf(values[i])) {
-      set_error(err, err_size, "values[%zu] is infinite", i);
-      return ANOMALY_EDATA;
-    }
+  if (series_check(timestamps, values, n, err, err_size) != 0) {
+    return ANOMALY_EDATA;
   }
   return ANOMALY_OK;
 }

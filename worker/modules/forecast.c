@@ -14,6 +14,7 @@
  * fitted deltas' mean size, plus Gaussian observation noise, and quantiles
  * over the sampled paths. */
 #include "worker/modules/forecast.h"
+#include "worker/modules/series_check.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -371,26 +372,8 @@ static int check_data(const double *timestamps, const double *values, size_t n,
               FORECAST_MIN_POINTS);
     return FORECAST_EDATA;
   }
-  for (size_t i = 0; i < n; i++) {
-    if (!isfinite(timestamps[i])) {
-      set_error(err, err_size, "timestamps[%zu] is not finite", i);
-      return FORECAST_EDATA;
-    }
-    if (i > 0 && !(timestamps[i] > timestamps[i - 1])) {
-      set_error(err, err_size,
-                "timestamps must be strictly ascending: timestamps[%zu] = "
-                "%.17g is not after timestamps[%zu] = %.17g",
-                i, timestamps[i], i - 1, timestamps[i - 1]);
-      return FORECAST_EDATA;
-    }
-    if (isnan(values[i])) {
-      set_error(err, err_size, "values[%zu] is NaN", i);
-      return FORECAST_EDATA;
-    }
-    if (isinf(values[i])) {
-      set_error(err, err_size, "values[%zu] is infinite", i);
-      return FORECAST_EDATA;
-    }
+  if (series_check(timestamps, values, n, err, err_size) != 0) {
+    return FORECAST_EDATA;
   }
   return FORECAST_OK;
 }
