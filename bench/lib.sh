@@ -50,7 +50,7 @@ bench_cleanup_on_exit() {
 
 # configure_bench_build: configures $build (JOBHUB_BENCH=ON, Release) if it
 # is not configured yet; refuses one without JOBHUB_BENCH, warns about one
-# that is not Release.
+# that is not Release. Sets build_type.
 configure_bench_build() {
   if [[ ! -f $build/CMakeCache.txt ]]; then
     echo "configuring $build (JOBHUB_BENCH=ON, Release)"
@@ -60,7 +60,6 @@ configure_bench_build() {
   fi
   grep -q '^JOBHUB_BENCH:BOOL=ON' "$build/CMakeCache.txt" ||
     die "$build is not configured with -DJOBHUB_BENCH=ON; configure it so or pass another BUILD_DIR"
-  local build_type
   build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")
   [[ $build_type == Release ]] ||
     echo "WARNING: $build is a '$build_type' build, not Release: figures are not comparable"
