@@ -186,50 +186,12 @@ done
 # ---------------------------------------------------------------- servers
 declare -A pid_of=() port_of=()
 
-# free_port: a port that was free a moment ago (beanstalkd and Redis cannot
-# report the port they bound).
-free_port() {
-  "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# listening PORT: something accepts connections on 127.0.0.1:PORT.
-listening() { timeout 2 bash -c ": </dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-
-# start NAME PORT COMMAND...: starts COMMAND pinned to SERVER_CPU. PORT is
-# the port, or "file" when COMMAND writes it to $work/NAME.port. Waits up
-# to 30 s for it to listen (jobhubd recovers its store first). Sets
-# pid_of[NAME], port_of[NAME]; 1 on failure.
-start() {
-  local name=$1 port=$2 pid i
-  shift 2
-  rm -f "$work/$name.port"
-  taskset -c "$server_cpu" "$@" >"$work/$name.log" 2>&1 &
-  pid=$!
-  started_pids+=("$pid")
-  pid_of[$name]=$pid
-  for ((i = 0; i < 300; i++)); do
-    alive "$pid" || break
-    if [[ $port == file && -s $work/$name.port ]]; then
-      port=$(<"$work/$name.port")
-    fi
-    if [[ $port != file ]] && listening "$port"; then
-      port_of[$name]=$port
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "$name did not start listening within 30 s: $*"
-  tail -20 "$work/$name.log"
-  stop "$pid"
-  return 1
-}
-
 # start_system NAME DATA: a fresh server of system NAME, its data (if
 # durable) in the empty dir DATA.
 start_system() {
   local name=$1 data=$2 port
   if [[ $name == jobhubd ]]; then
-    start "$name" file "$jobhubd_bin" --threads 1 --data "$data" \
+    start "$name" "$server_cpu" file "$jobhubd_bin" --threads 1 --data "$data" \
       --listen 127.0.0.1:0 --port-file "$work/$name.port" "${jobhubd_flags[@]}"
     return
   fi
@@ -237,14 +199,14 @@ start_system() {
     port=$(free_port)
     case $name in
     beanstalkd)
-      start "$name" "$port" beanstalkd -l 127.0.0.1 -p "$port" -b "$data" -f 0 ;;
+      start "$name" "$server_cpu" "$port" beanstalkd -l 127.0.0.1 -p "$port" -b "$data" -f 0 ;;
     beanstalkd-memory)
-      start "$name" "$port" beanstalkd -l 127.0.0.1 -p "$port" ;;
+      start "$name" "$server_cpu" "$port" beanstalkd -l 127.0.0.1 -p "$port" ;;
     redis)
-      start "$name" "$port" redis-server --port "$port" --bind 127.0.0.1 \
+      start "$name" "$server_cpu" "$port" redis-server --port "$port" --bind 127.0.0.1 \
         --appendonly yes --appendfsync always --save '' --dir "$data" ;;
     redis-memory)
-      start "$name" "$port" redis-server --port "$port" --bind 127.0.0.1 \
+      start "$name" "$server_cpu" "$port" redis-server --port "$port" --bind 127.0.0.1 \
         --appendonly no --save '' --dir "$data" ;;
     esac && return 0
   done

@@ -68,3 +68,42 @@ configure_bench_build() {
 # median: the median of the numbers on stdin (the lower one of two), 0 for
 # none.
 median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
+
+# listening PORT: something accepts connections on 127.0.0.1:PORT.
+listening() { timeout 2 bash -c ": </dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+# start NAME CPUS PORT COMMAND...: starts COMMAND pinned to CPUS. PORT is
+# the port, or "file" when COMMAND writes it to $work/NAME.port. Waits up
+# to 30 s for it to listen (jobhubd recovers its store first). Sets
+# pid_of[NAME], port_of[NAME] (associative arrays of the caller); 1 on
+# failure.
+start() {
+  local name=$1 cpus=$2 port=$3 pid i
+  shift 3
+  rm -f "$work/$name.port"
+  taskset -c "$cpus" "$@" >"$work/$name.log" 2>&1 &
+  pid=$!
+  started_pids+=("$pid")
+  pid_of[$name]=$pid
+  for ((i = 0; i < 300; i++)); do
+    alive "$pid" || break
+    if [[ $port == file && -s $work/$name.port ]]; then
+      port=$(<"$work/$name.port")
+    fi
+    if [[ $port != file ]] && listening "$port"; then
+      port_of[$name]=$port
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "$name did not start listening within 30 s: $*"
+  tail -20 "$work/$name.log"
+  stop "$pid"
+  return 1
+}
+
+# free_port: a port that was free a moment ago, for servers that cannot
+# report the port they bound (nghttpd, beanstalkd, Redis).
+free_port() {
+  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

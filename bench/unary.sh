@@ -94,43 +94,6 @@ mkdir "$work/www" && printf 'hello' >"$work/www/5b"
 # ---------------------------------------------------------------- servers
 declare -A pid_of=() port_of=() url_of=() bytes_of=()
 
-# free_port: a port that was free a moment ago (for nghttpd, which cannot
-# report the port it bound).
-free_port() {
-  "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# listening PORT: something accepts connections on 127.0.0.1:PORT.
-listening() { timeout 2 bash -c ": </dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-
-# start NAME CPUS PORT COMMAND...: starts COMMAND pinned to CPUS. PORT is
-# the port, or "file" when COMMAND writes it to $work/NAME.port. Waits up
-# to 10 s for it to listen. Sets pid_of[NAME], port_of[NAME]; 1 on failure.
-start() {
-  local name=$1 cpus=$2 port=$3 pid i
-  shift 3
-  rm -f "$work/$name.port"
-  taskset -c "$cpus" "$@" >"$work/$name.log" 2>&1 &
-  pid=$!
-  started_pids+=("$pid")
-  pid_of[$name]=$pid
-  for ((i = 0; i < 100; i++)); do
-    alive "$pid" || break
-    if [[ $port == file && -s $work/$name.port ]]; then
-      port=$(<"$work/$name.port")
-    fi
-    if [[ $port != file ]] && listening "$port"; then
-      port_of[$name]=$port
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "$name did not start listening within 10 s: $*"
-  tail -20 "$work/$name.log"
-  stop "$pid"
-  return 1
-}
-
 # start_all CPUS: starts every server that is not skipped on CPUS:
 # jobhubd --threads 1, the gRPC C++ peer and nghttpd.
 start_all() {
@@ -217,7 +180,6 @@ run_h2load() {
     }' "$out.out" >>"$out.results"
   rm -f "$out.log"
 }
-
 
 # field FILE N: field N of every line of FILE.
 field() { awk -v n="$2" '{ print $n }' "$1"; }
