@@ -76,9 +76,12 @@ static void *run(void *arg) {
   return NULL;
 }
 
-int rpc_loop_thread_start(rpc_loop_thread *thread) {
+int rpc_loop_thread_start(rpc_loop_thread *thread, const char *name) {
   int rv = pthread_create(&thread->thread, NULL, run, thread);
   thread->started = rv == 0;
+  if (thread->started) {
+    (void)pthread_setname_np(thread->thread, name); /* a name is a nicety */
+  }
   return rv;
 }
 

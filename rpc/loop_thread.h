@@ -30,9 +30,10 @@ rpc_loop_thread *rpc_loop_thread_new(struct ev_loop *loop);
 /* rpc_loop_thread_loop returns the loop. */
 struct ev_loop *rpc_loop_thread_loop(const rpc_loop_thread *thread);
 
-/* rpc_loop_thread_start runs the loop on a new thread until a task breaks
- * it (ev_break). Returns 0 or an errno value. */
-int rpc_loop_thread_start(rpc_loop_thread *thread);
+/* rpc_loop_thread_start runs the loop on a new thread named name (at most
+ * 15 characters; what top -H and perf show) until a task breaks it
+ * (ev_break). Returns 0 or an errno value. */
+int rpc_loop_thread_start(rpc_loop_thread *thread, const char *name);
 
 /* rpc_loop_thread_post queues task and wakes the loop. Thread-safe; never
  * fails (the task is the caller's allocation). */

@@ -1046,7 +1046,9 @@ int rpc_server_start(rpc_server *server, char *err, size_t err_size) {
     server->thread_count = i + 1;
   }
   for (unsigned i = 0; i < server->thread_count; i++) {
-    int rv = rpc_loop_thread_start(server->threads[i]->runner);
+    char name[16];
+    snprintf(name, sizeof(name), "rpc-loop-%u", i % 1000);
+    int rv = rpc_loop_thread_start(server->threads[i]->runner, name);
     if (rv != 0) {
       snprintf(err, err_size, "cannot start a thread: %s", strerror(rv));
       goto fail;

@@ -2,6 +2,7 @@
  * signals, graceful shutdown. */
 #include "server/daemon.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,11 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
     jobhubd_config_free(&config);
     return loaded == JOBHUBD_CONFIG_EXIT ? 0 : 2;
   }
+  /* The loop and core threads allocate in bursts, a group of jobs at a
+   * time: a padded heap that is trimmed late does not grow and shrink
+   * (mprotect, brk) on every burst. Failing leaves glibc's defaults. */
+  (void)mallopt(M_TOP_PAD, 16 << 20);
+  (void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
   rpc_log_level level = RPC_LOG_INFO;
   (void)rpc_log_level_parse(config.log_level, &level); /* validated */
   rpc_log_set_level(level);

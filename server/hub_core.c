@@ -1613,7 +1613,7 @@ job_hub *hub_open(const hub_options *options, char *err, size_t err_size) {
                   job_queue_promote(hub->queue, time_now_us(), NULL, NULL));
   ev_timer_start(hub->loop, &hub->housekeeping);
   ev_prepare_start(hub->loop, &hub->pumper);
-  int rv = rpc_loop_thread_start(hub->core);
+  int rv = rpc_loop_thread_start(hub->core, "hub-core");
   if (rv != 0) {
     snprintf(err, err_size, "cannot start the core thread: %s", strerror(rv));
     hub_free(hub);

@@ -79,7 +79,7 @@ static void test_tasks_from_many_threads_run_in_order(void **state) {
   }
   rpc_loop_task first = {note_thread, &r, false, NULL};
   rpc_loop_thread_post(thread, &first); /* runs before any poster's */
-  assert_int_equal(rpc_loop_thread_start(thread), 0);
+  assert_int_equal(rpc_loop_thread_start(thread, "test-loop"), 0);
   pthread_t posters[POSTERS];
   poster_arg args[POSTERS];
   for (int i = 0; i < POSTERS; i++) {

@@ -54,7 +54,9 @@ compute_pool *compute_pool_new(struct ev_loop *loop, unsigned threads,
       return NULL;
     }
     pool->n_threads++;
-    int rv = rpc_loop_thread_start(pool->threads[i]);
+    char name[16];
+    snprintf(name, sizeof(name), "compute-%u", i % 1000);
+    int rv = rpc_loop_thread_start(pool->threads[i], name);
     if (rv != 0) {
       snprintf(err, err_size, "cannot start a compute thread: %s",
                strerror(rv));
