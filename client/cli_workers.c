@@ -59,19 +59,29 @@ static const char *status_name(int status) {
                                                  : value->name;
 }
 
-static int run_list(cli_context *ctx, const cli_args *args) {
+/* The admin List and Stats calls, filtered by --pool and --job-type: on
+ * a table the answer's bytes are left in *response (*printed false),
+ * otherwise the JSON answer is printed (*printed true). */
+static int call_filtered(cli_context *ctx, const cli_args *args,
+                         const rpc_method *rpc, rpc_buffer *response,
+                         bool *printed) {
   int exit_code;
   json_t *request = base_request(args, 0, &exit_code);
   if (request == NULL) {
+    *printed = true;
     return exit_code;
   }
   set_pool_and_type(request, args);
-  if (!cli_output_table_wanted(ctx)) {
-    return call_and_print(ctx, jobhub_v1_workers_list_method, request);
-  }
+  *printed = !cli_output_table_wanted(ctx);
+  return *printed ? call_and_print(ctx, rpc, request)
+                  : call(ctx, rpc, request, response);
+}
+
+static int run_list(cli_context *ctx, const cli_args *args) {
   rpc_buffer response;
-  exit_code = call(ctx, jobhub_v1_workers_list_method, request, &response);
-  if (exit_code != CLI_EXIT_OK) {
+  bool printed;
+  int exit_code = call_filtered(ctx, args, jobhub_v1_workers_list_method, &response, &printed);
+  if (printed || exit_code != CLI_EXIT_OK) {
     return exit_code;
   }
   Jobhub__V1__ListWorkersResponse *list =
@@ -112,18 +122,10 @@ static int run_list(cli_context *ctx, const cli_args *args) {
 }
 
 static int run_stats(cli_context *ctx, const cli_args *args) {
-  int exit_code;
-  json_t *request = base_request(args, 0, &exit_code);
-  if (request == NULL) {
-    return exit_code;
-  }
-  set_pool_and_type(request, args);
-  if (!cli_output_table_wanted(ctx)) {
-    return call_and_print(ctx, jobhub_v1_workers_stats_method, request);
-  }
   rpc_buffer response;
-  exit_code = call(ctx, jobhub_v1_workers_stats_method, request, &response);
-  if (exit_code != CLI_EXIT_OK) {
+  bool printed;
+  int exit_code = call_filtered(ctx, args, jobhub_v1_workers_stats_method, &response, &printed);
+  if (printed || exit_code != CLI_EXIT_OK) {
     return exit_code;
   }
   Jobhub__V1__WorkerStatsResponse *stats =
