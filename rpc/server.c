@@ -87,6 +87,7 @@ struct server_thread {
   rpc_server *server;
   unsigned index;
   rpc_loop_thread *runner; /* the loop, its thread and mailbox */
+  bool owns_runner;        /* false: options.loop_thread, the caller's */
   struct ev_loop *loop;    /* the runner's */
   bool running;            /* the runner's thread was started */
   int listen_fd;
@@ -154,6 +155,12 @@ rpc_server *rpc_server_new(const rpc_server_options *options, char *err,
   }
   if (server->options.threads == 0) {
     server->options.threads = rpc_usable_cpus();
+  }
+  if (server->options.loop_thread != NULL && server->options.threads != 1) {
+    snprintf(err, err_size, "a shared loop thread needs exactly one thread");
+    free((char *)server->options.listen);
+    free(server);
+    return NULL;
   }
   return server;
 }
@@ -922,7 +929,9 @@ static void thread_free(server_thread *thread) {
     ev_prepare_stop(thread->loop, &thread->flusher);
     ev_idle_stop(thread->loop, &thread->spinner);
     ev_io_stop(thread->loop, &thread->accept_watcher);
-    rpc_loop_thread_free(thread->runner);
+    if (thread->owns_runner) {
+      rpc_loop_thread_free(thread->runner);
+    }
   }
   free(thread);
 }
@@ -948,7 +957,9 @@ static server_thread *thread_new(rpc_server *server, unsigned index,
   thread->server = server;
   thread->index = index;
   thread->listen_fd = -1;
-  thread->runner = rpc_loop_thread_new(loop);
+  thread->owns_runner = loop != NULL || server->options.loop_thread == NULL;
+  thread->runner = thread->owns_runner ? rpc_loop_thread_new(loop)
+                                       : server->options.loop_thread;
   if (thread->runner == NULL) {
     snprintf(err, err_size, "cannot create an event loop");
     thread_free(thread);

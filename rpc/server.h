@@ -11,6 +11,7 @@
 
 #include <openssl/ssl.h>
 
+#include "rpc/loop_thread.h"
 #include "rpc/method.h"
 
 struct ev_loop;
@@ -29,6 +30,11 @@ typedef struct rpc_server_options {
   double shutdown_grace;            /* s in-flight calls get on shutdown */
   double busy_poll;                 /* s a loop spins after activity */
   SSL_CTX *tls; /* NULL: h2c only. Borrowed; outlives the server. */
+  /* NULL, or the loop of the only loop thread (threads must be 1), shared
+   * with a service that runs on it too (the hub core): the server starts
+   * its thread and joins it at shutdown; the caller frees it after
+   * rpc_server_free. One core serves calls without a thread switch. */
+  rpc_loop_thread *loop_thread;
 } rpc_server_options;
 
 /* rpc_server_options_default fills the defaults (4 MiB messages, 100

@@ -94,6 +94,7 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   rpc_health *health = NULL;
   rpc_reflection *reflection = NULL;
   job_hub *hub = NULL;
+  rpc_loop_thread *shared_loop = NULL;
 
   /* Signals are taken by sigwait below; threads inherit the mask. */
   sigset_t signals;
@@ -111,12 +112,23 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
       goto out;
     }
   }
+  /* With one loop thread the core shares it: a call then reaches the core
+   * and comes back without a thread switch (two on one CPU). */
+  unsigned loops = config.threads ? config.threads : rpc_usable_cpus();
+  if (loops == 1) {
+    shared_loop = rpc_loop_thread_new(NULL);
+    if (shared_loop == NULL) {
+      rpc_log(RPC_LOG_ERROR, "startup_failed", "error=\"out of memory\"");
+      goto out;
+    }
+  }
   hub_options hub_config = {
       .data_dir = config.data_dir,
       .lease_seconds = config.lease_seconds ? config.lease_seconds : 1,
       .max_attempts = config.max_attempts ? config.max_attempts : 1,
       .retry_backoff_ms = config.retry_backoff_ms,
       .worker_timeout = config.worker_timeout,
+      .loop_thread = shared_loop,
   };
   hub = hub_open(&hub_config, err, sizeof(err));
   if (hub == NULL) {
@@ -127,7 +139,8 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   rpc_server_options options;
   rpc_server_options_default(&options);
   options.listen = config.listen;
-  options.threads = config.threads;
+  options.threads = loops;
+  options.loop_thread = shared_loop;
   options.max_receive_message_bytes = config.max_receive_message_bytes;
   options.max_concurrent_streams = config.max_concurrent_streams;
   options.max_header_list_bytes = config.max_header_bytes;
@@ -139,7 +152,6 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   if (config.busy_poll_us < 0) {
     /* A loop that polls on the only CPU it shares with the core and store
      * threads delays them more than it saves. */
-    unsigned loops = options.threads ? options.threads : rpc_usable_cpus();
     options.busy_poll = rpc_usable_cpus() > loops ? 200e-6 : 0;
   }
   options.tls = tls;
@@ -198,6 +210,7 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
 out:
   hub_close(hub);
   rpc_server_free(server);
+  rpc_loop_thread_free(shared_loop);
   rpc_health_free(health);
   rpc_reflection_free(reflection);
   rpc_descriptor_pool_free(pool);

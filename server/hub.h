@@ -1,8 +1,9 @@
 /* hub.h: the job hub: every job, worker, lease, queue and watcher, owned
- * by one core thread (its own libev loop), behind the Jobs and Workers
- * services. Handlers on the server's loop threads post requests to the
- * core; the core answers by posting back to the call's loop. Durable
- * state lives in the store (store.h), whose completions run on the core.
+ * by one core thread (its own libev loop, or the server's only loop),
+ * behind the Jobs and Workers services. Handlers on the server's loop
+ * threads post requests to the core; the core answers by posting back to
+ * the call's loop. Durable state lives in the store (store.h), whose
+ * completions run on the core.
  * docs/core-design.md has the design and the settled semantics. */
 #ifndef JOBHUB_SERVER_HUB_H
 #define JOBHUB_SERVER_HUB_H
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rpc/loop_thread.h"
 #include "rpc/server.h"
 
 typedef struct job_hub job_hub;
@@ -20,10 +22,15 @@ typedef struct hub_options {
   uint32_t max_attempts;     /* default attempts */
   uint32_t retry_backoff_ms; /* first retry delay; doubles */
   double worker_timeout;     /* s before a silent unary worker leaves */
+  /* NULL: the core gets a thread of its own. Else the core runs on this
+   * loop thread, which someone else starts (the server, as its only
+   * loop), stops before hub_close and frees after it. */
+  rpc_loop_thread *loop_thread;
 } hub_options;
 
-/* hub_open opens the store, recovers every job and starts the core thread.
- * Returns NULL with a message in err. */
+/* hub_open opens the store, recovers every job and starts the core thread
+ * (unless options->loop_thread is set: its owner starts it). Returns NULL
+ * with a message in err. */
 job_hub *hub_open(const hub_options *options, char *err, size_t err_size);
 
 /* hub_add_services serves Jobs and Workers on server. Returns 0 or -1. */
@@ -36,7 +43,7 @@ int hub_add_services(job_hub *hub, rpc_server *server);
 void hub_stop_streams(job_hub *hub);
 
 /* hub_close flushes the store, stops the core and frees everything; after
- * the server has shut down. */
+ * the server has shut down (a shared loop thread has then stopped). */
 void hub_close(job_hub *hub);
 
 /* hub_job_count returns how many jobs the hub holds (for logs). */

@@ -1549,7 +1549,9 @@ static void hub_free(job_hub *hub) {
     ev_timer_stop(loop, &hub->housekeeping);
     ev_timer_stop(loop, &hub->lease_writer);
     ev_prepare_stop(loop, &hub->pumper);
-    rpc_loop_thread_free(hub->core);
+    if (hub->owns_core) {
+      rpc_loop_thread_free(hub->core);
+    }
   }
   free(hub);
 }
@@ -1567,7 +1569,8 @@ job_hub *hub_open(const hub_options *options, char *err, size_t err_size) {
   hub->rng = (uint32_t)time_now_us();
   rpc_buffer_init(&hub->scratch);
   deadline_heap_init(&hub->leases);
-  hub->core = rpc_loop_thread_new(NULL);
+  hub->owns_core = options->loop_thread == NULL;
+  hub->core = hub->owns_core ? rpc_loop_thread_new(NULL) : options->loop_thread;
   hub->queue = job_queue_new();
   hub->jobs_by_id = job_index_new();
   hub->jobs_by_key = hash_table_new();
@@ -1613,6 +1616,9 @@ job_hub *hub_open(const hub_options *options, char *err, size_t err_size) {
                   job_queue_promote(hub->queue, time_now_us(), NULL, NULL));
   ev_timer_start(hub->loop, &hub->housekeeping);
   ev_prepare_start(hub->loop, &hub->pumper);
+  if (!hub->owns_core) {
+    return hub; /* its owner starts the loop */
+  }
   int rv = rpc_loop_thread_start(hub->core, "hub-core");
   if (rv != 0) {
     snprintf(err, err_size, "cannot start the core thread: %s", strerror(rv));
@@ -1668,9 +1674,13 @@ static void stop_streams(job_hub *hub) {
 
 void hub_stop_streams(job_hub *hub) { run_on_core(hub, stop_streams); }
 
+/* Leases not yet written go to the store before it closes. */
+static void flush_leases(job_hub *hub) {
+  on_lease_writer(hub->loop, &hub->lease_writer, 0);
+}
+
 static void break_core(job_hub *hub) {
-  on_lease_writer(hub->loop, &hub->lease_writer,
-                  0); /* before the store closes */
+  flush_leases(hub);
   ev_break(hub->loop, EVBREAK_ALL);
 }
 
@@ -1678,8 +1688,12 @@ void hub_close(job_hub *hub) {
   if (hub == NULL) {
     return;
   }
-  run_on_core(hub, break_core);
-  rpc_loop_thread_join(hub->core);
+  if (hub->owns_core) {
+    run_on_core(hub, break_core);
+    rpc_loop_thread_join(hub->core);
+  } else {
+    flush_leases(hub); /* the shared loop has stopped: this thread owns it */
+  }
   rpc_log(RPC_LOG_INFO, "store_closing", "commits=%llu writes=%llu",
           (unsigned long long)job_store_commits(hub->store),
           (unsigned long long)job_store_writes(hub->store));

@@ -163,7 +163,8 @@ typedef struct job_watcher {
 struct job_hub {
   hub_options options;
   char data_dir[4096];
-  rpc_loop_thread *core;
+  rpc_loop_thread *core; /* options.loop_thread, or the hub's own */
+  bool owns_core;        /* the hub made, started and frees core */
   struct ev_loop *loop;
   job_store *store;
   job_queue *queue;

@@ -669,6 +669,60 @@ static void test_unknown_method_and_refused_connection(void **state) {
   rpc_channel_free(channel);
 }
 
+static void note_ran(struct ev_loop *loop, void *arg) {
+  (void)loop;
+  *(volatile int *)arg = 1;
+}
+
+/* A server on a loop thread it shares (as jobhubd's hub core does with one
+ * thread): only with threads = 1; the server starts and joins that thread,
+ * and tasks others post to it run beside the calls. */
+static void test_shared_loop_thread(void **state) {
+  (void)state;
+  char err[256];
+  rpc_loop_thread *shared = rpc_loop_thread_new(NULL);
+  assert_non_null(shared);
+  rpc_server_options options;
+  rpc_server_options_default(&options);
+  options.listen = "127.0.0.1:0";
+  options.threads = 2;
+  options.loop_thread = shared;
+  assert_null(rpc_server_new(&options, err, sizeof(err)));
+  assert_string_equal(err, "a shared loop thread needs exactly one thread");
+
+  options.threads = 1;
+  rpc_server *server = rpc_server_new(&options, err, sizeof(err));
+  assert_non_null(server);
+  assert_int_equal(echo_service_add(server), 0);
+  assert_int_equal(rpc_server_start(server, err, sizeof(err)), 0);
+  volatile int ran = 0;
+  rpc_loop_task task = {note_ran, (void *)&ran, false, NULL, NULL};
+  rpc_loop_thread_post(shared, &task);
+
+  char target[64];
+  snprintf(target, sizeof(target), "127.0.0.1:%u", rpc_server_port(server));
+  rpc_channel_options channel_options = {.target = target};
+  rpc_channel *channel =
+      rpc_channel_new(NULL, &channel_options, err, sizeof(err));
+  assert_non_null(channel);
+  Jobhub__Test__EchoRequest request = JOBHUB__TEST__ECHO_REQUEST__INIT;
+  char hello[] = "shared";
+  request.message = hello;
+  Jobhub__Test__EchoResponse *response = NULL;
+  rpc_status status = {0};
+  assert_int_equal(
+      jobhub_test_echo_unary(channel, &request, &response, NULL, &status),
+      RPC_STATUS_OK);
+  assert_string_equal(response->message, "shared");
+  jobhub__test__echo_response__free_unpacked(response, NULL);
+  rpc_channel_free(channel);
+
+  rpc_server_shutdown(server); /* joins the shared thread */
+  assert_int_equal(ran, 1);
+  rpc_server_free(server);
+  rpc_loop_thread_free(shared);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN); /* TLS writes: see rpc/client.h */
   const struct CMUnitTest tests[] = {
@@ -688,6 +742,7 @@ int main(void) {
       cmocka_unit_test(test_async_cancel_closes_from_the_loop),
       cmocka_unit_test(test_tls),
       cmocka_unit_test(test_unknown_method_and_refused_connection),
+      cmocka_unit_test(test_shared_loop_thread),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
