@@ -89,6 +89,7 @@ static void call_free(rpc_call *call) {
   free(call->path);
   free(call->request_encoding);
   free(call->status_message);
+  free(call->denied_message);
   rpc_metadata_free(&call->request_metadata);
   rpc_metadata_free(&call->initial_metadata);
   rpc_metadata_free(&call->trailing_metadata);
@@ -357,6 +358,12 @@ static void on_deadline(struct ev_loop *loop, ev_timer *timer, int events) {
   release(call);
 }
 
+void rpc_call_deny(rpc_call *call, rpc_status_code code, const char *message) {
+  call->denied_code = code;
+  free(call->denied_message);
+  call->denied_message = message != NULL ? strdup(message) : NULL;
+}
+
 void rpc_call_begin(rpc_call *call, const rpc_method *method,
                     const char *service_name, const void *handlers,
                     void *user) {
@@ -391,6 +398,12 @@ void rpc_call_begin(rpc_call *call, const rpc_method *method,
              "grpc-encoding %.64s is not supported (identity, gzip are)",
              call->request_encoding);
     commit_status(call, RPC_STATUS_UNIMPLEMENTED, message);
+    return;
+  }
+  if (method != NULL && call->denied_code != RPC_STATUS_OK) {
+    commit_status(call, call->denied_code,
+                  call->denied_message != NULL ? call->denied_message
+                                               : "not authorized");
     return;
   }
   if (method == NULL) {

@@ -68,6 +68,10 @@ struct rpc_call {
   char *status_message;
   rpc_call_hooks hooks;
   void *hooks_arg;
+
+  /* Set by rpc_call_deny: answered by rpc_call_begin instead of running. */
+  rpc_status_code denied_code;
+  char *denied_message;
 };
 
 /* rpc_call_new makes the call for a new request stream, holding the
@@ -81,6 +85,11 @@ rpc_call *rpc_call_new(rpc_connection *connection, nghttp2_session *session,
 void rpc_call_on_header(rpc_call *call, const uint8_t *name, size_t name_len,
                         const uint8_t *value, size_t value_len,
                         size_t max_header_bytes);
+
+/* rpc_call_deny makes rpc_call_begin answer code and message (copied) at
+ * once, trailers-only, instead of starting a known method: the server's
+ * authorization hook said no. Call before rpc_call_begin. */
+void rpc_call_deny(rpc_call *call, rpc_status_code code, const char *message);
 
 /* rpc_call_begin runs when the request headers are complete: it answers
  * a malformed request or an unknown method (method NULL) at once,

@@ -79,6 +79,8 @@ struct rpc_connection {
   bool flush_scheduled;
   bool read_needs_write; /* TLS read wants the fd writable */
   bool goaway_sent;
+  char *peer_cn;  /* verified client certificate CN, or NULL; owned */
+  char peer[48];  /* the client's IP address, "" until a call needs it */
   rpc_connection *flush_next;
   rpc_connection *prev, *next;
 };
@@ -379,6 +381,33 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   return 0;
 }
 
+/* Asks the server's authorization hook about a call of a known method;
+ * a refusal is answered by rpc_call_begin. */
+static void authorize_call(rpc_connection *c, rpc_call *call,
+                           const route *found) {
+  const rpc_server_options *options = &c->thread->server->options;
+  if (c->peer[0] == '\0') {
+    rpc_socket_peer_address(c->socket.fd, c->peer, sizeof(c->peer));
+  }
+  const rpc_metadata_entry *authorization =
+      rpc_metadata_get(&call->request_metadata, "authorization");
+  rpc_auth_request request = {
+      .service = found->service->desc->name,
+      .method = found->method->name,
+      .authorization =
+          authorization != NULL ? (const char *)authorization->value : NULL,
+      .cert_cn = c->peer_cn,
+      .peer = c->peer,
+  };
+  char message[256] = "";
+  rpc_status_code code =
+      options->authorize(options->authorize_user, &request, message,
+                         sizeof(message));
+  if (code != RPC_STATUS_OK) {
+    rpc_call_deny(call, code, message);
+  }
+}
+
 static void begin_call(rpc_connection *c, rpc_call *call) {
   const rpc_server *server = c->thread->server;
   const route *found = call->path != NULL ? find_route(server, call->path) : NULL;
@@ -386,6 +415,9 @@ static void begin_call(rpc_connection *c, rpc_call *call) {
     rpc_call_begin(call, NULL, find_service_name(server, call->path), NULL,
                    NULL);
     return;
+  }
+  if (server->options.authorize != NULL) {
+    authorize_call(c, call, found);
   }
   rpc_call_begin(call, found->method, found->service->desc->name,
                  found->service->handlers, found->service->user);
@@ -632,6 +664,9 @@ static int handshake(rpc_connection *c) {
     rpc_log(RPC_LOG_DEBUG, "tls_without_h2", NULL);
     return -1;
   }
+  if (c->thread->server->options.authorize != NULL) {
+    c->peer_cn = rpc_socket_peer_cn(&c->socket); /* once per connection */
+  }
   return start_h2(c);
 }
 
@@ -818,6 +853,7 @@ static void connection_close(rpc_connection *c) {
   nghttp2_session_del(c->session);
   rpc_socket_close(&c->socket);
   rpc_buffer_free(&c->out);
+  free(c->peer_cn);
   if (c->prev != NULL) {
     c->prev->next = c->next;
   } else {

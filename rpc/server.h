@@ -13,10 +13,31 @@
 
 #include "rpc/loop_thread.h"
 #include "rpc/method.h"
+#include "rpc/status.h"
 
 struct ev_loop;
 
 typedef struct rpc_server rpc_server;
+
+/* What an authorization hook sees of a call. The strings are borrowed for
+ * the duration of the hook. */
+typedef struct rpc_auth_request {
+  const char *service;       /* fully qualified: "jobhub.v1.Jobs" */
+  const char *method;        /* "Submit" */
+  const char *authorization; /* the authorization header's value, or NULL */
+  const char *cert_cn; /* the verified client certificate's subject CN
+                          (TLS with a client CA), or NULL */
+  const char *peer;    /* the client's IP address, for logs */
+} rpc_auth_request;
+
+/* rpc_authorize_fn decides whether a call may run: it returns
+ * RPC_STATUS_OK, or the status (with a message written to message) the
+ * call is answered with at once, before its handler runs. Called on the
+ * loop threads, concurrently: it must be thread-safe and must not block. */
+typedef rpc_status_code (*rpc_authorize_fn)(void *user,
+                                            const rpc_auth_request *request,
+                                            char *message,
+                                            size_t message_size);
 
 typedef struct rpc_server_options {
   const char *listen;               /* "127.0.0.1:50051", port 0: any */
@@ -35,6 +56,10 @@ typedef struct rpc_server_options {
    * its thread and joins it at shutdown; the caller frees it after
    * rpc_server_free. One core serves calls without a thread switch. */
   rpc_loop_thread *loop_thread;
+  /* NULL: every call runs. Otherwise called once per call of a known
+   * method, when its request headers are complete. */
+  rpc_authorize_fn authorize;
+  void *authorize_user; /* passed to authorize; borrowed */
 } rpc_server_options;
 
 /* rpc_server_options_default fills the defaults (4 MiB messages, 100

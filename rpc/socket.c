@@ -2,16 +2,19 @@
  * TCP_NODELAY here; accepted ones from the server, which owns accept. */
 #include "rpc/socket.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 void rpc_socket_init(rpc_socket *s, int fd, SSL *ssl) {
   s->fd = fd;
@@ -247,4 +250,56 @@ unsigned rpc_socket_local_port(int fd) {
     return ntohs(((struct sockaddr_in6 *)&address)->sin6_port);
   }
   return 0;
+}
+
+char *rpc_socket_peer_cn(const rpc_socket *s) {
+  if (s->ssl == NULL || !s->handshake_done) {
+    return NULL;
+  }
+  X509 *cert = SSL_get0_peer_certificate(s->ssl);
+  if (cert == NULL || SSL_get_verify_result(s->ssl) != X509_V_OK) {
+    return NULL;
+  }
+  X509_NAME *subject = X509_get_subject_name(cert);
+  int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  /* Several CNs: which one names the client is ambiguous, so none does. */
+  if (index < 0 ||
+      X509_NAME_get_index_by_NID(subject, NID_commonName, index) >= 0) {
+    return NULL;
+  }
+  const ASN1_STRING *data =
+      X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index));
+  unsigned char *utf8 = NULL;
+  int len = ASN1_STRING_to_UTF8(&utf8, data);
+  if (len <= 0) {
+    OPENSSL_free(utf8);
+    return NULL;
+  }
+  char *cn = NULL;
+  if (memchr(utf8, '\0', (size_t)len) == NULL) {
+    cn = malloc((size_t)len + 1);
+    if (cn != NULL) {
+      memcpy(cn, utf8, (size_t)len);
+      cn[len] = '\0';
+    }
+  }
+  OPENSSL_free(utf8);
+  return cn;
+}
+
+void rpc_socket_peer_address(int fd, char *out, size_t out_size) {
+  struct sockaddr_storage address;
+  socklen_t len = sizeof(address);
+  const void *ip = NULL;
+  if (getpeername(fd, (struct sockaddr *)&address, &len) == 0) {
+    if (address.ss_family == AF_INET) {
+      ip = &((const struct sockaddr_in *)&address)->sin_addr;
+    } else if (address.ss_family == AF_INET6) {
+      ip = &((const struct sockaddr_in6 *)&address)->sin6_addr;
+    }
+  }
+  if (ip == NULL || out_size < INET6_ADDRSTRLEN ||
+      inet_ntop(address.ss_family, ip, out, (socklen_t)out_size) == NULL) {
+    snprintf(out, out_size, "unknown");
+  }
 }

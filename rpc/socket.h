@@ -50,6 +50,16 @@ int rpc_socket_handshake(rpc_socket *s);
  * plain sockets). */
 bool rpc_socket_alpn_is_h2(const rpc_socket *s);
 
+/* rpc_socket_peer_cn returns the subject CN of the client certificate
+ * that the TLS handshake verified (a copy the caller frees), or NULL: a
+ * plain socket, no certificate, no or several CNs, a CN with a NUL byte,
+ * no memory. Call after the handshake. */
+char *rpc_socket_peer_cn(const rpc_socket *s);
+
+/* rpc_socket_peer_address writes the IP address of fd's peer (without
+ * the port) to out; "unknown" when it cannot be told. */
+void rpc_socket_peer_address(int fd, char *out, size_t out_size);
+
 /* rpc_socket_listen binds and listens on "host:port" (IPv4, IPv6 in
  * brackets, or a name); reuse_port sets SO_REUSEPORT. Returns the fd, or -1
  * with a message in err. */

@@ -19,6 +19,7 @@ typedef enum option_type {
   OPTION_BYTES,
   OPTION_SECONDS,
   OPTION_MICROSECONDS, /* >= 0, unlike seconds */
+  OPTION_BOOL,         /* a flag without value; true/false elsewhere */
 } option_type;
 
 typedef struct option {
@@ -74,6 +75,13 @@ static const option options[] = {
     {"worker-timeout", OPTION_SECONDS, FIELD(worker_timeout), "30", 0,
      "seconds a worker using only unary calls may be silent before it "
      "leaves the routing tables"},
+    {"auth-file", OPTION_STRING, FIELD(auth_file), NULL, 0,
+     "credentials and their roles, one a line: ROLE bearer TOKEN, ROLE "
+     "bearer sha256:HEX, ROLE basic USER:PASSWORD, ROLE cert CN (ROLE: "
+     "admin, client, worker); reloaded on SIGHUP"},
+    {"no-auth", OPTION_BOOL, FIELD(no_auth), NULL, 0,
+     "serve without credentials even on a non-loopback address (without "
+     "it and --auth-file, only a loopback --listen starts)"},
     {"port-file", OPTION_STRING, FIELD(port_file), NULL, 0,
      "write the bound port to this file once listening"},
     {"log-level", OPTION_STRING, FIELD(log_level), "info", 0,
@@ -157,6 +165,17 @@ static int set_option(jobhubd_config *config, const option *opt,
     *(double *)field = number;
     return 0;
   }
+  case OPTION_BOOL:
+    if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0 ||
+        strcmp(value, "yes") == 0) {
+      *(bool *)field = true;
+    } else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0 ||
+               strcmp(value, "no") == 0) {
+      *(bool *)field = false;
+    } else {
+      goto invalid;
+    }
+    return 0;
   }
 invalid:
   snprintf(err, err_size, "invalid value \"%s\" for %s (from %s)%s", value,
@@ -164,6 +183,7 @@ invalid:
            opt->type == OPTION_SECONDS ? ": expected seconds > 0"
            : opt->type == OPTION_MICROSECONDS
                ? ": expected microseconds >= 0 or auto"
+           : opt->type == OPTION_BOOL ? ": expected true or false"
            : opt->max ? ": expected a whole number in range"
                       : ": expected a whole number");
   return -1;
@@ -203,7 +223,8 @@ static void print_help(void) {
   for (size_t i = 0; i < OPTION_COUNT; i++) {
     char flag[64];
     char env[64];
-    snprintf(flag, sizeof(flag), "--%s=VALUE", options[i].name);
+    snprintf(flag, sizeof(flag), "--%s%s", options[i].name,
+             options[i].type == OPTION_BOOL ? "" : "=VALUE");
     env_name(&options[i], env, sizeof(env));
     printf("  %-34s %s\n  %-34s env %s%s%s\n", flag, options[i].help, "", env,
            options[i].default_value ? ", default " : "",
@@ -213,7 +234,8 @@ static void print_help(void) {
          "print the effective configuration and exit", "--version",
          "print the version and exit", "--help", "print this help and exit");
   printf("\nExit codes: 0 clean shutdown, 1 start-up failure, 2 usage error.\n"
-         "SIGTERM or SIGINT: stop accepting, GOAWAY, let calls finish.\n");
+         "SIGTERM or SIGINT: stop accepting, GOAWAY, let calls finish.\n"
+         "SIGHUP: read --auth-file again (a bad file keeps the old one).\n");
 }
 
 static void print_config(const jobhubd_config *config) {
@@ -236,6 +258,10 @@ static void print_config(const jobhubd_config *config) {
     case OPTION_MICROSECONDS:
       printf("%s = %g\n", options[i].name, *(const double *)field);
       break;
+    case OPTION_BOOL:
+      printf("%s = %s\n", options[i].name,
+             *(const bool *)field ? "true" : "false");
+      break;
     }
   }
 }
@@ -253,6 +279,9 @@ static int parse_flag(jobhubd_config *config, int argc, char **argv, int i,
     return -1;
   }
   const char *value = equals ? equals + 1 : NULL;
+  if (value == NULL && opt->type == OPTION_BOOL) {
+    value = "true";
+  }
   if (value == NULL) {
     if (i + 1 >= argc) {
       snprintf(err, err_size, "option --%s needs a value", opt->name);
@@ -342,6 +371,10 @@ jobhubd_config_result jobhubd_config_load(jobhubd_config *config, int argc,
   }
   if (config->tls_client_ca != NULL && config->tls_cert == NULL) {
     snprintf(err, err_size, "--tls-client-ca needs --tls-cert and --tls-key");
+    return JOBHUBD_CONFIG_USAGE;
+  }
+  if (config->auth_file != NULL && config->no_auth) {
+    snprintf(err, err_size, "--auth-file and --no-auth exclude each other");
     return JOBHUBD_CONFIG_USAGE;
   }
   rpc_log_level level;

@@ -21,6 +21,7 @@
 #include "rpc/reflection.h"
 #include "rpc/tls.h"
 #include "rpc_descriptor_set.h"
+#include "server/auth.h"
 #include "server/config.h"
 #include "server/hub.h"
 
@@ -55,6 +56,70 @@ static int write_port_file(const char *path, unsigned port) {
     rv = -1;
   }
   return rv == 0 ? rename(temp, path) : -1;
+}
+
+/* The server's authorization hook: the guard decides (server/auth.h). */
+static rpc_status_code authorize_call(void *user,
+                                      const rpc_auth_request *request,
+                                      char *message, size_t message_size) {
+  auth_request check = {
+      .service = request->service,
+      .method = request->method,
+      .authorization = request->authorization,
+      .cert_cn = request->cert_cn,
+      .peer = request->peer,
+  };
+  return auth_guard_check(user, &check, message, message_size);
+}
+
+/* SPEC "Auth": credentials from --auth-file; without them, only a
+ * loopback listener or an explicit --no-auth serves. Returns 0 with
+ * *guard set (NULL: no auth), or -1 (logged): do not start. */
+static int open_auth(const jobhubd_config *config, auth_guard **guard) {
+  char err[512] = "";
+  *guard = NULL;
+  if (config->auth_file != NULL) {
+    *guard = auth_guard_open(config->auth_file, err, sizeof(err));
+    if (*guard == NULL) {
+      rpc_log(RPC_LOG_ERROR, "auth_file_failed", "error=\"%s\"", err);
+      return -1;
+    }
+    rpc_log(RPC_LOG_INFO, "auth_enabled", "file=%s credentials=%zu",
+            config->auth_file, auth_guard_count(*guard));
+    return 0;
+  }
+  if (config->no_auth) {
+    rpc_log(RPC_LOG_WARN, "auth_disabled", "reason=--no-auth");
+    return 0;
+  }
+  if (!auth_listen_is_loopback(config->listen)) {
+    rpc_log(RPC_LOG_ERROR, "auth_required",
+            "listen=%s error=\"a listen address that is not loopback needs "
+            "--auth-file FILE (or --no-auth to serve without credentials)\"",
+            config->listen);
+    return -1;
+  }
+  rpc_log(RPC_LOG_INFO, "auth_disabled", "reason=loopback listen=%s",
+          config->listen);
+  return 0;
+}
+
+/* SIGHUP: the auth file again; a bad one leaves the credentials as they
+ * were. */
+static void reload_auth(auth_guard *guard, const char *path) {
+  char err[512] = "";
+  if (guard == NULL) {
+    rpc_log(RPC_LOG_INFO, "reload_ignored", "reason=\"no --auth-file\"");
+    return;
+  }
+  if (auth_guard_reload(guard, err, sizeof(err)) != 0) {
+    rpc_log(RPC_LOG_ERROR, "auth_reload_failed",
+            "error=\"%s\" kept=previous credentials=%zu", err,
+            auth_guard_count(guard));
+    return;
+  }
+  rpc_log(RPC_LOG_INFO, "auth_reloaded", "file=%s credentials=%zu", path,
+          auth_guard_count(guard));
 }
 
 static void mark_serving(rpc_server *server, rpc_health *health) {
@@ -95,15 +160,20 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   rpc_reflection *reflection = NULL;
   job_hub *hub = NULL;
   rpc_loop_thread *shared_loop = NULL;
+  auth_guard *guard = NULL;
 
   /* Signals are taken by sigwait below; threads inherit the mask. */
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  if (open_auth(&config, &guard) != 0) {
+    goto out;
+  }
   if (config.tls_cert != NULL) {
     tls = rpc_tls_server_context(config.tls_cert, config.tls_key,
                                  config.tls_client_ca, err, sizeof(err));
@@ -155,6 +225,8 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
     options.busy_poll = rpc_usable_cpus() > loops ? 200e-6 : 0;
   }
   options.tls = tls;
+  options.authorize = guard != NULL ? authorize_call : NULL;
+  options.authorize_user = guard;
   server = rpc_server_new(&options, err, sizeof(err));
   pool = rpc_descriptor_pool_new();
   if (server == NULL || pool == NULL) {
@@ -196,7 +268,13 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
           rpc_server_thread_count(server), tls != NULL ? "on" : "off");
 
   int received = 0;
-  sigwait(&signals, &received);
+  for (;;) {
+    sigwait(&signals, &received);
+    if (received != SIGHUP) {
+      break;
+    }
+    reload_auth(guard, config.auth_file);
+  }
   rpc_log(RPC_LOG_INFO, "shutting_down", "signal=%s",
           received == SIGTERM ? "SIGTERM" : "SIGINT");
   /* Watchers see NOT_SERVING, then their streams end so that they do not
@@ -210,6 +288,7 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
 out:
   hub_close(hub);
   rpc_server_free(server);
+  auth_guard_free(guard); /* after the loops that check calls stopped */
   rpc_loop_thread_free(shared_loop);
   rpc_health_free(health);
   rpc_reflection_free(reflection);
