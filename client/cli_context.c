@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "jobhub_descriptor_set.h"
+#include "rpc/base64.h"
 #include "rpc/json.h"
 #include "rpc/tls.h"
 #include "rpc_descriptor_set.h"
@@ -118,6 +119,43 @@ static int add_header(rpc_metadata *md, const char *header) {
   return CLI_EXIT_OK;
 }
 
+/* Adds "authorization: Bearer TOKEN" for --token, or "Basic
+ * base64(user:password)" (RFC 7617) for --basic. */
+static int add_authorization(rpc_metadata *md, const cli_global *g) {
+  if (g->token != NULL && g->basic != NULL) {
+    return cli_fail(CLI_EXIT_USAGE, "--token and --basic exclude each other");
+  }
+  if (g->token == NULL && g->basic == NULL) {
+    return CLI_EXIT_OK;
+  }
+  if (g->basic != NULL && strchr(g->basic, ':') == NULL) {
+    return cli_fail(CLI_EXIT_USAGE, "--basic needs USER:PASSWORD");
+  }
+  rpc_buffer value;
+  rpc_buffer_init(&value);
+  int rv = 0;
+  if (g->token != NULL) {
+    if (rpc_buffer_append(&value, "Bearer ", 7) != 0 ||
+        rpc_buffer_append(&value, g->token, strlen(g->token)) != 0) {
+      rv = -1;
+    }
+  } else if (rpc_buffer_append(&value, "Basic ", 6) != 0 ||
+             rpc_base64_encode((const uint8_t *)g->basic, strlen(g->basic),
+                               &value) != 0) {
+    rv = -1;
+  }
+  if (rv == 0 && !rpc_metadata_value_is_valid(value.data, value.len)) {
+    rpc_buffer_free(&value);
+    return cli_fail(CLI_EXIT_USAGE,
+                    "the credentials are not a valid header value");
+  }
+  if (rv == 0) {
+    rv = rpc_metadata_add(md, "authorization", 13, value.data, value.len);
+  }
+  rpc_buffer_free(&value);
+  return rv == 0 ? CLI_EXIT_OK : cli_fail(CLI_EXIT_FAILURE, "out of memory");
+}
+
 /* Makes the channel and the request metadata from the global options. */
 static int connect_channel(cli_context *ctx) {
   if (ctx->channel != NULL) {
@@ -130,23 +168,17 @@ static int connect_channel(cli_context *ctx) {
       return rv;
     }
   }
-  if (g->token != NULL) {
-    size_t len = strlen("Bearer ") + strlen(g->token);
-    char *value = malloc(len + 1);
-    if (value == NULL) {
-      return cli_fail(CLI_EXIT_FAILURE, "out of memory");
-    }
-    snprintf(value, len + 1, "Bearer %s", g->token);
-    int rv = rpc_metadata_add(&ctx->metadata, "authorization", 13,
-                              (const uint8_t *)value, len);
-    free(value);
-    if (rv != 0) {
-      return cli_fail(CLI_EXIT_FAILURE, "out of memory");
-    }
+  int rv = add_authorization(&ctx->metadata, g);
+  if (rv != CLI_EXIT_OK) {
+    return rv;
+  }
+  if ((g->cert == NULL) != (g->key == NULL)) {
+    return cli_fail(CLI_EXIT_USAGE, "--cert and --key go together");
   }
   char err[512];
-  if (g->tls || g->cacert != NULL) {
-    ctx->tls = rpc_tls_client_context(g->cacert, NULL, NULL, err, sizeof(err));
+  if (g->tls || g->cacert != NULL || g->cert != NULL) {
+    ctx->tls =
+        rpc_tls_client_context(g->cacert, g->cert, g->key, err, sizeof(err));
     if (ctx->tls == NULL) {
       return cli_fail(CLI_EXIT_FAILURE, "TLS: %s", err);
     }

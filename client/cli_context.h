@@ -34,7 +34,10 @@ typedef struct cli_global {
   const char *address; /* "host:port" */
   bool tls;
   const char *cacert;
+  const char *cert; /* PEM client certificate (mTLS), with key */
+  const char *key;
   const char *token;
+  const char *basic; /* "user:password" */
   cli_seconds timeout;
   cli_list headers; /* "key: value" */
   bool json;        /* force JSON output */

@@ -23,8 +23,14 @@ static const cli_option global_options[] = {
     {"cacert", 0, CLI_TEXT, GLOBAL(cacert), "FILE", "JOBHUB_CACERT", 0,
      "PEM CAs to check the server's certificate against (default: the "
      "system's); implies --tls"},
+    {"cert", 0, CLI_TEXT, GLOBAL(cert), "FILE", "JOBHUB_CERT", 0,
+     "PEM client certificate for mTLS (with --key); implies --tls"},
+    {"key", 0, CLI_TEXT, GLOBAL(key), "FILE", "JOBHUB_KEY", 0,
+     "PEM private key of --cert"},
     {"token", 0, CLI_TEXT, GLOBAL(token), "TOKEN", "JOBHUB_TOKEN", 0,
      "sent as \"authorization: Bearer TOKEN\""},
+    {"basic", 0, CLI_TEXT, GLOBAL(basic), "USER:PASSWORD", "JOBHUB_BASIC", 0,
+     "sent as \"authorization: Basic BASE64\" (not with --token)"},
     {"timeout", 0, CLI_SECONDS, GLOBAL(timeout), "SECONDS", "JOBHUB_TIMEOUT", 0,
      "deadline of each call [30 for unary calls; none for watch and server "
      "streams]"},

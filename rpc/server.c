@@ -79,8 +79,8 @@ struct rpc_connection {
   bool flush_scheduled;
   bool read_needs_write; /* TLS read wants the fd writable */
   bool goaway_sent;
-  char *peer_cn;  /* verified client certificate CN, or NULL; owned */
-  char peer[48];  /* the client's IP address, "" until a call needs it */
+  char *peer_cn; /* verified client certificate CN, or NULL; owned */
+  char peer[48]; /* the client's IP address, "" until a call needs it */
   rpc_connection *flush_next;
   rpc_connection *prev, *next;
 };
@@ -400,9 +400,8 @@ static void authorize_call(rpc_connection *c, rpc_call *call,
       .peer = c->peer,
   };
   char message[256] = "";
-  rpc_status_code code =
-      options->authorize(options->authorize_user, &request, message,
-                         sizeof(message));
+  rpc_status_code code = options->authorize(options->authorize_user, &request,
+                                            message, sizeof(message));
   if (code != RPC_STATUS_OK) {
     rpc_call_deny(call, code, message);
   }

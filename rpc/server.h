@@ -25,9 +25,9 @@ typedef struct rpc_auth_request {
   const char *service;       /* fully qualified: "jobhub.v1.Jobs" */
   const char *method;        /* "Submit" */
   const char *authorization; /* the authorization header's value, or NULL */
-  const char *cert_cn; /* the verified client certificate's subject CN
-                          (TLS with a client CA), or NULL */
-  const char *peer;    /* the client's IP address, for logs */
+  const char *cert_cn;       /* the verified client certificate's subject CN
+                                (TLS with a client CA), or NULL */
+  const char *peer;          /* the client's IP address, for logs */
 } rpc_auth_request;
 
 /* rpc_authorize_fn decides whether a call may run: it returns
@@ -36,8 +36,7 @@ typedef struct rpc_auth_request {
  * loop threads, concurrently: it must be thread-safe and must not block. */
 typedef rpc_status_code (*rpc_authorize_fn)(void *user,
                                             const rpc_auth_request *request,
-                                            char *message,
-                                            size_t message_size);
+                                            char *message, size_t message_size);
 
 typedef struct rpc_server_options {
   const char *listen;               /* "127.0.0.1:50051", port 0: any */

@@ -184,8 +184,8 @@ invalid:
            : opt->type == OPTION_MICROSECONDS
                ? ": expected microseconds >= 0 or auto"
            : opt->type == OPTION_BOOL ? ": expected true or false"
-           : opt->max ? ": expected a whole number in range"
-                      : ": expected a whole number");
+           : opt->max                 ? ": expected a whole number in range"
+                                      : ": expected a whole number");
   return -1;
 }
 

@@ -29,8 +29,8 @@ typedef struct jobhubd_config {
   unsigned max_attempts;
   unsigned retry_backoff_ms;
   double worker_timeout; /* s */
-  char *auth_file; /* NULL: no credentials (see no_auth) */
-  bool no_auth;    /* serve without credentials on any address */
+  char *auth_file;       /* NULL: no credentials (see no_auth) */
+  bool no_auth;          /* serve without credentials on any address */
   char *port_file;
   char *log_level;
   char *config_file;

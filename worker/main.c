@@ -27,7 +27,10 @@ typedef struct worker_config {
   const char *address;
   bool tls;
   const char *cacert;
+  const char *cert;
+  const char *key;
   const char *token;
+  const char *basic;
   const char *client_id;
   const char *hostname;
   unsigned long pool_id;
@@ -58,8 +61,13 @@ static const option options[] = {
     {"cacert", TEXT, FIELD(cacert), NULL, 0,
      "PEM file of the CAs the hub's certificate is checked against "
      "(default: the system's); implies --tls"},
+    {"cert", TEXT, FIELD(cert), NULL, 0,
+     "PEM client certificate for mTLS (with --key); implies --tls"},
+    {"key", TEXT, FIELD(key), NULL, 0, "PEM private key of --cert"},
     {"token", TEXT, FIELD(token), NULL, 0,
-     "sent as \"authorization: Bearer TOKEN\""},
+     "sent as \"authorization: Bearer TOKEN\" (also JOBHUB_TOKEN)"},
+    {"basic", TEXT, FIELD(basic), NULL, 0,
+     "USER:PASSWORD sent as Basic authorization (also JOBHUB_BASIC)"},
     {"client-id", TEXT, FIELD(client_id), NULL, 0,
      "this worker's client id (default: worker-HOSTNAME-PID)"},
     {"hostname", TEXT, FIELD(hostname), NULL, 0,
@@ -222,8 +230,25 @@ static int load_config(worker_config *config, int argc, char **argv, char *err,
     snprintf(err, err_size, "--capacity must be at least 1");
     return -1;
   }
-  if (config->cacert != NULL) {
+  if (config->cacert != NULL || config->cert != NULL) {
     config->tls = true;
+  }
+  if ((config->cert == NULL) != (config->key == NULL)) {
+    snprintf(err, err_size, "--cert and --key go together");
+    return -1;
+  }
+  /* The variables the CLI reads too, below the worker's own. */
+  if (config->token == NULL && config->basic == NULL) {
+    config->token = getenv("JOBHUB_TOKEN");
+    config->basic = config->token == NULL ? getenv("JOBHUB_BASIC") : NULL;
+  }
+  if (config->token != NULL && config->basic != NULL) {
+    snprintf(err, err_size, "--token and --basic exclude each other");
+    return -1;
+  }
+  if (config->basic != NULL && strchr(config->basic, ':') == NULL) {
+    snprintf(err, err_size, "--basic needs USER:PASSWORD");
+    return -1;
   }
   return 0;
 }
@@ -285,8 +310,9 @@ int main(int argc, char **argv) {
   char client_id[HOST_NAME_MAX + 32];
   snprintf(client_id, sizeof(client_id), "worker-%s-%ld", host, (long)getpid());
   SSL_CTX *tls = NULL;
-  if (config.tls && (tls = rpc_tls_client_context(config.cacert, NULL, NULL,
-                                                  err, sizeof(err))) == NULL) {
+  if (config.tls &&
+      (tls = rpc_tls_client_context(config.cacert, config.cert, config.key, err,
+                                    sizeof(err))) == NULL) {
     rpc_log(RPC_LOG_ERROR, "startup_failed", "error=\"%s\"", err);
     return 1;
   }
@@ -294,6 +320,7 @@ int main(int argc, char **argv) {
       .address = config.address,
       .tls = tls,
       .token = config.token,
+      .basic = config.basic,
       .client_id = config.client_id ? config.client_id : client_id,
       .hostname = config.hostname ? config.hostname : host,
       .pool_id = (uint32_t)config.pool_id,

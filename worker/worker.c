@@ -11,6 +11,7 @@
 #include <ev.h>
 
 #include "jobhub/v1/workers.rpc.h"
+#include "rpc/base64.h"
 #include "rpc/client.h"
 #include "rpc/log.h"
 #include "server/hash_table.h"
@@ -634,6 +635,40 @@ static void schedule_stop_check(worker *w) {
 
 /* Life. */
 
+/* The authorization metadata every call sends: "Bearer TOKEN" or "Basic
+ * base64(user:password)" (RFC 7617). Returns 0 or -1 with err. */
+static int add_authorization(rpc_metadata *metadata,
+                             const worker_options *options, char *err,
+                             size_t err_size) {
+  if (options->token == NULL && options->basic == NULL) {
+    return 0;
+  }
+  rpc_buffer value;
+  rpc_buffer_init(&value);
+  int rv = 0;
+  if (options->token != NULL) {
+    if (rpc_buffer_append(&value, "Bearer ", 7) != 0 ||
+        rpc_buffer_append(&value, options->token, strlen(options->token)) !=
+            0) {
+      rv = -1;
+    }
+  } else if (rpc_buffer_append(&value, "Basic ", 6) != 0 ||
+             rpc_base64_encode((const uint8_t *)options->basic,
+                               strlen(options->basic), &value) != 0) {
+    rv = -1;
+  }
+  if (rv == 0 && (!rpc_metadata_value_is_valid(value.data, value.len) ||
+                  rpc_metadata_add(metadata, "authorization", 13, value.data,
+                                   value.len) != 0)) {
+    rv = -1;
+  }
+  if (rv != 0) {
+    snprintf(err, err_size, "the credentials are not a valid header value");
+  }
+  rpc_buffer_free(&value);
+  return rv;
+}
+
 worker *worker_new(struct ev_loop *loop, const worker_options *options,
                    char *err, size_t err_size) {
   if (options->client_id == NULL || options->client_id[0] == '\0' ||
@@ -667,15 +702,9 @@ worker *worker_new(struct ev_loop *loop, const worker_options *options,
   }
   memcpy(w->job_type_ids, options->job_type_ids,
          options->n_job_type_ids * sizeof(uint32_t));
-  if (options->token != NULL) {
-    char value[1024];
-    snprintf(value, sizeof(value), "Bearer %s", options->token);
-    if (rpc_metadata_add(&w->metadata, "authorization", 13,
-                         (const uint8_t *)value, strlen(value)) != 0) {
-      snprintf(err, err_size, "the token is not a valid header value");
-      worker_free(w);
-      return NULL;
-    }
+  if (add_authorization(&w->metadata, options, err, err_size) != 0) {
+    worker_free(w);
+    return NULL;
   }
   rpc_channel_options channel = {.target = w->address, .tls = options->tls};
   w->channel = rpc_channel_new(loop, &channel, err, err_size);

@@ -45,6 +45,8 @@ typedef struct worker_options {
   const char *address;   /* "host:port" */
   SSL_CTX *tls;          /* NULL: h2c; borrowed */
   const char *token;     /* "authorization: Bearer <token>", or NULL */
+  const char *basic;     /* "user:password" sent as Basic auth, or NULL
+                            (not with token) */
   const char *client_id; /* required */
   const char *hostname;  /* may be NULL */
   uint32_t pool_id;
