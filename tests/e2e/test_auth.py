@@ -5,6 +5,7 @@ SIGHUP reloads, the start-up rule for non-loopback addresses, secrets kept
 out of the log, and the CLI and jobhub-worker sending credentials."""
 import base64
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import reflection_v1alpha_pb2
 from conftest import JOBHUBD
 from hub_client import (DONE, common_pb2, jobs_pb2, new_pool, start_hub,
                         stop_hub, wait_until)
-from test_cli import STATUS_BASE, run
+from test_cli import STATUS_BASE, ok, run
 from test_worker_binary import Worker
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
@@ -321,9 +322,10 @@ def read(path):
 
 
 def test_client_certificate_cn_has_its_role(tmp_path):
-    pki = make_pki(str(tmp_path), ["worker-1", "stranger"])
+    pki = make_pki(str(tmp_path), ["worker-1", "stranger", "cli-1"])
     credentials = tmp_path / "credentials"
-    write(credentials, "worker cert worker-1\nadmin bearer admin-token-1b2c\n")
+    write(credentials, "worker cert worker-1\nadmin bearer admin-token-1b2c\n"
+          "client cert cli-1\n")
     hub = start_hub(["--tls-cert", pki["server.pem"], "--tls-key",
                      pki["server.key"], "--tls-client-ca", pki["ca.pem"],
                      "--auth-file", str(credentials)])
@@ -351,6 +353,29 @@ def test_client_certificate_cn_has_its_role(tmp_path):
         with grpc.insecure_channel(hub.address) as ch:
             assert call(ch, "Workers", "Lease") == (UNAUTHENTICATED,
                                                     "missing credentials")
+        # The CLI and the worker present certificates too.
+        tls_flags = ["--cacert", pki["ca.pem"], "--cert", pki["cli-1.pem"],
+                     "--key", pki["cli-1.key"]]
+        pool, job_type = new_pool()
+        p = run(hub, *tls_flags, "jobs", "submit", "--pool", str(pool),
+                "--job-type", str(job_type), "--json")
+        assert p.returncode == 0, (p.stdout, p.stderr)
+        job_id = json.loads(p.stdout)["id"]
+        worker = Worker(hub.address, pool, job_type, extra=[
+            "--cacert", pki["ca.pem"], "--cert", pki["worker-1.pem"],
+            "--key", pki["worker-1.key"]])
+        try:
+            wait_until(lambda: json.loads(ok(hub, *tls_flags, "jobs", "get",
+                                             job_id, "--json"))["state"]
+                       == "DONE", timeout=20, what="the job DONE")
+            assert worker.stop() == 0
+        finally:
+            if worker.process.poll() is None:
+                worker.process.kill()
+        p = run(hub, "--cacert", pki["ca.pem"], "--cert",
+                pki["stranger.pem"], "--key", pki["stranger.key"], "jobs",
+                "get", job_id)
+        assert p.returncode == STATUS_BASE + 16, (p.stdout, p.stderr)
     finally:
         stop_hub(hub)
 
