@@ -1,4 +1,5 @@
 /* test_auth.c: the auth file, credentials, the role table and reloads. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -298,6 +299,60 @@ static void test_guard_checks_and_reloads(void **state) {
   assert_null(auth_guard_open(path, err, sizeof(err)));
 }
 
+typedef struct checker {
+  auth_guard *guard;
+  int failures; /* checks whose answer no file in force would give */
+} checker;
+
+static void *check_repeatedly(void *arg) {
+  checker *c = arg;
+  for (int i = 0; i < 20000; i++) {
+    char message[256];
+    /* "Bearer stay" is in every file; "Bearer come-go" in every other. */
+    rpc_status_code stay = check(c->guard, "jobhub.v1.Jobs", "Get",
+                                 "Bearer stay", message, sizeof(message));
+    rpc_status_code other = check(c->guard, "jobhub.v1.Jobs", "Get",
+                                  "Bearer come-go", message, sizeof(message));
+    if (stay != RPC_STATUS_OK ||
+        (other != RPC_STATUS_OK && other != RPC_STATUS_UNAUTHENTICATED)) {
+      c->failures++;
+    }
+  }
+  return NULL;
+}
+
+/* Loop threads check while SIGHUP reloads: every check sees one whole
+ * set (run under TSan too: ci/build tsan). */
+static void test_checks_run_while_reloading(void **state) {
+  (void)state;
+  char path[] = "/tmp/test_auth_XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  write_file(path, "client bearer stay\n");
+  char err[256] = "";
+  auth_guard *guard = auth_guard_open(path, err, sizeof(err));
+  assert_non_null(guard);
+  checker checkers[4];
+  pthread_t threads[4];
+  for (size_t i = 0; i < 4; i++) {
+    checkers[i] = (checker){guard, 0};
+    assert_int_equal(
+        pthread_create(&threads[i], NULL, check_repeatedly, &checkers[i]), 0);
+  }
+  for (int i = 0; i < 200; i++) {
+    write_file(path, i % 2 ? "client bearer stay\n"
+                           : "client bearer stay\nclient bearer come-go\n");
+    assert_int_equal(auth_guard_reload(guard, err, sizeof(err)), 0);
+  }
+  for (size_t i = 0; i < 4; i++) {
+    assert_int_equal(pthread_join(threads[i], NULL), 0);
+    assert_int_equal(checkers[i].failures, 0);
+  }
+  auth_guard_free(guard);
+  unlink(path);
+}
+
 static void test_loopback_addresses(void **state) {
   (void)state;
   assert_true(auth_listen_is_loopback("127.0.0.1:50051"));
@@ -321,6 +376,7 @@ int main(void) {
       cmocka_unit_test(test_identify),
       cmocka_unit_test(test_role_table),
       cmocka_unit_test(test_guard_checks_and_reloads),
+      cmocka_unit_test(test_checks_run_while_reloading),
       cmocka_unit_test(test_loopback_addresses),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
