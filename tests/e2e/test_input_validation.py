@@ -10,14 +10,20 @@
   naming the field, and nothing stored that grpcio cannot read back.
 
 Each test has a hub of its own, which must exit cleanly after it."""
+import json
+import os
+import subprocess
+
 import grpc
 import pytest
 
+from conftest import BUILD
 from hub_client import (HubClient, common_pb2, expect_error,
                         new_pool, start_hub, stop_hub, struct)
 
 REQUEST_DEPTH = 96  # RPC_MAX_REQUEST_DEPTH
 TIMEOUT = 30
+JOBHUB = os.path.join(BUILD, "client", "jobhub")
 
 
 def varint(n):
@@ -137,6 +143,12 @@ def test_submit_at_the_limit_is_accepted_and_reads_back(client):
     assert [j.id for j in listed] == [job.id]
     assignment = client.lease_one(pool, job_type)
     assert assignment.job.config.module_params == job.config.module_params
+    # And in the CLI, whose raw calls go through rpc/json.
+    for args in (["jobs", "get", job.id], ["jobs", "list", "--pool", str(pool)]):
+        p = subprocess.run([JOBHUB, "--addr", client.address] + args,
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        assert p.returncode == 0, (args, p.stdout, p.stderr)
+        assert job.id in json.dumps(json.loads(p.stdout))
 
 
 @pytest.mark.parametrize("path,body", [
