@@ -11,6 +11,7 @@
 #include "rpc/log.h"
 #include "rpc/message.h"
 #include "rpc/timeout.h"
+#include "rpc/wire_check.h"
 
 /* Room for our own response headers beside the custom metadata. */
 #define FIXED_RESPONSE_HEADERS 4
@@ -457,10 +458,12 @@ static int on_request_message(void *arg, bool compressed, const uint8_t *data,
     return -1;
   }
   ProtobufCMessage *message = NULL;
+  char why[200];
   int rv = rpc_message_decode(call->method->input, compressed, data, len,
-                              call->max_receive_bytes, &message);
+                              call->max_receive_bytes, RPC_MAX_REQUEST_DEPTH,
+                              &message, why, sizeof(why));
   if (rv != 0) {
-    char text[200];
+    char text[400];
     switch (rv) {
     case RPC_MESSAGE_ERR_TOO_LARGE:
       commit_status(call, RPC_STATUS_RESOURCE_EXHAUSTED,
@@ -470,9 +473,12 @@ static int on_request_message(void *arg, bool compressed, const uint8_t *data,
       commit_status(call, RPC_STATUS_INTERNAL, "message is not valid gzip");
       break;
     case RPC_MESSAGE_ERR_PARSE:
-      snprintf(text, sizeof(text), "failed to parse request as %s",
-               call->method->input->name);
+      snprintf(text, sizeof(text), "failed to parse request as %s%s%s",
+               call->method->input->name, why[0] != '\0' ? ": " : "", why);
       commit_status(call, RPC_STATUS_INVALID_ARGUMENT, text);
+      break;
+    case RPC_MESSAGE_ERR_INVALID:
+      commit_status(call, RPC_STATUS_INVALID_ARGUMENT, why);
       break;
     default:
       commit_status(call, RPC_STATUS_RESOURCE_EXHAUSTED,

@@ -27,6 +27,7 @@
 #include "rpc/message.h"
 #include "rpc/socket.h"
 #include "rpc/timeout.h"
+#include "rpc/wire_check.h"
 
 #define READ_BUFFER_SIZE 65536
 #define READS_PER_EVENT 16
@@ -361,13 +362,20 @@ static int on_message(void *arg, bool compressed, const uint8_t *data,
     return on_raw_message(call, compressed, data, len);
   }
   ProtobufCMessage *message = NULL;
+  char why[200];
   int rv = rpc_message_decode(call->method->output, compressed, data, len,
-                              call->channel->max_receive, &message);
+                              call->channel->max_receive, RPC_MAX_MESSAGE_DEPTH,
+                              &message, why, sizeof(why));
   if (rv != 0) {
+    /* A response that cannot be parsed is INTERNAL (gRPC's convention). */
+    char text[300];
+    snprintf(text, sizeof(text), "failed to parse response%s%s",
+             why[0] != '\0' ? ": " : "", why);
     abort_call(call,
                rv == RPC_MESSAGE_ERR_TOO_LARGE ? RPC_STATUS_RESOURCE_EXHAUSTED
                                                : RPC_STATUS_INTERNAL,
-               rv == RPC_MESSAGE_ERR_PARSE ? "failed to parse response"
+               rv == RPC_MESSAGE_ERR_PARSE || rv == RPC_MESSAGE_ERR_INVALID
+                   ? text
                : rv == RPC_MESSAGE_ERR_TOO_LARGE
                    ? "decompressed response larger than the receive limit"
                    : "cannot decompress a response message");

@@ -5,6 +5,7 @@
 
 #include "rpc/compress.h"
 #include "rpc/frame.h"
+#include "rpc/wire_check.h"
 
 /* Compresses the size body bytes at out->data + start + prefix when it
  * pays, then writes the prefix and commits the length. */
@@ -60,7 +61,12 @@ int rpc_message_encode_packed(rpc_buffer *out, const uint8_t *data,
 
 int rpc_message_decode(const ProtobufCMessageDescriptor *descriptor,
                        bool compressed, const uint8_t *data, size_t len,
-                       size_t max_size, ProtobufCMessage **message) {
+                       size_t max_size, unsigned max_depth,
+                       ProtobufCMessage **message, char *err, size_t err_size) {
+  *message = NULL;
+  if (err_size > 0) {
+    err[0] = '\0';
+  }
   rpc_buffer inflated;
   rpc_buffer_init(&inflated);
   if (compressed) {
@@ -74,7 +80,16 @@ int rpc_message_decode(const ProtobufCMessageDescriptor *descriptor,
     data = inflated.data;
     len = inflated.len;
   }
-  *message = protobuf_c_message_unpack(descriptor, NULL, len, data);
+  /* Before unpacking: protobuf-c recurses without a limit, and hands
+   * strings to C as they came. */
+  int rv = rpc_wire_check(descriptor, data, len, max_depth, err, err_size);
+  if (rv == 0) {
+    *message = protobuf_c_message_unpack(descriptor, NULL, len, data);
+    rv = *message != NULL ? 0 : RPC_MESSAGE_ERR_PARSE;
+  } else {
+    rv = rv == RPC_WIRE_CHECK_ERR_INVALID ? RPC_MESSAGE_ERR_INVALID
+                                          : RPC_MESSAGE_ERR_PARSE;
+  }
   rpc_buffer_free(&inflated);
-  return *message != NULL ? 0 : RPC_MESSAGE_ERR_PARSE;
+  return rv;
 }

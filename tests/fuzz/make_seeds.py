@@ -1,11 +1,18 @@
-"""Writes seed inputs for fuzz_server into a folder: valid HTTP/2 frame
-sequences (the target prepends the client preface) for each call shape,
-gzip, metadata, and control frames, so the fuzzer starts from real
-traffic. Usage: make_seeds.py DIR"""
+"""Writes seed inputs for fuzz_server into a folder, each starting with
+the mode byte of fuzz_server.c: valid HTTP/2 frame sequences (mode 0: the
+target prepends the client preface; mode 3: the same inside TLS) for each
+call shape, gzip, metadata, control frames, and the hub's Jobs and
+Workers calls (among them the requests rpc/wire_check refuses); HTTP/1.1
+requests and stray bytes (mode 1); a TLS ClientHello (mode 2). The
+committed corpus tests/fuzz/corpus/fuzz_server/ was made by this script.
+Usage: make_seeds.py DIR"""
 import os
+import ssl
 import struct
 import sys
 import zlib
+
+MODE_H2, MODE_RAW, MODE_RAW_TLS, MODE_TLS_H2 = range(4)
 
 
 def frame(kind, flags, stream, payload=b""):
@@ -35,10 +42,41 @@ def data(stream, payload, end_stream=True):
     return frame(0, 0x1 if end_stream else 0, stream, payload)
 
 
+def varint(n):
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
 def field(number, value):  # protobuf: string/bytes or varint field
     if isinstance(value, int):
-        return bytes([number << 3]) + bytes([value])
-    return bytes([number << 3 | 2, len(value)]) + value
+        return varint(number << 3) + varint(value)
+    return varint(number << 3 | 2) + varint(len(value)) + value
+
+
+def nested_struct(levels):  # google.protobuf.Struct {"k": {"k": ...}}
+    body = b""
+    for _ in range(levels):
+        body = field(1, field(1, b"k") + field(2, field(5, body)))
+    return body
+
+
+def client_hello():
+    """The first flight of a TLS client offering h2."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="fuzz")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
 
 
 SETTINGS = frame(4, 0, 0)
@@ -73,7 +111,64 @@ seeds = {
         + headers(1, ECHO + "Unary") + data(1, message(b"")),
 }
 
-os.makedirs(sys.argv[1], exist_ok=True)
-for name, body in seeds.items():
-    with open(os.path.join(sys.argv[1], "seed_" + name), "wb") as f:
-        f.write(SETTINGS + body)
+JOBS, WORKERS = "/jobhub.v1.Jobs/", "/jobhub.v1.Workers/"
+SUBMIT = field(1, 1) + field(2, 1) + field(3, b"subject") \
+    + field(4, field(3, b"m") + field(5, nested_struct(2))) \
+    + field(5, b"\x00payload") + field(6, field(1, b"k") + field(2, b"v"))
+hub_seeds = {
+    "submit": headers(1, JOBS + "Submit") + data(1, message(SUBMIT)),
+    "submit_get_list": headers(1, JOBS + "Submit") + data(1, message(SUBMIT))
+        + headers(3, JOBS + "Get") + data(3, message(field(1, b"0000000000000001")))
+        + headers(5, JOBS + "List") + data(5, message(field(2, 1) + field(3, 1))),
+    "watch_history_cancel": headers(1, JOBS + "Watch")
+        + data(1, message(field(3, 1) + field(4, 1)), end_stream=False)
+        + headers(3, JOBS + "History") + data(3, message(field(1, b"1")))
+        + headers(5, JOBS + "Cancel") + data(5, message(field(1, b"1"))),
+    "register_lease": headers(1, WORKERS + "Register")
+        + data(1, message(field(1, b"w") + field(2, 1) + field(3, 1)))
+        + headers(3, WORKERS + "Lease")
+        + data(3, message(field(1, b"w") + field(3, 1) + field(4, 1)
+                          + field(6, 10))),
+    "connect": headers(1, WORKERS + "Connect")
+        + data(1, message(field(1, field(1, b"w") + field(3, 1) + field(4, 1)
+                                + field(6, 2))), end_stream=False)
+        + data(1, message(field(7, b""))),
+    # Refused by rpc/wire_check: too deep, not UTF-8, a NUL; and a deep
+    # request to a method without a handler.
+    "submit_deep": headers(1, JOBS + "Submit")
+        + data(1, message(field(4, field(5, nested_struct(40))))),
+    "submit_bad_strings": headers(1, JOBS + "Submit")
+        + data(1, message(field(3, b"\xff") + field(6, field(1, b"a\x00")))),
+    "unimplemented_deep": headers(1, "/jobhub.v1.Hub/UpdateSettings")
+        + data(1, message(field(1, nested_struct(40)))),
+}
+raw_seeds = {
+    "http1_get": b"GET / HTTP/1.1\r\nHost: fuzz\r\n\r\n",
+    "http1_post": b"POST /jobhub.v1.Jobs/Submit HTTP/1.1\r\nHost: fuzz\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+    "http1_upgrade": b"GET / HTTP/1.1\r\nHost: fuzz\r\nConnection: Upgrade, "
+        b"HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__"
+        b"\r\n\r\n",
+    "preface_raw": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SETTINGS
+        + seeds["unary"],
+    "garbage": b"\x16\x03\x01\x00\x05hello",
+}
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+
+
+def write(name, mode, body):
+    with open(os.path.join(out, "seed_" + name), "wb") as f:
+        f.write(bytes([mode]) + body)
+
+
+for name, body in list(seeds.items()) + list(hub_seeds.items()):
+    write(name, MODE_H2, SETTINGS + body)
+for name in ("unary", "submit_get_list", "connect"):
+    body = seeds.get(name) or hub_seeds[name]
+    write("tls_" + name, MODE_TLS_H2, SETTINGS + body)
+for name, body in raw_seeds.items():
+    write(name, MODE_RAW, body)
+write("tls_client_hello", MODE_RAW_TLS, client_hello())
+write("tls_raw_http1", MODE_RAW_TLS, raw_seeds["http1_get"])

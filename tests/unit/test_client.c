@@ -18,6 +18,7 @@
 
 #include "echo.rpc.h"
 #include "echo_service.h"
+#include "google/protobuf/struct.pb-c.h"
 #include "grpc/health/v1/health.rpc.h"
 #include "rpc/health.h"
 #include "rpc/tls.h"
@@ -644,6 +645,95 @@ static void test_tls(void **state) {
   SSL_CTX_free(tls);
 }
 
+/* Wraps buf[start..size) in a length-delimited field number; returns the
+ * new start. */
+static size_t wrap_field(uint8_t *buf, size_t size, size_t start,
+                         uint32_t number) {
+  size_t len = size - start;
+  uint8_t varint[10];
+  size_t n = 0;
+  do {
+    varint[n++] = (uint8_t)((len & 0x7f) | (len >= 0x80 ? 0x80 : 0));
+    len >>= 7;
+  } while (len > 0);
+  assert_true(start >= n + 1);
+  start -= n;
+  memcpy(buf + start, varint, n);
+  buf[--start] = (uint8_t)(number << 3 | 2);
+  return start;
+}
+
+/* Responses go through the same checks as requests, with protobuf's limit
+ * of 100: read as a Struct entry, EchoResponse's payload (field 2, bytes)
+ * is the entry's Value, so the echo server sends back whatever Value the
+ * request's payload held, deep or with a bad string; the client fails the
+ * call with INTERNAL naming the field, as gRPC does for a response it
+ * cannot parse. */
+static void test_response_checked_before_unpacking(void **state) {
+  (void)state;
+  static const rpc_method as_entry = {
+      "/jobhub.test.Echo/Unary",
+      "Unary",
+      RPC_SHAPE_UNARY,
+      &jobhub__test__echo_request__descriptor,
+      &google__protobuf__struct__fields_entry__descriptor,
+      NULL};
+  rpc_channel *channel = open_channel(NULL);
+  static uint8_t buf[4096];
+  static const struct {
+    int pairs;         /* Value { list_value { values { ... } } } */
+    const char *inner; /* the innermost Value's string_value */
+    rpc_status_code code;
+    const char *message; /* start of the status message */
+  } cases[] = {
+      {0, "ok", RPC_STATUS_OK, ""},
+      {49, "ok", RPC_STATUS_OK, ""}, /* deepest Value at depth 99 */
+      {0, "\xff", RPC_STATUS_INTERNAL,
+       "failed to parse response: value.string_value: invalid UTF-8"},
+      {0, "a\xc0\x80", RPC_STATUS_INTERNAL,
+       "failed to parse response: value.string_value: invalid UTF-8"},
+      {50, "ok", RPC_STATUS_INTERNAL, /* deepest Value at depth 101 */
+       "failed to parse response: value.list_value.values.list_value."},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    size_t len = strlen(cases[i].inner);
+    size_t start = sizeof(buf) - len;
+    memcpy(buf + start, cases[i].inner, len);
+    start = wrap_field(buf, sizeof(buf), start, 3); /* string_value */
+    for (int k = 0; k < cases[i].pairs; k++) {
+      start = wrap_field(buf, sizeof(buf), start, 1); /* values */
+      start = wrap_field(buf, sizeof(buf), start, 6); /* list_value */
+    }
+    Jobhub__Test__EchoRequest request = JOBHUB__TEST__ECHO_REQUEST__INIT;
+    request.payload.data = buf + start;
+    request.payload.len = sizeof(buf) - start;
+    ProtobufCMessage *response = NULL;
+    rpc_status status = {0};
+    assert_int_equal(rpc_channel_call_unary(channel, &as_entry, &request.base,
+                                            NULL, &response, &status, NULL,
+                                            NULL),
+                     cases[i].code);
+    if (cases[i].code == RPC_STATUS_OK) {
+      Google__Protobuf__Value *value =
+          ((Google__Protobuf__Struct__FieldsEntry *)response)->value;
+      for (int k = 0; k < cases[i].pairs; k++) {
+        value = value->list_value->values[0];
+      }
+      assert_string_equal(value->string_value, "ok");
+      protobuf_c_message_free_unpacked(response, NULL);
+    } else {
+      assert_null(response);
+      assert_non_null(status.message);
+      if (strncmp(status.message, cases[i].message, strlen(cases[i].message)) !=
+          0) {
+        fail_msg("case %zu: %s", i, status.message);
+      }
+    }
+    rpc_status_clear(&status);
+  }
+  rpc_channel_free(channel);
+}
+
 static void test_unknown_method_and_refused_connection(void **state) {
   (void)state;
   rpc_channel *channel = open_channel(NULL);
@@ -741,6 +831,7 @@ int main(void) {
       cmocka_unit_test(test_async_raw_unary),
       cmocka_unit_test(test_async_cancel_closes_from_the_loop),
       cmocka_unit_test(test_tls),
+      cmocka_unit_test(test_response_checked_before_unpacking),
       cmocka_unit_test(test_unknown_method_and_refused_connection),
       cmocka_unit_test(test_shared_loop_thread),
   };

@@ -948,6 +948,95 @@ static void test_depth_limit(void **state) {
   rpc_buffer_free(&out);
 }
 
+/* Wraps the inner_len bytes at the end of buf (size bytes) in a field
+ * number (wire type 2); returns where the result starts. */
+static size_t wrap_field(uint8_t *buf, size_t size, size_t start,
+                         uint32_t number) {
+  size_t len = size - start;
+  uint8_t varint[10];
+  size_t n = 0;
+  do {
+    varint[n++] = (uint8_t)((len & 0x7f) | (len >= 0x80 ? 0x80 : 0));
+    len >>= 7;
+  } while (len > 0);
+  assert_true(start >= n + 1);
+  start -= n;
+  memcpy(buf + start, varint, n);
+  buf[--start] = (uint8_t)(number << 3 | 2);
+  return start;
+}
+
+/* Nesting far past the limit, as an attacker sends it (the CLI transcodes
+ * answers of raw-bytes calls without protobuf-c): refused both ways, not
+ * followed down the stack. */
+static void test_depth_limit_far_past(void **state) {
+  (void)state;
+  static uint8_t buf[1 << 18];
+  rpc_buffer out;
+  rpc_buffer_init(&out);
+  char err[512];
+  /* SubmitRequest.config.module_params, a Struct 3,000 levels deep. */
+  size_t start = sizeof(buf);
+  for (int i = 0; i < 3000; i++) {
+    start = wrap_field(buf, sizeof(buf), start, 5); /* Value.struct_value */
+    start = wrap_field(buf, sizeof(buf), start, 2); /* entry value */
+    start -= 3;
+    memcpy(buf + start, "\x0a\x01k", 3);            /* entry key */
+    start = wrap_field(buf, sizeof(buf), start, 1); /* Struct.fields */
+  }
+  start = wrap_field(buf, sizeof(buf), start, 5); /* module_params */
+  start = wrap_field(buf, sizeof(buf), start, 4); /* config */
+  assert_int_equal(rpc_json_from_wire(pool, "jobhub.v1.SubmitRequest",
+                                      buf + start, sizeof(buf) - start, NULL,
+                                      &out, err, sizeof(err)),
+                   -1);
+  assert_non_null(strstr(err, "nested deeper than 100 levels"));
+  assert_int_equal(strncmp(err, "config.moduleParams.k.k.k", 25), 0);
+  /* A plain message 20,000 levels deep. */
+  start = sizeof(buf);
+  for (int i = 0; i < 20000; i++) {
+    start = wrap_field(buf, sizeof(buf), start, 1);
+  }
+  assert_int_equal(rpc_json_from_wire(pool, "jobhub.test.Recursive",
+                                      buf + start, sizeof(buf) - start, NULL,
+                                      &out, err, sizeof(err)),
+                   -1);
+  assert_non_null(strstr(err, "nested deeper than 100 levels"));
+  assert_int_equal(out.len, 0);
+  /* JSON 2,000 levels deep (jansson itself stops at 2,048): arrays and
+   * objects in a Struct, and messages. */
+  static char json[1 << 15];
+  static const struct {
+    const char *type, *head, *open, *close, *tail;
+  } deep[] = {
+      {"jobhub.v1.SubmitRequest", "{\"config\":{\"moduleParams\":{\"a\":", "[",
+       "]", "}}}"},
+      {"jobhub.v1.SubmitRequest",
+       "{\"config\":{\"moduleParams\":", "{\"k\":", "}", "}}"},
+      {"jobhub.test.Recursive", "", "{\"child\":", "}", ""},
+  };
+  for (size_t c = 0; c < sizeof(deep) / sizeof(deep[0]); c++) {
+    size_t at = (size_t)snprintf(json, sizeof(json), "%s", deep[c].head);
+    for (int i = 0; i < 2000; i++) {
+      at += (size_t)snprintf(json + at, sizeof(json) - at, "%s", deep[c].open);
+    }
+    at += (size_t)snprintf(json + at, sizeof(json) - at, "{}");
+    for (int i = 0; i < 2000; i++) {
+      at += (size_t)snprintf(json + at, sizeof(json) - at, "%s", deep[c].close);
+    }
+    at += (size_t)snprintf(json + at, sizeof(json) - at, "%s", deep[c].tail);
+    assert_true(at < sizeof(json) - 1);
+    assert_int_equal(
+        rpc_json_to_wire(pool, deep[c].type, json, at, &out, err, sizeof(err)),
+        -1);
+    if (strstr(err, "nested deeper than 100 levels") == NULL) {
+      fail_msg("%s: %s", deep[c].type, err);
+    }
+    assert_int_equal(out.len, 0);
+  }
+  rpc_buffer_free(&out);
+}
+
 /* ---- the wire side ---- */
 
 typedef struct wire_case {
@@ -1586,6 +1675,7 @@ int main(void) {
       cmocka_unit_test(test_well_known_types),
       cmocka_unit_test(test_json_errors),
       cmocka_unit_test(test_depth_limit),
+      cmocka_unit_test(test_depth_limit_far_past),
       cmocka_unit_test(test_wire_side),
       cmocka_unit_test(test_options),
       cmocka_unit_test(test_appends),
