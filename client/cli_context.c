@@ -11,6 +11,7 @@
 
 #include "jobhub_descriptor_set.h"
 #include "rpc/json.h"
+#include "rpc/socket.h"
 #include "rpc/tls.h"
 #include "rpc_descriptor_set.h"
 
@@ -145,6 +146,9 @@ static int connect_channel(cli_context *ctx) {
     }
   }
   char err[512];
+  if (rpc_socket_check_address(g->address, err, sizeof(err)) != 0) {
+    return cli_fail(CLI_EXIT_USAGE, "invalid value for --addr: %s", err);
+  }
   if (g->tls || g->cacert != NULL) {
     ctx->tls = rpc_tls_client_context(g->cacert, NULL, NULL, err, sizeof(err));
     if (ctx->tls == NULL) {

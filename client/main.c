@@ -25,9 +25,10 @@ static const cli_option global_options[] = {
      "system's); implies --tls"},
     {"token", 0, CLI_TEXT, GLOBAL(token), "TOKEN", "JOBHUB_TOKEN", 0,
      "sent as \"authorization: Bearer TOKEN\""},
-    {"timeout", 0, CLI_SECONDS, GLOBAL(timeout), "SECONDS", "JOBHUB_TIMEOUT", 0,
-     "deadline of each call [30 for unary calls; none for watch and server "
-     "streams]"},
+    {"timeout", 0, CLI_SECONDS, GLOBAL(timeout), "SECONDS", "JOBHUB_TIMEOUT",
+     31536000,
+     "deadline of each call, 0..31536000 (a year) [30 for unary calls; none "
+     "for watch and server streams]"},
     {"header", 'H', CLI_LIST, GLOBAL(headers), "'KEY: VALUE'", NULL, 0,
      "custom request metadata (base64 values for -bin keys)"},
     {"json", 0, CLI_FLAG, GLOBAL(json), NULL, NULL, 0,
