@@ -544,8 +544,8 @@ static int start_h2(rpc_connection *c) {
 static int feed_h2(rpc_connection *c, const uint8_t *data, size_t len) {
   ssize_t rv = nghttp2_session_mem_recv(c->session, data, len);
   if (rv < 0) {
-    rpc_log(RPC_LOG_DEBUG, "h2_protocol_error", "error=\"%s\"",
-            nghttp2_strerror((int)rv));
+    rpc_log_folded(RPC_LOG_DEBUG, "h2_protocol_error", "error=\"%s\"",
+                   nghttp2_strerror((int)rv));
     /* nghttp2 queued a GOAWAY for protocol errors: try to send it. */
     (void)connection_flush(c);
     return -1;
@@ -654,7 +654,7 @@ static int sniff(rpc_connection *c) {
 static int handshake(rpc_connection *c) {
   int rv = rpc_socket_handshake(&c->socket);
   if (rv < 0) {
-    rpc_log(RPC_LOG_DEBUG, "tls_handshake_failed", NULL);
+    rpc_log_folded(RPC_LOG_DEBUG, "tls_handshake_failed", NULL);
     return -1;
   }
   if (rv == 0) {
@@ -666,7 +666,7 @@ static int handshake(rpc_connection *c) {
   }
   c->read_needs_write = false;
   if (!rpc_socket_alpn_is_h2(&c->socket)) {
-    rpc_log(RPC_LOG_DEBUG, "tls_without_h2", NULL);
+    rpc_log_folded(RPC_LOG_DEBUG, "tls_without_h2", NULL);
     return -1;
   }
   return start_h2(c);
