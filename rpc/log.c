@@ -32,9 +32,9 @@ int rpc_log_level_parse(const char *text, rpc_log_level *level) {
 }
 
 /* Writes one line; repeated > 0 adds "repeated=N" after the fields. */
-static void write_line(rpc_log_level level, const char *event,
-                       unsigned long long repeated, const char *fields,
-                       va_list args) {
+__attribute__((format(printf, 4, 0))) static void
+write_line(rpc_log_level level, const char *event, unsigned long long repeated,
+           const char *fields, va_list args) {
   char line[1024];
   struct timeval now;
   struct tm utc;

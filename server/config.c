@@ -247,7 +247,8 @@ static void print_help(void) {
   for (size_t i = 0; i < OPTION_COUNT; i++) {
     char flag[64];
     char env[64];
-    snprintf(flag, sizeof(flag), "--%s=VALUE", options[i].name);
+    snprintf(flag, sizeof(flag), "--%s%s", options[i].name,
+             options[i].type == OPTION_BOOL ? "[=BOOL]" : "=VALUE");
     env_name(&options[i], env, sizeof(env));
     printf("  %-34s %s\n", flag, options[i].help);
     if (options[i].type != OPTION_STRING) {

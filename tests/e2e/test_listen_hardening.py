@@ -325,6 +325,13 @@ def test_jobhubd_range_from_the_environment_is_a_usage_error():
     assert code == 2 and "max-concurrent-streams" in err, err
 
 
+def test_jobhubd_range_from_the_config_file_is_a_usage_error(tmp_path):
+    ini = tmp_path / "jobhubd.ini"
+    ini.write_text("[jobhubd]\nmax-header-bytes = 1\n")
+    code, err = run_usage([JOBHUBD, "--config", str(ini)])
+    assert code == 2 and "max-header-bytes" in err, err
+
+
 def test_jobhubd_help_shows_the_ranges():
     done = subprocess.run([JOBHUBD, "--help"], capture_output=True, timeout=10)
     text = done.stdout.decode()
