@@ -12,6 +12,7 @@
 #include "jobhub_descriptor_set.h"
 #include "rpc/base64.h"
 #include "rpc/json.h"
+#include "rpc/socket.h"
 #include "rpc/tls.h"
 #include "rpc_descriptor_set.h"
 
@@ -176,6 +177,9 @@ static int connect_channel(cli_context *ctx) {
     return cli_fail(CLI_EXIT_USAGE, "--cert and --key go together");
   }
   char err[512];
+  if (rpc_socket_check_address(g->address, err, sizeof(err)) != 0) {
+    return cli_fail(CLI_EXIT_USAGE, "invalid value for --addr: %s", err);
+  }
   if (g->tls || g->cacert != NULL || g->cert != NULL) {
     ctx->tls =
         rpc_tls_client_context(g->cacert, g->cert, g->key, err, sizeof(err));

@@ -53,10 +53,11 @@ static cli_parse_result set_value(const cli_option_table *table,
     errno = 0;
     double value = strtod(text, &end);
     if (errno != 0 || end == text || *end != '\0' || !isfinite(value) ||
-        value < 0) {
+        value < 0 || (opt->max != 0 && value > (double)opt->max)) {
       snprintf(err, err_size,
-               "invalid value \"%s\" for --%s (from %s): seconds, e.g. 2.5",
-               text, opt->name, source);
+               "invalid value \"%s\" for --%s (from %s): seconds 0..%lu, "
+               "e.g. 2.5",
+               text, opt->name, source, opt->max);
       return CLI_PARSE_ERROR;
     }
     *(cli_seconds *)field = (cli_seconds){true, value};

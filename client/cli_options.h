@@ -15,7 +15,7 @@ typedef enum cli_option_kind {
   CLI_TEXT,    /* const char * */
   CLI_FLAG,    /* bool; takes no value */
   CLI_UINT,    /* cli_uint: a whole number 0..max */
-  CLI_SECONDS, /* cli_seconds: a non-negative decimal number of seconds */
+  CLI_SECONDS, /* cli_seconds: decimal seconds 0..max (0 max: no maximum) */
   CLI_LIST,    /* cli_list: every occurrence */
 } cli_option_kind;
 
@@ -42,7 +42,7 @@ typedef struct cli_option {
   size_t offset;       /* of the field in the target struct */
   const char *metavar; /* "HOST:PORT"; NULL for flags */
   const char *env;     /* environment variable read first; may be NULL */
-  unsigned long max;   /* CLI_UINT */
+  unsigned long max;   /* CLI_UINT, CLI_SECONDS */
   const char *help;
 } cli_option;
 

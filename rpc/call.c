@@ -262,8 +262,8 @@ static void submit_trailers(rpc_call *call) {
                          &message_scratch) == 0) {
     int rv = nghttp2_submit_trailer(call->session, call->stream_id, nva, count);
     if (rv != 0) {
-      rpc_log(RPC_LOG_WARN, "trailers_failed", "error=\"%s\"",
-              nghttp2_strerror(rv));
+      rpc_log_folded(RPC_LOG_WARN, "trailers_failed", "error=\"%s\"",
+                     nghttp2_strerror(rv));
     }
   } else {
     nghttp2_submit_rst_stream(call->session, NGHTTP2_FLAG_NONE, call->stream_id,
@@ -306,8 +306,8 @@ static void kick(rpc_call *call) {
     bool trailers_only = call->status_committed && call->send_queue.len == 0;
     int rv = submit_headers(call, trailers_only);
     if (rv != 0) {
-      rpc_log(RPC_LOG_WARN, "response_failed", "error=\"%s\"",
-              rv < 0 ? nghttp2_strerror(rv) : "no memory");
+      rpc_log_folded(RPC_LOG_WARN, "response_failed", "error=\"%s\"",
+                     rv < 0 ? nghttp2_strerror(rv) : "no memory");
       nghttp2_submit_rst_stream(call->session, NGHTTP2_FLAG_NONE,
                                 call->stream_id, NGHTTP2_INTERNAL_ERROR);
     }

@@ -23,4 +23,27 @@ int rpc_log_level_parse(const char *text, rpc_log_level *level);
 void rpc_log(rpc_log_level level, const char *event, const char *fields, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* rpc_log_folded is rpc_log for lines a peer or a fault can repeat fast
+ * (accept failures, refused connections): lines of one event (the key)
+ * within the fold interval are folded. The first is written; later ones
+ * are counted, and the first one after the interval has passed since the
+ * last written line is written with "repeated=N", N the lines folded
+ * since. A burst that stops leaves its count untold until the event comes
+ * again. Keys are compared by content; up to 64 events are tracked, the
+ * least recently written one giving way. */
+void rpc_log_folded(rpc_log_level level, const char *event, const char *fields,
+                    ...) __attribute__((format(printf, 3, 4)));
+
+/* rpc_log_set_fold_interval sets the interval of rpc_log_folded (default
+ * 1 s; values <= 0 turn folding off). */
+void rpc_log_set_fold_interval(double seconds);
+
+/* rpc_log_set_clock replaces the monotonic clock rpc_log_folded reads (s)
+ * with now, for tests; NULL restores it. Also forgets every folded event. */
+void rpc_log_set_clock(double (*now)(void));
+
+/* rpc_log_set_fd sends the lines to fd instead of stderr (borrowed; -1
+ * restores stderr), for tests. */
+void rpc_log_set_fd(int fd);
+
 #endif

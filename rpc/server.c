@@ -1,6 +1,6 @@
-/* server.c: the gRPC server's transport: listeners (one SO_REUSEPORT
- * socket per thread), one libev loop per thread, connections that sniff
- * TLS or h2c, an nghttp2 session per connection, and the route from
+/* server.c: the gRPC server's transport: one listening socket that every
+ * loop thread accepts from, one libev loop per thread, connections that
+ * sniff TLS or h2c, an nghttp2 session per connection, and the route from
  * ":path" to a method. What a call means is call.c's business. */
 #include "rpc/server.h"
 
@@ -29,6 +29,10 @@
 /* Reads per readiness event before other connections get a turn. */
 #define READS_PER_EVENT 16
 #define ACCEPTS_PER_EVENT 64
+/* s a thread stops accepting after running out of file descriptors: the
+ * pending connection stays in the backlog, and accept() would fail again
+ * at once (a level-triggered watcher would spin on it). */
+#define ACCEPT_PAUSE_SECONDS 0.1
 /* HTTP/2 windows: large enough that a fast link is not throttled. */
 #define STREAM_WINDOW_BYTES (1 << 20)
 #define CONNECTION_WINDOW_BYTES (16 << 20)
@@ -92,8 +96,8 @@ struct server_thread {
   bool owns_runner;        /* false: options.loop_thread, the caller's */
   struct ev_loop *loop;    /* the runner's */
   bool running;            /* the runner's thread was started */
-  int listen_fd;
-  ev_io accept_watcher;
+  ev_io accept_watcher;    /* on the server's listen_fd */
+  ev_timer accept_pause;   /* accepting again after EMFILE */
   ev_prepare flusher;
   ev_idle spinner;      /* active: the loop polls without sleeping */
   ev_tstamp last_input; /* when a connection last had bytes to read */
@@ -113,6 +117,11 @@ struct rpc_server {
   size_t route_mask; /* slots - 1, a power of two minus one */
   server_thread **threads;
   unsigned thread_count;
+  /* One socket for every thread (not one SO_REUSEPORT socket each, which
+   * another process could join): each thread has an accept watcher on it,
+   * and the threads that lose the race for a connection get EAGAIN. */
+  int listen_fd;
+  atomic_uint accepting_threads; /* at shutdown: the last closes listen_fd */
   uint16_t port;
   bool started;
 };
@@ -149,6 +158,7 @@ rpc_server *rpc_server_new(const rpc_server_options *options, char *err,
     return NULL;
   }
   server->options = *options;
+  server->listen_fd = -1;
   server->options.listen = strdup(options->listen);
   if (server->options.listen == NULL) {
     free(server);
@@ -565,10 +575,33 @@ static int start_h2(rpc_connection *c) {
 static int feed_h2(rpc_connection *c, const uint8_t *data, size_t len) {
   ssize_t rv = nghttp2_session_mem_recv(c->session, data, len);
   if (rv < 0) {
-    rpc_log(RPC_LOG_DEBUG, "h2_protocol_error", "error=\"%s\"",
-            nghttp2_strerror((int)rv));
+    rpc_log_folded(RPC_LOG_DEBUG, "h2_protocol_error", "error=\"%s\"",
+                   nghttp2_strerror((int)rv));
     /* nghttp2 queued a GOAWAY for protocol errors: try to send it. */
     (void)connection_flush(c);
+    return -1;
+  }
+  rpc_connection_schedule_flush(c);
+  return 0;
+}
+
+/* With TLS configured, cleartext would bypass the client certificate
+ * check (mTLS): it is refused unless allow_plaintext. As Go's net/http
+ * does on a TLS port, what looks like HTTP/1.x gets a 400 that says why,
+ * then the close; anything else (the HTTP/2 preface too) is closed without
+ * a byte, which gRPC clients report as UNAVAILABLE. Returns 0 or -1. */
+static int refuse_plaintext(rpc_connection *c) {
+  rpc_log_folded(RPC_LOG_INFO, "plaintext_refused",
+                 "reason=\"TLS is configured\"");
+  if (memcmp(c->preface, H2_PREFACE_PREFIX, sizeof(c->preface)) == 0) {
+    return -1;
+  }
+  static const char reply[] =
+      "HTTP/1.0 400 Bad Request\r\n"
+      "Content-Type: text/plain\r\nConnection: close\r\n\r\n"
+      "Client sent an HTTP request to an HTTPS server.\n";
+  c->phase = PHASE_CLOSING;
+  if (rpc_buffer_append(&c->out, reply, sizeof(reply) - 1) != 0) {
     return -1;
   }
   rpc_connection_schedule_flush(c);
@@ -585,6 +618,10 @@ static int feed_plain_preface(rpc_connection *c, const uint8_t *data,
   c->preface_len += take;
   if (c->preface_len < sizeof(c->preface)) {
     return 0;
+  }
+  const rpc_server_options *options = &c->thread->server->options;
+  if (options->tls != NULL && !options->allow_plaintext) {
+    return refuse_plaintext(c);
   }
   if (memcmp(c->preface, H2_PREFACE_PREFIX, sizeof(c->preface)) != 0) {
     static const char reply[] =
@@ -648,7 +685,7 @@ static int sniff(rpc_connection *c) {
 static int handshake(rpc_connection *c) {
   int rv = rpc_socket_handshake(&c->socket);
   if (rv < 0) {
-    rpc_log(RPC_LOG_DEBUG, "tls_handshake_failed", NULL);
+    rpc_log_folded(RPC_LOG_DEBUG, "tls_handshake_failed", NULL);
     return -1;
   }
   if (rv == 0) {
@@ -660,7 +697,7 @@ static int handshake(rpc_connection *c) {
   }
   c->read_needs_write = false;
   if (!rpc_socket_alpn_is_h2(&c->socket)) {
-    rpc_log(RPC_LOG_DEBUG, "tls_without_h2", NULL);
+    rpc_log_folded(RPC_LOG_DEBUG, "tls_without_h2", NULL);
     return -1;
   }
   if (c->thread->server->options.authorize != NULL) {
@@ -781,7 +818,7 @@ static void on_connection_timer(struct ev_loop *loop, ev_timer *timer,
     }
   } else if (c->ping_outstanding) {
     if (now - c->ping_sent >= options->keepalive_timeout) {
-      rpc_log(RPC_LOG_INFO, "keepalive_timeout", NULL);
+      rpc_log_folded(RPC_LOG_INFO, "keepalive_timeout", NULL);
       connection_close(c);
       return;
     }
@@ -802,7 +839,7 @@ static void on_connection_timer(struct ev_loop *loop, ev_timer *timer,
 static int connection_open(server_thread *thread, int fd) {
   rpc_connection *c = calloc(1, sizeof(*c));
   if (c == NULL) {
-    rpc_log(RPC_LOG_WARN, "accept_no_memory", NULL);
+    rpc_log_folded(RPC_LOG_WARN, "accept_no_memory", NULL);
     close(fd);
     return -1;
   }
@@ -867,19 +904,47 @@ static void connection_close(rpc_connection *c) {
   }
 }
 
+/* Out of descriptors (or kernel memory) the connection stays queued and
+ * accept() fails again at once: pause this thread's accepting for a
+ * moment instead of spinning on the level-triggered watcher. */
+static void pause_accepting(server_thread *thread, int error) {
+  rpc_log_folded(RPC_LOG_WARN, "accept_paused", "error=\"%s\" pause_ms=%d",
+                 strerror(error), (int)(ACCEPT_PAUSE_SECONDS * 1000));
+  ev_io_stop(thread->loop, &thread->accept_watcher);
+  ev_timer_stop(thread->loop, &thread->accept_pause);
+  ev_timer_set(&thread->accept_pause, ACCEPT_PAUSE_SECONDS, 0.);
+  ev_timer_start(thread->loop, &thread->accept_pause);
+}
+
+static void on_accept_pause_end(struct ev_loop *loop, ev_timer *timer,
+                                int events) {
+  (void)events;
+  server_thread *thread = timer->data;
+  if (!thread->stopping) {
+    ev_io_start(loop, &thread->accept_watcher);
+  }
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *watcher, int events) {
   (void)loop;
   (void)events;
   server_thread *thread = watcher->data;
   for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
-    int fd = accept4(thread->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = accept4(thread->server->listen_fd, NULL, NULL,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-          errno != ECONNABORTED) {
-        rpc_log(RPC_LOG_WARN, "accept_failed", "error=\"%s\"", strerror(errno));
+      int error = errno;
+      if (error == EMFILE || error == ENFILE || error == ENOBUFS ||
+          error == ENOMEM) {
+        pause_accepting(thread, error);
+      } else if (error != EAGAIN && error != EWOULDBLOCK && error != EINTR &&
+                 error != ECONNABORTED) {
+        rpc_log_folded(RPC_LOG_WARN, "accept_failed", "error=\"%s\"",
+                       strerror(error));
       }
       return;
     }
+    rpc_log(RPC_LOG_DEBUG, "connection_accepted", "thread=%u", thread->index);
     (void)connection_open(thread, fd); /* failure is logged */
   }
 }
@@ -930,8 +995,15 @@ static void begin_shutdown(struct ev_loop *loop, void *arg) {
   server_thread *thread = arg;
   thread->stopping = true;
   ev_io_stop(loop, &thread->accept_watcher);
-  close(thread->listen_fd);
-  thread->listen_fd = -1;
+  ev_timer_stop(loop, &thread->accept_pause);
+  /* The socket is shared: the last thread to stop accepting closes it,
+   * after which connecting is refused. */
+  rpc_server *server = thread->server;
+  if (server->listen_fd >= 0 &&
+      atomic_fetch_sub(&server->accepting_threads, 1) == 1) {
+    close(server->listen_fd);
+    server->listen_fd = -1;
+  }
   for (rpc_connection *c = thread->connections, *next; c != NULL; c = next) {
     next = c->next;
     if (c->phase == PHASE_H2) {
@@ -957,13 +1029,11 @@ static void thread_free(server_thread *thread) {
   while (thread->connections != NULL) {
     connection_close(thread->connections);
   }
-  if (thread->listen_fd >= 0) {
-    close(thread->listen_fd);
-  }
   if (thread->runner != NULL) {
     ev_prepare_stop(thread->loop, &thread->flusher);
     ev_idle_stop(thread->loop, &thread->spinner);
     ev_io_stop(thread->loop, &thread->accept_watcher);
+    ev_timer_stop(thread->loop, &thread->accept_pause);
     if (thread->owns_runner) {
       rpc_loop_thread_free(thread->runner);
     }
@@ -971,15 +1041,8 @@ static void thread_free(server_thread *thread) {
   free(thread);
 }
 
-/* "host:port" with the port replaced, for the sockets after the first. */
-static void address_with_port(const char *listen, uint16_t port, char *out,
-                              size_t out_size) {
-  const char *colon = strrchr(listen, ':');
-  int host_len = colon != NULL ? (int)(colon - listen) : (int)strlen(listen);
-  snprintf(out, out_size, "%.*s:%u", host_len, listen, port);
-}
-
-/* thread_new makes loop thread index, listening unless loop is given (the
+/* thread_new makes loop thread index, accepting from the server's
+ * listening socket (which thread 0 opens) unless loop is given (the
  * caller's loop: no listener, no thread of its own). */
 static server_thread *thread_new(rpc_server *server, unsigned index,
                                  struct ev_loop *loop, char *err,
@@ -991,7 +1054,6 @@ static server_thread *thread_new(rpc_server *server, unsigned index,
   }
   thread->server = server;
   thread->index = index;
-  thread->listen_fd = -1;
   thread->owns_runner = loop != NULL || server->options.loop_thread == NULL;
   thread->runner = thread->owns_runner ? rpc_loop_thread_new(loop)
                                        : server->options.loop_thread;
@@ -1006,25 +1068,21 @@ static server_thread *thread_new(rpc_server *server, unsigned index,
   ev_prepare_start(thread->loop, &thread->flusher);
   ev_idle_init(&thread->spinner, on_spin);
   thread->spinner.data = thread;
+  ev_timer_init(&thread->accept_pause, on_accept_pause_end, 0., 0.);
+  thread->accept_pause.data = thread;
   if (loop != NULL) {
     return thread;
   }
-  char address[300];
   if (index == 0) {
-    snprintf(address, sizeof(address), "%s", server->options.listen);
-  } else {
-    address_with_port(server->options.listen, server->port, address,
-                      sizeof(address));
+    server->listen_fd =
+        rpc_socket_listen(server->options.listen, err, err_size);
+    if (server->listen_fd < 0) {
+      thread_free(thread);
+      return NULL;
+    }
+    server->port = (uint16_t)rpc_socket_local_port(server->listen_fd);
   }
-  thread->listen_fd = rpc_socket_listen(address, true, err, err_size);
-  if (thread->listen_fd < 0) {
-    thread_free(thread);
-    return NULL;
-  }
-  if (index == 0) {
-    server->port = (uint16_t)rpc_socket_local_port(thread->listen_fd);
-  }
-  ev_io_init(&thread->accept_watcher, on_accept, thread->listen_fd, EV_READ);
+  ev_io_init(&thread->accept_watcher, on_accept, server->listen_fd, EV_READ);
   thread->accept_watcher.data = thread;
   ev_io_start(thread->loop, &thread->accept_watcher);
   return thread;
@@ -1120,6 +1178,11 @@ struct ev_loop *rpc_server_loop(const rpc_server *server, unsigned index) {
 }
 
 void rpc_server_shutdown(rpc_server *server) {
+  unsigned running = 0;
+  for (unsigned i = 0; i < server->thread_count; i++) {
+    running += server->threads[i]->running ? 1u : 0u;
+  }
+  atomic_store(&server->accepting_threads, running);
   for (unsigned i = 0; i < server->thread_count; i++) {
     server_thread *thread = server->threads[i];
     if (thread->running) {
@@ -1144,6 +1207,9 @@ void rpc_server_free(rpc_server *server) {
   }
   for (unsigned i = 0; i < server->thread_count; i++) {
     thread_free(server->threads[i]);
+  }
+  if (server->listen_fd >= 0) {
+    close(server->listen_fd);
   }
   free(server->threads);
   free(server->routes);

@@ -6,6 +6,7 @@
 #ifndef JOBHUB_RPC_SERVER_H
 #define JOBHUB_RPC_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,10 @@ typedef struct rpc_server_options {
   double shutdown_grace;            /* s in-flight calls get on shutdown */
   double busy_poll;                 /* s a loop spins after activity */
   SSL_CTX *tls; /* NULL: h2c only. Borrowed; outlives the server. */
+  /* With tls: also serve cleartext h2c on the port (which bypasses any
+   * client-certificate check). false: cleartext is refused, see
+   * docs/architecture.md "TLS and cleartext". Ignored without tls. */
+  bool allow_plaintext;
   /* NULL, or the loop of the only loop thread (threads must be 1), shared
    * with a service that runs on it too (the hub core): the server starts
    * its thread and joins it at shutdown; the caller frees it after
@@ -84,9 +89,10 @@ size_t rpc_server_service_count(const rpc_server *server);
 const rpc_service_desc *rpc_server_service(const rpc_server *server,
                                            size_t index);
 
-/* rpc_server_start binds the listeners (one SO_REUSEPORT socket per
- * thread) and starts the loop threads. Returns 0, or -1 with a message in
- * err (nothing is left running). */
+/* rpc_server_start binds the listening socket (one, shared by the loop
+ * threads; not SO_REUSEPORT, so a port another process listens on fails
+ * with "Address already in use") and starts the loop threads. Returns 0,
+ * or -1 with a message in err (nothing is left running). */
 int rpc_server_start(rpc_server *server, char *err, size_t err_size);
 
 /* rpc_server_port returns the bound port once started. */

@@ -160,11 +160,34 @@ static int split_address(const char *address, char *host, size_t host_size,
   return 0;
 }
 
-static struct addrinfo *resolve(const char *address, bool passive, char *err,
-                                size_t err_size) {
+/* getaddrinfo takes a port above 65535 modulo 65536 (99999 is 34463):
+ * only 0..65535 in decimal digits is a port here. */
+static bool port_is_valid(const char *port) {
+  size_t len = strlen(port);
+  if (len == 0 || len > 5 || strspn(port, "0123456789") != len) {
+    return false;
+  }
+  return strtoul(port, NULL, 10) <= 65535;
+}
+
+int rpc_socket_check_address(const char *address, char *err, size_t err_size) {
   char host[256], port[16];
   if (split_address(address, host, sizeof(host), port, sizeof(port)) != 0) {
     snprintf(err, err_size, "address %s is not host:port", address);
+    return -1;
+  }
+  if (!port_is_valid(port)) {
+    snprintf(err, err_size, "address %s: the port must be 0..65535", address);
+    return -1;
+  }
+  return 0;
+}
+
+static struct addrinfo *resolve(const char *address, bool passive, char *err,
+                                size_t err_size) {
+  char host[256], port[16];
+  if (rpc_socket_check_address(address, err, err_size) != 0 ||
+      split_address(address, host, sizeof(host), port, sizeof(port)) != 0) {
     return NULL;
   }
   struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -179,8 +202,7 @@ static struct addrinfo *resolve(const char *address, bool passive, char *err,
   return result;
 }
 
-int rpc_socket_listen(const char *address, bool reuse_port, char *err,
-                      size_t err_size) {
+int rpc_socket_listen(const char *address, char *err, size_t err_size) {
   struct addrinfo *addresses = resolve(address, true, err, err_size);
   if (addresses == NULL) {
     return -1;
@@ -194,11 +216,10 @@ int rpc_socket_listen(const char *address, bool reuse_port, char *err,
                strerror(errno));
       continue;
     }
+    /* SO_REUSEADDR binds over TIME_WAIT after a restart; no SO_REUSEPORT,
+     * which would let another process share the port and split clients. */
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (reuse_port) {
-      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    }
     if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
       snprintf(err, err_size, "cannot listen on %s: %s", address,
                strerror(errno));

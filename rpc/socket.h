@@ -59,12 +59,16 @@ char *rpc_socket_peer_cn(const rpc_socket *s);
 /* rpc_socket_peer_address writes the IP address of fd's peer (without
  * the port) to out; "unknown" when it cannot be told. */
 void rpc_socket_peer_address(int fd, char *out, size_t out_size);
+/* rpc_socket_check_address checks that address is "host:port" with a
+ * decimal port 0..65535, without resolving it. Returns 0, or -1 with a
+ * message in err. */
+int rpc_socket_check_address(const char *address, char *err, size_t err_size);
 
 /* rpc_socket_listen binds and listens on "host:port" (IPv4, IPv6 in
- * brackets, or a name); reuse_port sets SO_REUSEPORT. Returns the fd, or -1
- * with a message in err. */
-int rpc_socket_listen(const char *address, bool reuse_port, char *err,
-                      size_t err_size);
+ * brackets, or a name), SO_REUSEADDR but not SO_REUSEPORT: a port in use
+ * by another socket fails (EADDRINUSE). Returns the fd, or -1 with a
+ * message in err naming the address. */
+int rpc_socket_listen(const char *address, char *err, size_t err_size);
 
 /* rpc_socket_connect starts a non-blocking connect to "host:port" (name
  * resolution blocks). Returns the fd, or -1 with a message in err. */

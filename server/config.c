@@ -12,6 +12,7 @@
 #include <ini.h>
 
 #include "rpc/log.h"
+#include "rpc/socket.h"
 
 typedef enum option_type {
   OPTION_STRING,
@@ -19,7 +20,7 @@ typedef enum option_type {
   OPTION_BYTES,
   OPTION_SECONDS,
   OPTION_MICROSECONDS, /* >= 0, unlike seconds */
-  OPTION_BOOL,         /* a flag without value; true/false elsewhere */
+  OPTION_BOOL,         /* --name alone means true */
 } option_type;
 
 typedef struct option {
@@ -27,8 +28,11 @@ typedef struct option {
   option_type type;
   size_t offset;
   const char *default_value; /* NULL: unset */
-  uint64_t max;              /* for numbers; 0: no maximum */
+  /* The valid range of numbers, shown by --help; out of it is a usage
+   * error. Seconds are above 0 and at most max; microseconds 0..max. */
+  uint64_t max;
   const char *help;
+  uint64_t min; /* whole numbers; last so that rows may leave it out (0) */
 } option;
 
 #define FIELD(member) offsetof(jobhubd_config, member)
@@ -39,40 +43,47 @@ static const option options[] = {
     {"threads", OPTION_UNSIGNED, FIELD(threads), "0", 1024,
      "event-loop threads (0: one per CPU the process may use)"},
     {"tls-cert", OPTION_STRING, FIELD(tls_cert), NULL, 0,
-     "PEM certificate chain: enables TLS (h2c stays served on the port)"},
+     "PEM certificate chain: enables TLS (cleartext is then refused "
+     "unless --allow-plaintext)"},
     {"tls-key", OPTION_STRING, FIELD(tls_key), NULL, 0,
      "PEM private key of --tls-cert"},
     {"tls-client-ca", OPTION_STRING, FIELD(tls_client_ca), NULL, 0,
      "PEM CA: TLS clients must present a certificate it signed (mTLS)"},
+    {"allow-plaintext", OPTION_BOOL, FIELD(allow_plaintext), "false", 0,
+     "with TLS, also serve cleartext h2c on the port (it bypasses "
+     "--tls-client-ca): true or false"},
     {"max-receive-message-bytes", OPTION_BYTES,
      FIELD(max_receive_message_bytes), "4194304", UINT32_MAX,
-     "largest request message; larger ones get RESOURCE_EXHAUSTED"},
+     "largest request message; larger ones get RESOURCE_EXHAUSTED", 1},
     {"max-concurrent-streams", OPTION_UNSIGNED, FIELD(max_concurrent_streams),
-     "100", INT32_MAX, "HTTP/2 streams one connection may have open"},
+     "100", INT32_MAX, "HTTP/2 streams one connection may have open", 1},
     {"max-header-bytes", OPTION_UNSIGNED, FIELD(max_header_bytes), "16384",
-     INT32_MAX, "largest request header list (RFC 7540 size)"},
-    {"idle-timeout", OPTION_SECONDS, FIELD(idle_timeout), "300", 0,
+     INT32_MAX,
+     "largest request header list (RFC 7540 size; a gRPC call needs a few "
+     "hundred bytes)",
+     1024},
+    {"idle-timeout", OPTION_SECONDS, FIELD(idle_timeout), "300", 86400,
      "seconds a connection without calls stays open"},
-    {"keepalive-interval", OPTION_SECONDS, FIELD(keepalive_interval), "60", 0,
-     "seconds of silence before the server sends a PING"},
-    {"keepalive-timeout", OPTION_SECONDS, FIELD(keepalive_timeout), "20", 0,
+    {"keepalive-interval", OPTION_SECONDS, FIELD(keepalive_interval), "60",
+     86400, "seconds of silence before the server sends a PING"},
+    {"keepalive-timeout", OPTION_SECONDS, FIELD(keepalive_timeout), "20", 86400,
      "seconds to wait for a PING ack (and for a TLS handshake)"},
-    {"shutdown-grace", OPTION_SECONDS, FIELD(shutdown_grace), "10", 0,
+    {"shutdown-grace", OPTION_SECONDS, FIELD(shutdown_grace), "10", 86400,
      "seconds in-flight calls get to finish on SIGTERM"},
-    {"busy-poll-us", OPTION_MICROSECONDS, FIELD(busy_poll_us), "auto", 0,
+    {"busy-poll-us", OPTION_MICROSECONDS, FIELD(busy_poll_us), "auto", 1000000,
      "microseconds a loop keeps polling after input before it sleeps: "
      "lower latency for some CPU (0: off; auto: 200 when the process has "
      "more CPUs than loop threads, else off)"},
     {"data", OPTION_STRING, FIELD(data_dir), "./var", 0,
      "folder of the embedded store (jobhub.db, SQLite in WAL mode)"},
     {"lease-seconds", OPTION_UNSIGNED, FIELD(lease_seconds), "60", 86400,
-     "lease of a job submitted without lease_seconds"},
+     "lease of a job submitted without lease_seconds", 1},
     {"max-attempts", OPTION_UNSIGNED, FIELD(max_attempts), "3", 1000,
-     "attempts of a job submitted without max_attempts"},
+     "attempts of a job submitted without max_attempts", 1},
     {"retry-backoff-ms", OPTION_UNSIGNED, FIELD(retry_backoff_ms), "1000",
      3600000,
      "wait before the second attempt; doubles each attempt, with jitter"},
-    {"worker-timeout", OPTION_SECONDS, FIELD(worker_timeout), "30", 0,
+    {"worker-timeout", OPTION_SECONDS, FIELD(worker_timeout), "30", 86400,
      "seconds a worker using only unary calls may be silent before it "
      "leaves the routing tables"},
     {"auth-file", OPTION_STRING, FIELD(auth_file), NULL, 0,
@@ -116,6 +127,31 @@ static void *field_of(const jobhubd_config *config, const option *opt) {
   return (char *)config + opt->offset;
 }
 
+/* The valid values of opt in words, for --help and messages. */
+static void describe_range(const option *opt, char *out, size_t out_size) {
+  switch (opt->type) {
+  case OPTION_STRING:
+    snprintf(out, out_size, "text");
+    break;
+  case OPTION_BOOL:
+    snprintf(out, out_size, "true or false");
+    break;
+  case OPTION_UNSIGNED:
+  case OPTION_BYTES:
+    snprintf(out, out_size, "a whole number %llu..%llu",
+             (unsigned long long)opt->min, (unsigned long long)opt->max);
+    break;
+  case OPTION_SECONDS:
+    snprintf(out, out_size, "seconds above 0, at most %llu",
+             (unsigned long long)opt->max);
+    break;
+  case OPTION_MICROSECONDS:
+    snprintf(out, out_size, "microseconds 0..%llu or auto",
+             (unsigned long long)opt->max);
+    break;
+  }
+}
+
 /* Parses and stores one value; source names where it came from. */
 static int set_option(jobhubd_config *config, const option *opt,
                       const char *value, const char *source, char *err,
@@ -140,7 +176,7 @@ static int set_option(jobhubd_config *config, const option *opt,
       goto invalid;
     }
     unsigned long long number = strtoull(value, &end, 10);
-    if (errno != 0 || *end != '\0' || (opt->max && number > opt->max)) {
+    if (errno != 0 || *end != '\0' || number < opt->min || number > opt->max) {
       goto invalid;
     }
     if (opt->type == OPTION_BYTES) {
@@ -159,7 +195,7 @@ static int set_option(jobhubd_config *config, const option *opt,
     double number = strtod(value, &end);
     bool zero_ok = opt->type == OPTION_MICROSECONDS;
     if (errno != 0 || end == value || *end != '\0' || !isfinite(number) ||
-        number < 0 || (number == 0 && !zero_ok)) {
+        number < 0 || (number == 0 && !zero_ok) || number > (double)opt->max) {
       goto invalid;
     }
     *(double *)field = number;
@@ -177,15 +213,12 @@ static int set_option(jobhubd_config *config, const option *opt,
     }
     return 0;
   }
-invalid:
-  snprintf(err, err_size, "invalid value \"%s\" for %s (from %s)%s", value,
-           opt->name, source,
-           opt->type == OPTION_SECONDS ? ": expected seconds > 0"
-           : opt->type == OPTION_MICROSECONDS
-               ? ": expected microseconds >= 0 or auto"
-           : opt->type == OPTION_BOOL ? ": expected true or false"
-           : opt->max                 ? ": expected a whole number in range"
-                                      : ": expected a whole number");
+invalid:;
+  char range[96];
+  describe_range(opt, range, sizeof(range));
+  snprintf(err, err_size,
+           "invalid value \"%s\" for --%s (from %s): expected %s", value,
+           opt->name, source, range);
   return -1;
 }
 
@@ -224,9 +257,15 @@ static void print_help(void) {
     char flag[64];
     char env[64];
     snprintf(flag, sizeof(flag), "--%s%s", options[i].name,
-             options[i].type == OPTION_BOOL ? "" : "=VALUE");
+             options[i].type == OPTION_BOOL ? "[=BOOL]" : "=VALUE");
     env_name(&options[i], env, sizeof(env));
-    printf("  %-34s %s\n  %-34s env %s%s%s\n", flag, options[i].help, "", env,
+    printf("  %-34s %s\n", flag, options[i].help);
+    if (options[i].type != OPTION_STRING) {
+      char range[96];
+      describe_range(&options[i], range, sizeof(range));
+      printf("  %-34s valid: %s\n", "", range);
+    }
+    printf("  %-34s env %s%s%s\n", "", env,
            options[i].default_value ? ", default " : "",
            options[i].default_value ? options[i].default_value : "");
   }
@@ -280,9 +319,8 @@ static int parse_flag(jobhubd_config *config, int argc, char **argv, int i,
   }
   const char *value = equals ? equals + 1 : NULL;
   if (value == NULL && opt->type == OPTION_BOOL) {
-    value = "true";
-  }
-  if (value == NULL) {
+    value = "true"; /* --allow-plaintext alone */
+  } else if (value == NULL) {
     if (i + 1 >= argc) {
       snprintf(err, err_size, "option --%s needs a value", opt->name);
       return -1;
@@ -382,8 +420,10 @@ jobhubd_config_result jobhubd_config_load(jobhubd_config *config, int argc,
     snprintf(err, err_size, "--log-level must be debug, info, warn or error");
     return JOBHUBD_CONFIG_USAGE;
   }
-  if (config->max_receive_message_bytes == 0) {
-    snprintf(err, err_size, "--max-receive-message-bytes must be above 0");
+  char address_err[300];
+  if (rpc_socket_check_address(config->listen, address_err,
+                               sizeof(address_err)) != 0) {
+    snprintf(err, err_size, "invalid value for --listen: %s", address_err);
     return JOBHUBD_CONFIG_USAGE;
   }
   if (print) {

@@ -16,6 +16,7 @@ typedef struct jobhubd_config {
   char *tls_cert;
   char *tls_key;
   char *tls_client_ca;
+  bool allow_plaintext; /* with TLS, cleartext h2c is served too */
   uint64_t max_receive_message_bytes;
   unsigned max_concurrent_streams;
   unsigned max_header_bytes;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "jobhub/v1/engine.rpc.h"
 #include "jobhub/v1/hub.rpc.h"
@@ -122,6 +123,27 @@ static void reload_auth(auth_guard *guard, const char *path) {
           auth_guard_count(guard));
 }
 
+/* Every connection costs a descriptor and the default soft limit (often
+ * 1024) is far below what the hard limit allows: raise soft to hard, so
+ * that the limit an operator set (ulimit -Hn, LimitNOFILE=) is the one
+ * that applies. Failing to raise leaves the soft limit as it was. */
+static void raise_fd_limit(void) {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    return;
+  }
+  rlim_t before = limit.rlim_cur;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      limit.rlim_cur = before;
+    }
+  }
+  rpc_log(RPC_LOG_INFO, "fd_limit", "soft=%llu hard=%llu raised_from=%llu",
+          (unsigned long long)limit.rlim_cur,
+          (unsigned long long)limit.rlim_max, (unsigned long long)before);
+}
+
 static void mark_serving(rpc_server *server, rpc_health *health) {
   rpc_health_set(health, "", RPC_HEALTH_SERVING);
   for (size_t i = 0; i < rpc_server_service_count(server); i++) {
@@ -151,6 +173,7 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   rpc_log_level level = RPC_LOG_INFO;
   (void)rpc_log_level_parse(config.log_level, &level); /* validated */
   rpc_log_set_level(level);
+  raise_fd_limit();
 
   int exit_code = 1;
   SSL_CTX *tls = NULL;
@@ -227,6 +250,7 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   options.tls = tls;
   options.authorize = guard != NULL ? authorize_call : NULL;
   options.authorize_user = guard;
+  options.allow_plaintext = config.allow_plaintext;
   server = rpc_server_new(&options, err, sizeof(err));
   pool = rpc_descriptor_pool_new();
   if (server == NULL || pool == NULL) {

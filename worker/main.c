@@ -17,6 +17,7 @@
 #include <ev.h>
 
 #include "rpc/log.h"
+#include "rpc/socket.h"
 #include "rpc/tls.h"
 #include "worker/modules/modules.h"
 #include "worker/worker.h"
@@ -75,7 +76,8 @@ static const option options[] = {
     {"pool", NUMBER, FIELD(pool_id), "0", 1023, "pool_id, 0..1023"},
     {"job-type", JOB_TYPES, FIELD(job_type_ids), NULL, 1023,
      "a job_type_id it runs, 0..1023; repeat for more (default: 1)"},
-    {"capacity", NUMBER, FIELD(capacity), "1", 100000, "jobs it runs at once"},
+    {"capacity", NUMBER, FIELD(capacity), "1", 100000,
+     "jobs it runs at once, 1..100000"},
     {"module", TEXT, FIELD(module), "echo", 0, "the module (see below)"},
     {"module-config", TEXT, FIELD(module_config), NULL, 0,
      "the module's setting: for exec, the command (run with /bin/sh -c)"},
@@ -227,7 +229,13 @@ static int load_config(worker_config *config, int argc, char **argv, char *err,
     config->job_type_ids[config->n_job_type_ids++] = 1;
   }
   if (config->capacity == 0) {
-    snprintf(err, err_size, "--capacity must be at least 1");
+    snprintf(err, err_size, "--capacity must be 1..100000");
+    return -1;
+  }
+  char address_err[300];
+  if (rpc_socket_check_address(config->address, address_err,
+                               sizeof(address_err)) != 0) {
+    snprintf(err, err_size, "invalid value for --addr: %s", address_err);
     return -1;
   }
   if (config->cacert != NULL || config->cert != NULL) {

@@ -328,7 +328,7 @@ def test_client_certificate_cn_has_its_role(tmp_path):
           "client cert cli-1\n")
     hub = start_hub(["--tls-cert", pki["server.pem"], "--tls-key",
                      pki["server.key"], "--tls-client-ca", pki["ca.pem"],
-                     "--auth-file", str(credentials)])
+                     "--allow-plaintext", "--auth-file", str(credentials)])
     try:
         def tls_channel(name):
             return grpc.secure_channel(hub.address, grpc.ssl_channel_credentials(
@@ -349,7 +349,7 @@ def test_client_certificate_cn_has_its_role(tmp_path):
             code, details = call(ch, "Workers", "Add",
                                  BEARER["admin"])
             assert passed_auth(code, details), (code, details)
-        # h2c on the same port has no certificate.
+        # h2c on the same port (allowed here) has no certificate.
         with grpc.insecure_channel(hub.address) as ch:
             assert call(ch, "Workers", "Lease") == (UNAUTHENTICATED,
                                                     "missing credentials")

@@ -48,8 +48,9 @@ def read(path):
 
 
 def test_tls_and_h2c_on_one_port(pki):
+    # Cleartext next to TLS only when asked for (test_listen_hardening.py).
     server = start_server(["--tls-cert", pki["server.pem"],
-                           "--tls-key", pki["server.key"]])
+                           "--tls-key", pki["server.key"], "--allow-plaintext"])
     try:
         credentials = grpc.ssl_channel_credentials(read(pki["ca.pem"]))
         with grpc.secure_channel(server.address, credentials) as ch:

@@ -65,6 +65,7 @@ static int setup(void **state) {
   options.listen = "127.0.0.1:0";
   options.threads = 2;
   options.tls = f.server_tls;
+  options.allow_plaintext = true; /* the tests use TLS and h2c */
   f.server = rpc_server_new(&options, err, sizeof(err));
   if (f.server_tls == NULL || f.server == NULL ||
       echo_service_add(f.server) != 0 ||
