@@ -106,14 +106,17 @@ static void release(rpc_call *call) {
   }
 }
 
-void rpc_call_on_header(rpc_call *call, const uint8_t *name, size_t name_len,
-                        const uint8_t *value, size_t value_len,
-                        size_t max_header_bytes) {
+int rpc_call_on_header(rpc_call *call, bool is_request, const uint8_t *name,
+                       size_t name_len, const uint8_t *value, size_t value_len,
+                       size_t max_header_bytes) {
   /* RFC 7540 6.5.2: each entry counts its name, value and 32 bytes. */
   call->header_bytes += name_len + value_len + 32;
-  if (call->header_bytes > max_header_bytes) {
+  if (call->headers_too_large || call->header_bytes > max_header_bytes) {
     call->headers_too_large = true;
-    return;
+    return -1;
+  }
+  if (!is_request) {
+    return 0; /* gRPC clients send no trailers; ignore any */
   }
   if (name_len > 0 && name[0] == ':') {
     if (header_is(name, name_len, ":path")) {
@@ -122,7 +125,7 @@ void rpc_call_on_header(rpc_call *call, const uint8_t *name, size_t name_len,
     } else if (header_is(name, name_len, ":method")) {
       call->method_is_post = header_is(value, value_len, "POST");
     }
-    return;
+    return 0;
   }
   if (header_is(name, name_len, "content-type")) {
     /* PROTOCOL-HTTP2: "application/grpc" [("+proto" / "+json" / {custom})] */
@@ -147,6 +150,7 @@ void rpc_call_on_header(rpc_call *call, const uint8_t *name, size_t name_len,
       call->metadata_invalid = true;
     }
   }
+  return 0;
 }
 
 /* Adds every entry of md to nva as wire headers; values of -bin keys are
@@ -367,11 +371,6 @@ void rpc_call_begin(rpc_call *call, const rpc_method *method,
   if (!call->content_type_is_grpc) {
     /* PROTOCOL-HTTP2: a non-gRPC content-type gets HTTP 415. */
     rpc_call_respond_http(call, 415, "content-type must be application/grpc\n");
-    return;
-  }
-  if (call->headers_too_large) {
-    commit_status(call, RPC_STATUS_RESOURCE_EXHAUSTED,
-                  "request headers are too large");
     return;
   }
   if (call->timeout_invalid) {

@@ -76,11 +76,14 @@ rpc_call *rpc_call_new(rpc_connection *connection, nghttp2_session *session,
                        rpc_loop_thread *loop_thread, int32_t stream_id,
                        size_t max_receive_bytes);
 
-/* rpc_call_on_header records one request header. Returns 0; problems are
- * remembered and answered by rpc_call_begin. */
-void rpc_call_on_header(rpc_call *call, const uint8_t *name, size_t name_len,
-                        const uint8_t *value, size_t value_len,
-                        size_t max_header_bytes);
+/* rpc_call_on_header counts one header of the stream (request headers
+ * and trailers alike) against max_header_bytes and records it if is_request.
+ * Returns 0 (problems with a header are remembered and answered by
+ * rpc_call_begin), or -1 once the stream's headers are over the limit:
+ * nothing more is recorded and the caller refuses the stream. */
+int rpc_call_on_header(rpc_call *call, bool is_request, const uint8_t *name,
+                       size_t name_len, const uint8_t *value, size_t value_len,
+                       size_t max_header_bytes);
 
 /* rpc_call_begin runs when the request headers are complete: it answers
  * a malformed request or an unknown method (method NULL) at once,

@@ -366,17 +366,30 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
                      size_t value_len, uint8_t flags, void *user_data) {
   (void)flags;
   rpc_connection *c = user_data;
-  if (frame->hd.type != NGHTTP2_HEADERS ||
-      frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
-    return 0; /* gRPC clients send no trailers; ignore any */
+  if (frame->hd.type != NGHTTP2_HEADERS) {
+    return 0;
   }
   rpc_call *call =
       nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-  if (call != NULL) {
-    rpc_call_on_header(call, name, name_len, value, value_len,
-                       c->thread->server->options.max_header_list_bytes);
+  if (call == NULL ||
+      rpc_call_on_header(call, frame->headers.cat == NGHTTP2_HCAT_REQUEST,
+                         name, name_len, value, value_len,
+                         c->thread->server->options.max_header_list_bytes) ==
+          0) {
+    return 0;
   }
-  return 0;
+  /* Over the limit: stop here. Returning 0 would let nghttp2 validate
+   * every remaining header, and HPACK makes each 1-byte reference to a
+   * 4 KiB table entry cost a 4 KiB scan (the "HPACK bomb"). A temporal
+   * failure makes nghttp2 only decode the rest of the block (to keep the
+   * HPACK state) and reset the stream; the RST_STREAM we queue first
+   * carries ENHANCE_YOUR_CALM, which gRPC clients report as
+   * RESOURCE_EXHAUSTED (PROTOCOL-HTTP2 "Errors"), and keeps nghttp2's own
+   * INTERNAL_ERROR one from being queued (the stream is then closing). A
+   * trailers-only answer cannot be sent: the queued reset would drop it. */
+  nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                            NGHTTP2_ENHANCE_YOUR_CALM);
+  return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
 static void begin_call(rpc_connection *c, rpc_call *call) {
