@@ -79,6 +79,9 @@ struct rpc_connection {
   bool flush_scheduled;
   bool read_needs_write; /* TLS read wants the fd writable */
   bool goaway_sent;
+  double idle_frame_tokens; /* RPC_SERVER_IDLE_FRAME_* bucket */
+  ev_tstamp idle_frames_refilled;
+  bool frame_may_be_idle; /* last frame: charged unless it proved useful */
   rpc_connection *flush_next;
   rpc_connection *prev, *next;
 };
@@ -336,6 +339,60 @@ static void on_spin(struct ev_loop *loop, ev_idle *watcher, int events) {
 
 /* nghttp2 callbacks. */
 
+/* Takes a token from the connection's bucket of frames that carry no work
+ * (rpc/server.h). Returns 0, or NGHTTP2_ERR_CALLBACK_FAILURE when the
+ * bucket is empty: GOAWAY ENHANCE_YOUR_CALM is queued, and the failure
+ * makes nghttp2_session_mem_recv stop at once, so the connection is
+ * closed after a last flush instead of parsing the rest of the flood. */
+static int charge_idle_frame(rpc_connection *c) {
+  ev_tstamp now = ev_now(c->thread->loop);
+  c->idle_frame_tokens +=
+      (now - c->idle_frames_refilled) * RPC_SERVER_IDLE_FRAME_RATE;
+  if (c->idle_frame_tokens > RPC_SERVER_IDLE_FRAME_BURST) {
+    c->idle_frame_tokens = RPC_SERVER_IDLE_FRAME_BURST;
+  }
+  c->idle_frames_refilled = now;
+  if (c->idle_frame_tokens >= 1.) {
+    c->idle_frame_tokens -= 1.;
+    return 0;
+  }
+  rpc_log(RPC_LOG_WARN, "h2_frame_flood", "error=\"ENHANCE_YOUR_CALM\"");
+  (void)nghttp2_session_terminate_session(c->session,
+                                          NGHTTP2_ENHANCE_YOUR_CALM);
+  return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+/* Counts the frames that carry no work. A WINDOW_UPDATE or DATA frame is
+ * judged at the next frame: it was useful if on_frame_recv saw a large
+ * increment or on_data_chunk_recv saw data (nghttp2 reports neither for a
+ * closed stream: such frames count). */
+static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd,
+                          void *user_data) {
+  (void)session;
+  rpc_connection *c = user_data;
+  if (c->frame_may_be_idle) {
+    c->frame_may_be_idle = false;
+    int rv = charge_idle_frame(c);
+    if (rv != 0) {
+      return rv;
+    }
+  }
+  switch (hd->type) {
+  case NGHTTP2_PRIORITY:
+  case NGHTTP2_RST_STREAM:
+    return charge_idle_frame(c);
+  case NGHTTP2_WINDOW_UPDATE:
+    c->frame_may_be_idle = true;
+    break;
+  case NGHTTP2_DATA:
+    c->frame_may_be_idle = !(hd->flags & NGHTTP2_FLAG_END_STREAM);
+    break;
+  default:
+    break;
+  }
+  return 0;
+}
+
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
                             void *user_data) {
   rpc_connection *c = user_data;
@@ -433,6 +490,12 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
       c->ping_outstanding = false;
     }
     break;
+  case NGHTTP2_WINDOW_UPDATE:
+    if (frame->window_update.window_size_increment >=
+        RPC_SERVER_SMALL_WINDOW_UPDATE) {
+      c->frame_may_be_idle = false;
+    }
+    break;
   default:
     break;
   }
@@ -443,7 +506,10 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags,
                               int32_t stream_id, const uint8_t *data,
                               size_t len, void *user_data) {
   (void)flags;
-  (void)user_data;
+  rpc_connection *c = user_data;
+  if (len > 0) {
+    c->frame_may_be_idle = false;
+  }
   rpc_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
   if (call != NULL) {
     rpc_call_on_data(call, data, len);
@@ -499,6 +565,8 @@ static void make_callbacks(void) {
   if (nghttp2_session_callbacks_new(&callbacks) != 0) {
     return; /* session_callbacks stays NULL: start-up reports it */
   }
+  nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks,
+                                                        on_begin_frame);
   nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks,
                                                           on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
@@ -532,6 +600,8 @@ static int start_h2(rpc_connection *c) {
     return -1;
   }
   c->phase = PHASE_H2;
+  c->idle_frame_tokens = RPC_SERVER_IDLE_FRAME_BURST;
+  c->idle_frames_refilled = ev_now(c->thread->loop);
   arm_connection_timer(c);
   if (c->thread->stopping) {
     /* Accepted just before shutdown: let it know at once. */

@@ -18,6 +18,20 @@ struct ev_loop;
 
 typedef struct rpc_server rpc_server;
 
+/* Frames that make the server work but carry no work: PRIORITY,
+ * RST_STREAM from the client, WINDOW_UPDATE adding fewer than
+ * RPC_SERVER_SMALL_WINDOW_UPDATE bytes (or naming a closed stream), and
+ * DATA with neither data nor END_STREAM. Each connection has a token
+ * bucket of RPC_SERVER_IDLE_FRAME_BURST of them, refilled at
+ * RPC_SERVER_IDLE_FRAME_RATE per second; a connection that runs out gets
+ * GOAWAY ENHANCE_YOUR_CALM and is closed. nghttp2 1.52 (Debian) bounds
+ * the rest itself: queued PING and SETTINGS acks (1000), CONTINUATION
+ * frames per header block (8), and RST_STREAM (graceful GOAWAY past 33/s
+ * after a burst of 1000, which this bucket turns into a close). */
+#define RPC_SERVER_IDLE_FRAME_BURST 1000
+#define RPC_SERVER_IDLE_FRAME_RATE 100.  /* frames per second */
+#define RPC_SERVER_SMALL_WINDOW_UPDATE 1024 /* bytes */
+
 typedef struct rpc_server_options {
   const char *listen;               /* "127.0.0.1:50051", port 0: any */
   unsigned threads;                 /* loop threads; 0: one per core */
