@@ -63,7 +63,7 @@ static bool list_contains(const uint8_t *value, size_t len, const char *token) {
 
 rpc_call *rpc_call_new(rpc_connection *connection, nghttp2_session *session,
                        rpc_loop_thread *loop_thread, int32_t stream_id,
-                       size_t max_receive_bytes) {
+                       const rpc_call_limits *limits) {
   rpc_call *call = calloc(1, sizeof(*call));
   if (call == NULL) {
     return NULL;
@@ -74,12 +74,14 @@ rpc_call *rpc_call_new(rpc_connection *connection, nghttp2_session *session,
   call->loop_thread = loop_thread;
   call->stream_id = stream_id;
   call->refs = 1;
-  call->max_receive_bytes = max_receive_bytes;
+  call->max_receive_bytes = limits->max_receive_bytes;
+  call->max_stream_output_bytes = limits->max_stream_output_bytes;
+  call->max_connection_output_bytes = limits->max_connection_output_bytes;
   rpc_metadata_init(&call->request_metadata);
   rpc_metadata_init(&call->initial_metadata);
   rpc_metadata_init(&call->trailing_metadata);
   rpc_buffer_init(&call->send_queue);
-  rpc_deframer_init(&call->deframer, max_receive_bytes);
+  rpc_deframer_init(&call->deframer, limits->max_receive_bytes);
   call->deadline_timer.data = call;
   return call;
 }
@@ -284,6 +286,7 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id,
   rpc_call *call = source->ptr;
   size_t queued = call->send_queue.len - call->send_offset;
   size_t n = rpc_buffer_take(&call->send_queue, &call->send_offset, buf, length);
+  rpc_connection_output_changed(call->connection, queued, queued - n);
   if (n == queued) {
     if (call->status_committed) {
       /* PROTOCOL-HTTP2: the status travels in trailers after the data. */
@@ -549,8 +552,11 @@ void rpc_call_on_response_end(rpc_call *call) {
 }
 
 void rpc_call_on_stream_close(rpc_call *call) {
+  rpc_connection_output_changed(call->connection,
+                                rpc_call_pending_bytes(call), 0);
   call->session = NULL;
   call->connection = NULL;
+  call->cancel_owed = false; /* fire_cancel below covers it */
   if (!call->status_committed) {
     fire_cancel(call, RPC_STATUS_CANCELLED);
   } else if (!call->cancelled && call->handler_owned) {
@@ -563,6 +569,14 @@ void rpc_call_on_stream_close(rpc_call *call) {
 }
 
 void rpc_call_deliver_writable(rpc_call *call) {
+  if (call->cancel_owed) {
+    call->cancel_owed = false;
+    call->writable_wanted = false;
+    call->refs++;
+    fire_cancel(call, call->status_code);
+    release(call);
+    return;
+  }
   if (!call->writable_wanted) {
     return;
   }
@@ -585,6 +599,7 @@ static ssize_t read_plain_body(nghttp2_session *session, int32_t stream_id,
   rpc_call *call = source->ptr;
   size_t queued = call->send_queue.len - call->send_offset;
   size_t n = rpc_buffer_take(&call->send_queue, &call->send_offset, buf, length);
+  rpc_connection_output_changed(call->connection, queued, queued - n);
   if (n == queued) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
   }
@@ -604,7 +619,11 @@ void rpc_call_respond_http(rpc_call *call, int http_status, const char *body) {
   call->status_code = RPC_STATUS_UNKNOWN;
   nghttp2_data_provider provider = {.source.ptr = call,
                                     .read_callback = read_plain_body};
-  if (rpc_buffer_append(&call->send_queue, body, strlen(body)) != 0 ||
+  size_t before = rpc_call_pending_bytes(call);
+  int appended = rpc_buffer_append(&call->send_queue, body, strlen(body));
+  rpc_connection_output_changed(call->connection, before,
+                                rpc_call_pending_bytes(call));
+  if (appended != 0 ||
       nghttp2_submit_response(call->session, call->stream_id, nva, 2,
                               &provider) != 0) {
     nghttp2_submit_rst_stream(call->session, NGHTTP2_FLAG_NONE, call->stream_id,
@@ -683,7 +702,40 @@ static int prepare_send(rpc_call *call, size_t size) {
   return 0;
 }
 
-static int sent(rpc_call *call, int rv) {
+/* A client that does not read (a zero window) would otherwise make the
+ * server buffer without limit. Returns 0 when size more bytes may be
+ * queued. Otherwise the call ends at once with RESOURCE_EXHAUSTED (after
+ * what is queued already), its handler learns it through on_cancel after
+ * the next flush (not from inside its own send), and the result is
+ * RPC_CALL_ERR_CLOSED. */
+static int admit_output(rpc_call *call, size_t size) {
+  size_t pending = rpc_call_pending_bytes(call);
+  size_t connection_queued = rpc_connection_queued_output(call->connection);
+  bool streamed = call->method != NULL &&
+                  (call->method->shape == RPC_SHAPE_SERVER_STREAMING ||
+                   call->method->shape == RPC_SHAPE_BIDI_STREAMING);
+  char message[160];
+  if (streamed && pending > 0 &&
+      size > call->max_stream_output_bytes - pending) {
+    snprintf(message, sizeof(message),
+             "client is not reading: %zu bytes queued", pending);
+  } else if (size > call->max_connection_output_bytes ||
+             connection_queued > call->max_connection_output_bytes - size) {
+    snprintf(message, sizeof(message),
+             "client is not reading: %zu bytes queued on the connection "
+             "(a %zu-byte response would pass %zu)",
+             connection_queued, size, call->max_connection_output_bytes);
+  } else {
+    return 0;
+  }
+  commit_status(call, RPC_STATUS_RESOURCE_EXHAUSTED, message);
+  call->cancel_owed = call->handler_owned;
+  return RPC_CALL_ERR_CLOSED;
+}
+
+static int sent(rpc_call *call, size_t before, int rv) {
+  rpc_connection_output_changed(call->connection, before,
+                                rpc_call_pending_bytes(call));
   if (rv != 0) {
     return rv == RPC_MESSAGE_ERR_TOO_LARGE ? RPC_CALL_ERR_TOO_LARGE
                                            : RPC_CALL_ERR_NOMEM;
@@ -693,18 +745,28 @@ static int sent(rpc_call *call, int rv) {
 }
 
 int rpc_call_send(rpc_call *call, const ProtobufCMessage *message) {
-  int rv = prepare_send(call, protobuf_c_message_get_packed_size(message));
+  size_t size = protobuf_c_message_get_packed_size(message);
+  int rv = prepare_send(call, size);
+  if (rv == 0) {
+    rv = admit_output(call, RPC_FRAME_HEADER_SIZE + size);
+  }
+  size_t before = rpc_call_pending_bytes(call);
   return rv != 0 ? rv
-                 : sent(call, rpc_message_encode(&call->send_queue, message,
-                                                 call->response_gzip));
+                 : sent(call, before,
+                        rpc_message_encode(&call->send_queue, message,
+                                           call->response_gzip));
 }
 
 int rpc_call_send_packed(rpc_call *call, const uint8_t *data, size_t size) {
   int rv = prepare_send(call, size);
+  if (rv == 0) {
+    rv = admit_output(call, RPC_FRAME_HEADER_SIZE + size);
+  }
+  size_t before = rpc_call_pending_bytes(call);
   return rv != 0 ? rv
-                 : sent(call, rpc_message_encode_packed(&call->send_queue, data,
-                                                        size,
-                                                        call->response_gzip));
+                 : sent(call, before,
+                        rpc_message_encode_packed(&call->send_queue, data, size,
+                                                  call->response_gzip));
 }
 
 void rpc_call_finish(rpc_call *call, rpc_status_code code,

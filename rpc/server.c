@@ -70,6 +70,7 @@ struct rpc_connection {
   size_t preface_len;
   rpc_buffer out; /* bytes for the socket, from out_offset */
   size_t out_offset;
+  size_t calls_output; /* bytes queued in its calls' send queues */
   rpc_call *calls; /* open calls, for teardown */
   size_t call_count;
   ev_tstamp last_read;
@@ -138,6 +139,8 @@ void rpc_server_options_default(rpc_server_options *options) {
       .keepalive_timeout = 20.,
       .shutdown_grace = 10.,
       .busy_poll = 200e-6,
+      .max_stream_output_bytes = 8u << 20,
+      .max_connection_output_bytes = 64u << 20,
       .tls = NULL,
   };
 }
@@ -271,6 +274,17 @@ static const char *find_service_name(const rpc_server *server,
 
 /* Output. */
 
+void rpc_connection_output_changed(rpc_connection *c, size_t before,
+                                   size_t after) {
+  if (c != NULL) {
+    c->calls_output = c->calls_output + after - before;
+  }
+}
+
+size_t rpc_connection_queued_output(const rpc_connection *c) {
+  return c == NULL ? 0 : c->calls_output + (c->out.len - c->out_offset);
+}
+
 void rpc_connection_schedule_flush(rpc_connection *c) {
   if (c == NULL || c->flush_scheduled) {
     return;
@@ -400,9 +414,12 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
       frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
     return 0;
   }
-  rpc_call *call =
-      rpc_call_new(c, session, c->thread->runner, frame->hd.stream_id,
-                   c->thread->server->options.max_receive_message_bytes);
+  const rpc_server_options *options = &c->thread->server->options;
+  rpc_call_limits limits = {options->max_receive_message_bytes,
+                            options->max_stream_output_bytes,
+                            options->max_connection_output_bytes};
+  rpc_call *call = rpc_call_new(c, session, c->thread->runner,
+                                frame->hd.stream_id, &limits);
   if (call == NULL) {
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                               NGHTTP2_REFUSED_STREAM);

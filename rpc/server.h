@@ -43,6 +43,16 @@ typedef struct rpc_server_options {
   double keepalive_timeout;         /* s to wait for the PING ack */
   double shutdown_grace;            /* s in-flight calls get on shutdown */
   double busy_poll;                 /* s a loop spins after activity */
+  /* Response bytes a server-streaming or bidi call may have queued that
+   * HTTP/2 flow control has not taken (the client does not read): a send
+   * past it ends the call with RESOURCE_EXHAUSTED. A call may always
+   * queue one message, however large, when its queue is empty. */
+  size_t max_stream_output_bytes;
+  /* The same for all calls of a connection together, plus the bytes
+   * waiting for the socket: any answer that would go past it (a unary
+   * one too) ends its call with RESOURCE_EXHAUSTED instead of being
+   * queued. */
+  size_t max_connection_output_bytes;
   SSL_CTX *tls; /* NULL: h2c only. Borrowed; outlives the server. */
   /* NULL, or the loop of the only loop thread (threads must be 1), shared
    * with a service that runs on it too (the hub core): the server starts
@@ -53,7 +63,8 @@ typedef struct rpc_server_options {
 
 /* rpc_server_options_default fills the defaults (4 MiB messages, 100
  * streams, 16 KiB headers, 300 s idle, 60 s keepalive, 20 s ack, 10 s
- * grace, 200 us busy poll). */
+ * grace, 200 us busy poll, 8 MiB output per stream, 64 MiB per
+ * connection). */
 void rpc_server_options_default(rpc_server_options *options);
 
 /* rpc_server_new makes a server that is not yet listening. options is

@@ -50,6 +50,15 @@ static const option options[] = {
      "100", INT32_MAX, "HTTP/2 streams one connection may have open"},
     {"max-header-bytes", OPTION_UNSIGNED, FIELD(max_header_bytes), "16384",
      INT32_MAX, "largest request header list (RFC 7540 size)"},
+    {"max-stream-output-bytes", OPTION_BYTES, FIELD(max_stream_output_bytes),
+     "8388608", SIZE_MAX,
+     "response bytes a streaming call may have queued for a client that "
+     "does not read; past it the call ends with RESOURCE_EXHAUSTED (one "
+     "message always fits an empty queue)"},
+    {"max-connection-output-bytes", OPTION_BYTES,
+     FIELD(max_connection_output_bytes), "67108864", SIZE_MAX,
+     "response bytes one connection may have queued; an answer that would "
+     "pass it (unary too) gets RESOURCE_EXHAUSTED instead"},
     {"idle-timeout", OPTION_SECONDS, FIELD(idle_timeout), "300", 0,
      "seconds a connection without calls stays open"},
     {"keepalive-interval", OPTION_SECONDS, FIELD(keepalive_interval), "60", 0,
