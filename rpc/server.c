@@ -83,6 +83,7 @@ struct rpc_connection {
   double idle_frame_tokens; /* RPC_SERVER_IDLE_FRAME_* bucket */
   ev_tstamp idle_frames_refilled;
   bool frame_may_be_idle; /* last frame: charged unless it proved useful */
+  uint32_t window_updates_owed; /* 2 per DATA frame sent: stream, conn */
   rpc_connection *flush_next;
   rpc_connection *prev, *next;
 };
@@ -508,8 +509,13 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
     }
     break;
   case NGHTTP2_WINDOW_UPDATE:
+    /* A small one is useful when it gives back a DATA frame we sent
+     * (gRPC clients return small answers byte for byte). */
     if (frame->window_update.window_size_increment >=
         RPC_SERVER_SMALL_WINDOW_UPDATE) {
+      c->frame_may_be_idle = false;
+    } else if (c->window_updates_owed > 0) {
+      c->window_updates_owed--;
       c->frame_may_be_idle = false;
     }
     break;
@@ -565,7 +571,11 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
 
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data) {
-  (void)user_data;
+  rpc_connection *c = user_data;
+  if (frame->hd.type == NGHTTP2_DATA && frame->hd.length > 0 &&
+      c->window_updates_owed < UINT32_MAX - 2) {
+    c->window_updates_owed += 2;
+  }
   if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
     rpc_call *call =

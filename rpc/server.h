@@ -20,7 +20,8 @@ typedef struct rpc_server rpc_server;
 
 /* Frames that make the server work but carry no work: PRIORITY,
  * RST_STREAM from the client, WINDOW_UPDATE adding fewer than
- * RPC_SERVER_SMALL_WINDOW_UPDATE bytes (or naming a closed stream), and
+ * RPC_SERVER_SMALL_WINDOW_UPDATE bytes (or naming a closed stream) beyond
+ * two per DATA frame the server sent (a stream's and the connection's), and
  * DATA with neither data nor END_STREAM. Each connection has a token
  * bucket of RPC_SERVER_IDLE_FRAME_BURST of them, refilled at
  * RPC_SERVER_IDLE_FRAME_RATE per second; a connection that runs out gets
