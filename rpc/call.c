@@ -552,8 +552,8 @@ void rpc_call_on_response_end(rpc_call *call) {
 }
 
 void rpc_call_on_stream_close(rpc_call *call) {
-  rpc_connection_output_changed(call->connection,
-                                rpc_call_pending_bytes(call), 0);
+  rpc_connection_output_changed(call->connection, rpc_call_pending_bytes(call),
+                                0);
   call->session = NULL;
   call->connection = NULL;
   call->cancel_owed = false; /* fire_cancel below covers it */
@@ -623,9 +623,8 @@ void rpc_call_respond_http(rpc_call *call, int http_status, const char *body) {
   int appended = rpc_buffer_append(&call->send_queue, body, strlen(body));
   rpc_connection_output_changed(call->connection, before,
                                 rpc_call_pending_bytes(call));
-  if (appended != 0 ||
-      nghttp2_submit_response(call->session, call->stream_id, nva, 2,
-                              &provider) != 0) {
+  if (appended != 0 || nghttp2_submit_response(call->session, call->stream_id,
+                                               nva, 2, &provider) != 0) {
     nghttp2_submit_rst_stream(call->session, NGHTTP2_FLAG_NONE, call->stream_id,
                               NGHTTP2_INTERNAL_ERROR);
   }

@@ -419,8 +419,8 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
   rpc_call_limits limits = {options->max_receive_message_bytes,
                             options->max_stream_output_bytes,
                             options->max_connection_output_bytes};
-  rpc_call *call = rpc_call_new(c, session, c->thread->runner,
-                                frame->hd.stream_id, &limits);
+  rpc_call *call =
+      rpc_call_new(c, session, c->thread->runner, frame->hd.stream_id, &limits);
   if (call == NULL) {
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                               NGHTTP2_REFUSED_STREAM);
@@ -447,8 +447,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   rpc_call *call =
       nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
   if (call == NULL ||
-      rpc_call_on_header(call, frame->headers.cat == NGHTTP2_HCAT_REQUEST,
-                         name, name_len, value, value_len,
+      rpc_call_on_header(call, frame->headers.cat == NGHTTP2_HCAT_REQUEST, name,
+                         name_len, value, value_len,
                          c->thread->server->options.max_header_list_bytes) ==
           0) {
     return 0;

@@ -30,7 +30,7 @@ typedef struct rpc_server rpc_server;
  * frames per header block (8), and RST_STREAM (graceful GOAWAY past 33/s
  * after a burst of 1000, which this bucket turns into a close). */
 #define RPC_SERVER_IDLE_FRAME_BURST 1000
-#define RPC_SERVER_IDLE_FRAME_RATE 100.  /* frames per second */
+#define RPC_SERVER_IDLE_FRAME_RATE 100.     /* frames per second */
 #define RPC_SERVER_SMALL_WINDOW_UPDATE 1024 /* bytes */
 
 typedef struct rpc_server_options {
