@@ -64,7 +64,7 @@ static bool list_contains(const uint8_t *value, size_t len, const char *token) {
 
 rpc_call *rpc_call_new(rpc_connection *connection, nghttp2_session *session,
                        rpc_loop_thread *loop_thread, int32_t stream_id,
-                       size_t max_receive_bytes) {
+                       const rpc_call_limits *limits) {
   rpc_call *call = calloc(1, sizeof(*call));
   if (call == NULL) {
     return NULL;
@@ -75,12 +75,14 @@ rpc_call *rpc_call_new(rpc_connection *connection, nghttp2_session *session,
   call->loop_thread = loop_thread;
   call->stream_id = stream_id;
   call->refs = 1;
-  call->max_receive_bytes = max_receive_bytes;
+  call->max_receive_bytes = limits->max_receive_bytes;
+  call->max_stream_output_bytes = limits->max_stream_output_bytes;
+  call->max_connection_output_bytes = limits->max_connection_output_bytes;
   rpc_metadata_init(&call->request_metadata);
   rpc_metadata_init(&call->initial_metadata);
   rpc_metadata_init(&call->trailing_metadata);
   rpc_buffer_init(&call->send_queue);
-  rpc_deframer_init(&call->deframer, max_receive_bytes);
+  rpc_deframer_init(&call->deframer, limits->max_receive_bytes);
   call->deadline_timer.data = call;
   return call;
 }
@@ -108,14 +110,17 @@ static void release(rpc_call *call) {
   }
 }
 
-void rpc_call_on_header(rpc_call *call, const uint8_t *name, size_t name_len,
-                        const uint8_t *value, size_t value_len,
-                        size_t max_header_bytes) {
+int rpc_call_on_header(rpc_call *call, bool is_request, const uint8_t *name,
+                       size_t name_len, const uint8_t *value, size_t value_len,
+                       size_t max_header_bytes) {
   /* RFC 7540 6.5.2: each entry counts its name, value and 32 bytes. */
   call->header_bytes += name_len + value_len + 32;
-  if (call->header_bytes > max_header_bytes) {
+  if (call->headers_too_large || call->header_bytes > max_header_bytes) {
     call->headers_too_large = true;
-    return;
+    return -1;
+  }
+  if (!is_request) {
+    return 0; /* gRPC clients send no trailers; ignore any */
   }
   if (name_len > 0 && name[0] == ':') {
     if (header_is(name, name_len, ":path")) {
@@ -124,7 +129,7 @@ void rpc_call_on_header(rpc_call *call, const uint8_t *name, size_t name_len,
     } else if (header_is(name, name_len, ":method")) {
       call->method_is_post = header_is(value, value_len, "POST");
     }
-    return;
+    return 0;
   }
   if (header_is(name, name_len, "content-type")) {
     /* PROTOCOL-HTTP2: "application/grpc" [("+proto" / "+json" / {custom})] */
@@ -149,6 +154,7 @@ void rpc_call_on_header(rpc_call *call, const uint8_t *name, size_t name_len,
       call->metadata_invalid = true;
     }
   }
+  return 0;
 }
 
 /* Adds every entry of md to nva as wire headers; values of -bin keys are
@@ -282,6 +288,7 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id,
   rpc_call *call = source->ptr;
   size_t queued = call->send_queue.len - call->send_offset;
   size_t n = rpc_buffer_take(&call->send_queue, &call->send_offset, buf, length);
+  rpc_connection_output_changed(call->connection, queued, queued - n);
   if (n == queued) {
     if (call->status_committed) {
       /* PROTOCOL-HTTP2: the status travels in trailers after the data. */
@@ -375,11 +382,6 @@ void rpc_call_begin(rpc_call *call, const rpc_method *method,
   if (!call->content_type_is_grpc) {
     /* PROTOCOL-HTTP2: a non-gRPC content-type gets HTTP 415. */
     rpc_call_respond_http(call, 415, "content-type must be application/grpc\n");
-    return;
-  }
-  if (call->headers_too_large) {
-    commit_status(call, RPC_STATUS_RESOURCE_EXHAUSTED,
-                  "request headers are too large");
     return;
   }
   if (call->timeout_invalid) {
@@ -569,8 +571,11 @@ void rpc_call_on_response_end(rpc_call *call) {
 }
 
 void rpc_call_on_stream_close(rpc_call *call) {
+  rpc_connection_output_changed(call->connection, rpc_call_pending_bytes(call),
+                                0);
   call->session = NULL;
   call->connection = NULL;
+  call->cancel_owed = false; /* fire_cancel below covers it */
   if (!call->status_committed) {
     fire_cancel(call, RPC_STATUS_CANCELLED);
   } else if (!call->cancelled && call->handler_owned) {
@@ -583,6 +588,14 @@ void rpc_call_on_stream_close(rpc_call *call) {
 }
 
 void rpc_call_deliver_writable(rpc_call *call) {
+  if (call->cancel_owed) {
+    call->cancel_owed = false;
+    call->writable_wanted = false;
+    call->refs++;
+    fire_cancel(call, call->status_code);
+    release(call);
+    return;
+  }
   if (!call->writable_wanted) {
     return;
   }
@@ -605,6 +618,7 @@ static ssize_t read_plain_body(nghttp2_session *session, int32_t stream_id,
   rpc_call *call = source->ptr;
   size_t queued = call->send_queue.len - call->send_offset;
   size_t n = rpc_buffer_take(&call->send_queue, &call->send_offset, buf, length);
+  rpc_connection_output_changed(call->connection, queued, queued - n);
   if (n == queued) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
   }
@@ -624,9 +638,12 @@ void rpc_call_respond_http(rpc_call *call, int http_status, const char *body) {
   call->status_code = RPC_STATUS_UNKNOWN;
   nghttp2_data_provider provider = {.source.ptr = call,
                                     .read_callback = read_plain_body};
-  if (rpc_buffer_append(&call->send_queue, body, strlen(body)) != 0 ||
-      nghttp2_submit_response(call->session, call->stream_id, nva, 2,
-                              &provider) != 0) {
+  size_t before = rpc_call_pending_bytes(call);
+  int appended = rpc_buffer_append(&call->send_queue, body, strlen(body));
+  rpc_connection_output_changed(call->connection, before,
+                                rpc_call_pending_bytes(call));
+  if (appended != 0 || nghttp2_submit_response(call->session, call->stream_id,
+                                               nva, 2, &provider) != 0) {
     nghttp2_submit_rst_stream(call->session, NGHTTP2_FLAG_NONE, call->stream_id,
                               NGHTTP2_INTERNAL_ERROR);
   }
@@ -703,7 +720,40 @@ static int prepare_send(rpc_call *call, size_t size) {
   return 0;
 }
 
-static int sent(rpc_call *call, int rv) {
+/* A client that does not read (a zero window) would otherwise make the
+ * server buffer without limit. Returns 0 when size more bytes may be
+ * queued. Otherwise the call ends at once with RESOURCE_EXHAUSTED (after
+ * what is queued already), its handler learns it through on_cancel after
+ * the next flush (not from inside its own send), and the result is
+ * RPC_CALL_ERR_CLOSED. */
+static int admit_output(rpc_call *call, size_t size) {
+  size_t pending = rpc_call_pending_bytes(call);
+  size_t connection_queued = rpc_connection_queued_output(call->connection);
+  bool streamed = call->method != NULL &&
+                  (call->method->shape == RPC_SHAPE_SERVER_STREAMING ||
+                   call->method->shape == RPC_SHAPE_BIDI_STREAMING);
+  char message[160];
+  if (streamed && pending > 0 &&
+      size > call->max_stream_output_bytes - pending) {
+    snprintf(message, sizeof(message),
+             "client is not reading: %zu bytes queued", pending);
+  } else if (size > call->max_connection_output_bytes ||
+             connection_queued > call->max_connection_output_bytes - size) {
+    snprintf(message, sizeof(message),
+             "client is not reading: %zu bytes queued on the connection "
+             "(a %zu-byte response would pass %zu)",
+             connection_queued, size, call->max_connection_output_bytes);
+  } else {
+    return 0;
+  }
+  commit_status(call, RPC_STATUS_RESOURCE_EXHAUSTED, message);
+  call->cancel_owed = call->handler_owned;
+  return RPC_CALL_ERR_CLOSED;
+}
+
+static int sent(rpc_call *call, size_t before, int rv) {
+  rpc_connection_output_changed(call->connection, before,
+                                rpc_call_pending_bytes(call));
   if (rv != 0) {
     return rv == RPC_MESSAGE_ERR_TOO_LARGE ? RPC_CALL_ERR_TOO_LARGE
                                            : RPC_CALL_ERR_NOMEM;
@@ -713,18 +763,28 @@ static int sent(rpc_call *call, int rv) {
 }
 
 int rpc_call_send(rpc_call *call, const ProtobufCMessage *message) {
-  int rv = prepare_send(call, protobuf_c_message_get_packed_size(message));
+  size_t size = protobuf_c_message_get_packed_size(message);
+  int rv = prepare_send(call, size);
+  if (rv == 0) {
+    rv = admit_output(call, RPC_FRAME_HEADER_SIZE + size);
+  }
+  size_t before = rpc_call_pending_bytes(call);
   return rv != 0 ? rv
-                 : sent(call, rpc_message_encode(&call->send_queue, message,
-                                                 call->response_gzip));
+                 : sent(call, before,
+                        rpc_message_encode(&call->send_queue, message,
+                                           call->response_gzip));
 }
 
 int rpc_call_send_packed(rpc_call *call, const uint8_t *data, size_t size) {
   int rv = prepare_send(call, size);
+  if (rv == 0) {
+    rv = admit_output(call, RPC_FRAME_HEADER_SIZE + size);
+  }
+  size_t before = rpc_call_pending_bytes(call);
   return rv != 0 ? rv
-                 : sent(call, rpc_message_encode_packed(&call->send_queue, data,
-                                                        size,
-                                                        call->response_gzip));
+                 : sent(call, before,
+                        rpc_message_encode_packed(&call->send_queue, data, size,
+                                                  call->response_gzip));
 }
 
 void rpc_call_finish(rpc_call *call, rpc_status_code code,

@@ -20,6 +20,23 @@ typedef struct rpc_connection rpc_connection;
  * has queued to the socket before the loop next waits. */
 void rpc_connection_schedule_flush(rpc_connection *connection);
 
+/* rpc_connection_output_changed tells the connection (may be NULL) that a
+ * call's queued response bytes went from before to after. */
+void rpc_connection_output_changed(rpc_connection *connection, size_t before,
+                                   size_t after);
+
+/* rpc_connection_queued_output returns the response bytes the
+ * connection's calls have queued plus those waiting for its socket (0 for
+ * NULL). */
+size_t rpc_connection_queued_output(const rpc_connection *connection);
+
+/* Limits a call gets from the server's options. */
+typedef struct rpc_call_limits {
+  size_t max_receive_bytes;           /* one request message */
+  size_t max_stream_output_bytes;     /* queued, streamed responses */
+  size_t max_connection_output_bytes; /* queued on the whole connection */
+} rpc_call_limits;
+
 struct rpc_call {
   rpc_connection *connection; /* NULL once the stream is gone */
   nghttp2_session *session;   /* NULL once the stream is gone */
@@ -47,6 +64,8 @@ struct rpc_call {
   const void *handlers;
   void *user;
   size_t max_receive_bytes;
+  size_t max_stream_output_bytes;
+  size_t max_connection_output_bytes;
   rpc_deframer deframer;
   ProtobufCMessage *request; /* single-request shapes; owned */
   bool remote_closed;        /* END_STREAM from the client seen */
@@ -64,6 +83,7 @@ struct rpc_call {
   bool status_committed; /* final status decided */
   bool cancelled;        /* ended without the handler's status */
   bool writable_wanted;  /* on_writable owed once the queue drains */
+  bool cancel_owed;      /* on_cancel owed: the runtime ended the call */
   rpc_status_code status_code;
   char *status_message;
   rpc_call_hooks hooks;
@@ -75,16 +95,20 @@ struct rpc_call {
 };
 
 /* rpc_call_new makes the call for a new request stream, holding the
- * stream's reference. Returns NULL when memory is exhausted. */
+ * stream's reference; limits are copied. Returns NULL when memory is
+ * exhausted. */
 rpc_call *rpc_call_new(rpc_connection *connection, nghttp2_session *session,
                        rpc_loop_thread *loop_thread, int32_t stream_id,
-                       size_t max_receive_bytes);
+                       const rpc_call_limits *limits);
 
-/* rpc_call_on_header records one request header. Returns 0; problems are
- * remembered and answered by rpc_call_begin. */
-void rpc_call_on_header(rpc_call *call, const uint8_t *name, size_t name_len,
-                        const uint8_t *value, size_t value_len,
-                        size_t max_header_bytes);
+/* rpc_call_on_header counts one header of the stream (request headers
+ * and trailers alike) against max_header_bytes and records it if is_request.
+ * Returns 0 (problems with a header are remembered and answered by
+ * rpc_call_begin), or -1 once the stream's headers are over the limit:
+ * nothing more is recorded and the caller refuses the stream. */
+int rpc_call_on_header(rpc_call *call, bool is_request, const uint8_t *name,
+                       size_t name_len, const uint8_t *value, size_t value_len,
+                       size_t max_header_bytes);
 
 /* rpc_call_deny makes rpc_call_begin answer code and message (copied) at
  * once, trailers-only, instead of starting a known method: the server's
@@ -114,7 +138,9 @@ void rpc_call_on_response_end(rpc_call *call);
  * be freed. */
 void rpc_call_on_stream_close(rpc_call *call);
 
-/* rpc_call_deliver_writable runs owed on_writable hooks after a flush. */
+/* rpc_call_deliver_writable runs owed hooks after a flush: on_cancel of
+ * a call the runtime ended while its handler ran (output limit), else
+ * on_writable. */
 void rpc_call_deliver_writable(rpc_call *call);
 
 /* rpc_call_respond_http answers a request that is not gRPC with a plain

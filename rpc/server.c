@@ -74,6 +74,7 @@ struct rpc_connection {
   size_t preface_len;
   rpc_buffer out; /* bytes for the socket, from out_offset */
   size_t out_offset;
+  size_t calls_output; /* bytes queued in its calls' send queues */
   rpc_call *calls; /* open calls, for teardown */
   size_t call_count;
   ev_tstamp last_read;
@@ -85,6 +86,10 @@ struct rpc_connection {
   bool goaway_sent;
   char *peer_cn; /* verified client certificate CN, or NULL; owned */
   char peer[48]; /* the client's IP address, "" until a call needs it */
+  double idle_frame_tokens; /* RPC_SERVER_IDLE_FRAME_* bucket */
+  ev_tstamp idle_frames_refilled;
+  bool frame_may_be_idle; /* last frame: charged unless it proved useful */
+  uint32_t window_updates_owed; /* 2 per DATA frame sent: stream, conn */
   rpc_connection *flush_next;
   rpc_connection *prev, *next;
 };
@@ -146,6 +151,8 @@ void rpc_server_options_default(rpc_server_options *options) {
       .keepalive_timeout = 20.,
       .shutdown_grace = 10.,
       .busy_poll = 200e-6,
+      .max_stream_output_bytes = 8u << 20,
+      .max_connection_output_bytes = 64u << 20,
       .tls = NULL,
   };
 }
@@ -280,6 +287,17 @@ static const char *find_service_name(const rpc_server *server,
 
 /* Output. */
 
+void rpc_connection_output_changed(rpc_connection *c, size_t before,
+                                   size_t after) {
+  if (c != NULL) {
+    c->calls_output = c->calls_output + after - before;
+  }
+}
+
+size_t rpc_connection_queued_output(const rpc_connection *c) {
+  return c == NULL ? 0 : c->calls_output + (c->out.len - c->out_offset);
+}
+
 void rpc_connection_schedule_flush(rpc_connection *c) {
   if (c == NULL || c->flush_scheduled) {
     return;
@@ -348,6 +366,60 @@ static void on_spin(struct ev_loop *loop, ev_idle *watcher, int events) {
 
 /* nghttp2 callbacks. */
 
+/* Takes a token from the connection's bucket of frames that carry no work
+ * (rpc/server.h). Returns 0, or NGHTTP2_ERR_CALLBACK_FAILURE when the
+ * bucket is empty: GOAWAY ENHANCE_YOUR_CALM is queued, and the failure
+ * makes nghttp2_session_mem_recv stop at once, so the connection is
+ * closed after a last flush instead of parsing the rest of the flood. */
+static int charge_idle_frame(rpc_connection *c) {
+  ev_tstamp now = ev_now(c->thread->loop);
+  c->idle_frame_tokens +=
+      (now - c->idle_frames_refilled) * RPC_SERVER_IDLE_FRAME_RATE;
+  if (c->idle_frame_tokens > RPC_SERVER_IDLE_FRAME_BURST) {
+    c->idle_frame_tokens = RPC_SERVER_IDLE_FRAME_BURST;
+  }
+  c->idle_frames_refilled = now;
+  if (c->idle_frame_tokens >= 1.) {
+    c->idle_frame_tokens -= 1.;
+    return 0;
+  }
+  rpc_log(RPC_LOG_WARN, "h2_frame_flood", "error=\"ENHANCE_YOUR_CALM\"");
+  (void)nghttp2_session_terminate_session(c->session,
+                                          NGHTTP2_ENHANCE_YOUR_CALM);
+  return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+/* Counts the frames that carry no work. A WINDOW_UPDATE or DATA frame is
+ * judged at the next frame: it was useful if on_frame_recv saw a large
+ * increment or on_data_chunk_recv saw data (nghttp2 reports neither for a
+ * closed stream: such frames count). */
+static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd,
+                          void *user_data) {
+  (void)session;
+  rpc_connection *c = user_data;
+  if (c->frame_may_be_idle) {
+    c->frame_may_be_idle = false;
+    int rv = charge_idle_frame(c);
+    if (rv != 0) {
+      return rv;
+    }
+  }
+  switch (hd->type) {
+  case NGHTTP2_PRIORITY:
+  case NGHTTP2_RST_STREAM:
+    return charge_idle_frame(c);
+  case NGHTTP2_WINDOW_UPDATE:
+    c->frame_may_be_idle = true;
+    break;
+  case NGHTTP2_DATA:
+    c->frame_may_be_idle = !(hd->flags & NGHTTP2_FLAG_END_STREAM);
+    break;
+  default:
+    break;
+  }
+  return 0;
+}
+
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
                             void *user_data) {
   rpc_connection *c = user_data;
@@ -355,9 +427,12 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
       frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
     return 0;
   }
+  const rpc_server_options *options = &c->thread->server->options;
+  rpc_call_limits limits = {options->max_receive_message_bytes,
+                            options->max_stream_output_bytes,
+                            options->max_connection_output_bytes};
   rpc_call *call =
-      rpc_call_new(c, session, c->thread->runner, frame->hd.stream_id,
-                   c->thread->server->options.max_receive_message_bytes);
+      rpc_call_new(c, session, c->thread->runner, frame->hd.stream_id, &limits);
   if (call == NULL) {
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                               NGHTTP2_REFUSED_STREAM);
@@ -378,17 +453,30 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
                      size_t value_len, uint8_t flags, void *user_data) {
   (void)flags;
   rpc_connection *c = user_data;
-  if (frame->hd.type != NGHTTP2_HEADERS ||
-      frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
-    return 0; /* gRPC clients send no trailers; ignore any */
+  if (frame->hd.type != NGHTTP2_HEADERS) {
+    return 0;
   }
   rpc_call *call =
       nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-  if (call != NULL) {
-    rpc_call_on_header(call, name, name_len, value, value_len,
-                       c->thread->server->options.max_header_list_bytes);
+  if (call == NULL ||
+      rpc_call_on_header(call, frame->headers.cat == NGHTTP2_HCAT_REQUEST, name,
+                         name_len, value, value_len,
+                         c->thread->server->options.max_header_list_bytes) ==
+          0) {
+    return 0;
   }
-  return 0;
+  /* Over the limit: stop here. Returning 0 would let nghttp2 validate
+   * every remaining header, and HPACK makes each 1-byte reference to a
+   * 4 KiB table entry cost a 4 KiB scan (the "HPACK bomb"). A temporal
+   * failure makes nghttp2 only decode the rest of the block (to keep the
+   * HPACK state) and reset the stream; the RST_STREAM we queue first
+   * carries ENHANCE_YOUR_CALM, which gRPC clients report as
+   * RESOURCE_EXHAUSTED (PROTOCOL-HTTP2 "Errors"), and keeps nghttp2's own
+   * INTERNAL_ERROR one from being queued (the stream is then closing). A
+   * trailers-only answer cannot be sent: the queued reset would drop it. */
+  nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                            NGHTTP2_ENHANCE_YOUR_CALM);
+  return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
 /* Asks the server's authorization hook about a call of a known method;
@@ -461,6 +549,17 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
       c->ping_outstanding = false;
     }
     break;
+  case NGHTTP2_WINDOW_UPDATE:
+    /* A small one is useful when it gives back a DATA frame we sent
+     * (gRPC clients return small answers byte for byte). */
+    if (frame->window_update.window_size_increment >=
+        RPC_SERVER_SMALL_WINDOW_UPDATE) {
+      c->frame_may_be_idle = false;
+    } else if (c->window_updates_owed > 0) {
+      c->window_updates_owed--;
+      c->frame_may_be_idle = false;
+    }
+    break;
   default:
     break;
   }
@@ -471,7 +570,10 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags,
                               int32_t stream_id, const uint8_t *data,
                               size_t len, void *user_data) {
   (void)flags;
-  (void)user_data;
+  rpc_connection *c = user_data;
+  if (len > 0) {
+    c->frame_may_be_idle = false;
+  }
   rpc_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
   if (call != NULL) {
     rpc_call_on_data(call, data, len);
@@ -510,7 +612,11 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
 
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data) {
-  (void)user_data;
+  rpc_connection *c = user_data;
+  if (frame->hd.type == NGHTTP2_DATA && frame->hd.length > 0 &&
+      c->window_updates_owed < UINT32_MAX - 2) {
+    c->window_updates_owed += 2;
+  }
   if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
     rpc_call *call =
@@ -527,6 +633,8 @@ static void make_callbacks(void) {
   if (nghttp2_session_callbacks_new(&callbacks) != 0) {
     return; /* session_callbacks stays NULL: start-up reports it */
   }
+  nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks,
+                                                        on_begin_frame);
   nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks,
                                                           on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
@@ -560,6 +668,8 @@ static int start_h2(rpc_connection *c) {
     return -1;
   }
   c->phase = PHASE_H2;
+  c->idle_frame_tokens = RPC_SERVER_IDLE_FRAME_BURST;
+  c->idle_frames_refilled = ev_now(c->thread->loop);
   arm_connection_timer(c);
   if (c->thread->stopping) {
     /* Accepted just before shutdown: let it know at once. */

@@ -38,6 +38,20 @@ typedef struct rpc_auth_request {
 typedef rpc_status_code (*rpc_authorize_fn)(void *user,
                                             const rpc_auth_request *request,
                                             char *message, size_t message_size);
+/* Frames that make the server work but carry no work: PRIORITY,
+ * RST_STREAM from the client, WINDOW_UPDATE adding fewer than
+ * RPC_SERVER_SMALL_WINDOW_UPDATE bytes (or naming a closed stream) beyond
+ * two per DATA frame the server sent (a stream's and the connection's), and
+ * DATA with neither data nor END_STREAM. Each connection has a token
+ * bucket of RPC_SERVER_IDLE_FRAME_BURST of them, refilled at
+ * RPC_SERVER_IDLE_FRAME_RATE per second; a connection that runs out gets
+ * GOAWAY ENHANCE_YOUR_CALM and is closed. nghttp2 1.52 (Debian) bounds
+ * the rest itself: queued PING and SETTINGS acks (1000), CONTINUATION
+ * frames per header block (8), and RST_STREAM (graceful GOAWAY past 33/s
+ * after a burst of 1000, which this bucket turns into a close). */
+#define RPC_SERVER_IDLE_FRAME_BURST 1000
+#define RPC_SERVER_IDLE_FRAME_RATE 100.     /* frames per second */
+#define RPC_SERVER_SMALL_WINDOW_UPDATE 1024 /* bytes */
 
 typedef struct rpc_server_options {
   const char *listen;               /* "127.0.0.1:50051", port 0: any */
@@ -50,6 +64,16 @@ typedef struct rpc_server_options {
   double keepalive_timeout;         /* s to wait for the PING ack */
   double shutdown_grace;            /* s in-flight calls get on shutdown */
   double busy_poll;                 /* s a loop spins after activity */
+  /* Response bytes a server-streaming or bidi call may have queued that
+   * HTTP/2 flow control has not taken (the client does not read): a send
+   * past it ends the call with RESOURCE_EXHAUSTED. A call may always
+   * queue one message, however large, when its queue is empty. */
+  size_t max_stream_output_bytes;
+  /* The same for all calls of a connection together, plus the bytes
+   * waiting for the socket: any answer that would go past it (a unary
+   * one too) ends its call with RESOURCE_EXHAUSTED instead of being
+   * queued. */
+  size_t max_connection_output_bytes;
   SSL_CTX *tls; /* NULL: h2c only. Borrowed; outlives the server. */
   /* With tls: also serve cleartext h2c on the port (which bypasses any
    * client-certificate check). false: cleartext is refused, see
@@ -68,7 +92,8 @@ typedef struct rpc_server_options {
 
 /* rpc_server_options_default fills the defaults (4 MiB messages, 100
  * streams, 16 KiB headers, 300 s idle, 60 s keepalive, 20 s ack, 10 s
- * grace, 200 us busy poll). */
+ * grace, 200 us busy poll, 8 MiB output per stream, 64 MiB per
+ * connection). */
 void rpc_server_options_default(rpc_server_options *options);
 
 /* rpc_server_new makes a server that is not yet listening. options is

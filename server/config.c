@@ -62,6 +62,17 @@ static const option options[] = {
      "largest request header list (RFC 7540 size; a gRPC call needs a few "
      "hundred bytes)",
      1024},
+    {"max-stream-output-bytes", OPTION_BYTES, FIELD(max_stream_output_bytes),
+     "8388608", SIZE_MAX,
+     "response bytes a streaming call may have queued for a client that "
+     "does not read; past it the call ends with RESOURCE_EXHAUSTED (one "
+     "message always fits an empty queue)",
+     65536},
+    {"max-connection-output-bytes", OPTION_BYTES,
+     FIELD(max_connection_output_bytes), "67108864", SIZE_MAX,
+     "response bytes one connection may have queued; an answer that would "
+     "pass it (unary too) gets RESOURCE_EXHAUSTED instead",
+     65536},
     {"idle-timeout", OPTION_SECONDS, FIELD(idle_timeout), "300", 86400,
      "seconds a connection without calls stays open"},
     {"keepalive-interval", OPTION_SECONDS, FIELD(keepalive_interval), "60",

@@ -20,6 +20,8 @@ typedef struct jobhubd_config {
   uint64_t max_receive_message_bytes;
   unsigned max_concurrent_streams;
   unsigned max_header_bytes;
+  uint64_t max_stream_output_bytes;
+  uint64_t max_connection_output_bytes;
   double idle_timeout;       /* s */
   double keepalive_interval; /* s */
   double keepalive_timeout;  /* s */

@@ -237,6 +237,9 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   options.max_receive_message_bytes = config.max_receive_message_bytes;
   options.max_concurrent_streams = config.max_concurrent_streams;
   options.max_header_list_bytes = config.max_header_bytes;
+  options.max_stream_output_bytes = (size_t)config.max_stream_output_bytes;
+  options.max_connection_output_bytes =
+      (size_t)config.max_connection_output_bytes;
   options.idle_timeout = config.idle_timeout;
   options.keepalive_interval = config.keepalive_interval;
   options.keepalive_timeout = config.keepalive_timeout;
