@@ -74,6 +74,10 @@ static const option options[] = {
     {"worker-timeout", OPTION_SECONDS, FIELD(worker_timeout), "30", 0,
      "seconds a worker using only unary calls may be silent before it "
      "leaves the routing tables"},
+    {"max-worker-capacity", OPTION_UNSIGNED, FIELD(max_worker_capacity), "1024",
+     1000000,
+     "largest capacity (Register, Connect) or Lease max_jobs a worker gets; "
+     "more is clamped (and logged once per worker)"},
     {"port-file", OPTION_STRING, FIELD(port_file), NULL, 0,
      "write the bound port to this file once listening"},
     {"log-level", OPTION_STRING, FIELD(log_level), "info", 0,

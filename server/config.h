@@ -29,6 +29,7 @@ typedef struct jobhubd_config {
   unsigned max_attempts;
   unsigned retry_backoff_ms;
   double worker_timeout; /* s */
+  unsigned max_worker_capacity;
   char *port_file;
   char *log_level;
   char *config_file;
