@@ -1364,6 +1364,11 @@ static void on_pause_over(struct ev_loop *loop, ev_timer *timer, int events) {
   hub_worker *worker = timer->data;
   job_hub *hub = worker->pause_hub;
   worker->paused_until_us = 0;
+  /* A paused Connect worker stays out of the routing tables, so that no
+   * subject's jobs wait for it. */
+  if (worker->conn != NULL && !worker->draining) {
+    hub_worker_set_live(hub, worker, true);
+  }
   hub_wake_worker(hub, worker);
 }
 

@@ -303,7 +303,8 @@ void hub_hold_lease(hub_worker *worker, job_record *job);
 uint32_t hub_requeue_unacknowledged(job_hub *hub, hub_worker *worker);
 
 /* hub_worker_pause gives worker no new jobs until until_us (a time of
- * the wall clock), then wakes it. */
+ * the wall clock); then a Connect worker that is not draining goes live
+ * (its caller keeps it out of the routing tables meanwhile) and is woken. */
 void hub_worker_pause(job_hub *hub, hub_worker *worker, int64_t until_us);
 
 /* hub_fill_lease_secret writes LEASE_SECRET_SIZE random bytes from the

@@ -770,9 +770,9 @@ static void conn_hello(job_hub *hub, worker_conn *conn,
       core_stream_send(hub, &conn->stream, message.data, message.len) != 0) {
     core_stream_finish(hub, &conn->stream, RPC_STATUS_RESOURCE_EXHAUSTED,
                        "out of memory");
-  } else {
+  } else if (worker->paused_until_us == 0) {
     hub_worker_set_live(hub, worker, true); /* then assignments follow */
-  }
+  } /* else out of the routing tables until the pause is over */
   rpc_buffer_free(&welcome);
   rpc_buffer_free(&message);
 }
