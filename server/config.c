@@ -104,6 +104,10 @@ static const option options[] = {
     {"no-auth", OPTION_BOOL, FIELD(no_auth), NULL, 0,
      "serve without credentials even on a non-loopback address (without "
      "it and --auth-file, only a loopback --listen starts)"},
+    {"max-worker-capacity", OPTION_UNSIGNED, FIELD(max_worker_capacity), "1024",
+     1000000,
+     "largest capacity (Register, Connect) or Lease max_jobs a worker gets; "
+     "more is clamped (and logged once per worker)"},
     {"port-file", OPTION_STRING, FIELD(port_file), NULL, 0,
      "write the bound port to this file once listening"},
     {"log-level", OPTION_STRING, FIELD(log_level), "info", 0,

@@ -34,6 +34,7 @@ typedef struct jobhubd_config {
   double worker_timeout; /* s */
   char *auth_file;       /* NULL: no credentials (see no_auth) */
   bool no_auth;          /* serve without credentials on any address */
+  unsigned max_worker_capacity;
   char *port_file;
   char *log_level;
   char *config_file;

@@ -221,6 +221,7 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
       .max_attempts = config.max_attempts ? config.max_attempts : 1,
       .retry_backoff_ms = config.retry_backoff_ms,
       .worker_timeout = config.worker_timeout,
+      .max_worker_capacity = config.max_worker_capacity,
       .loop_thread = shared_loop,
   };
   hub = hub_open(&hub_config, err, sizeof(err));

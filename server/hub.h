@@ -16,12 +16,18 @@
 
 typedef struct job_hub job_hub;
 
+/* --max-worker-capacity's default. */
+#define HUB_DEFAULT_MAX_WORKER_CAPACITY 1024
+
 typedef struct hub_options {
   const char *data_dir;      /* the store's folder */
   uint32_t lease_seconds;    /* default lease */
   uint32_t max_attempts;     /* default attempts */
   uint32_t retry_backoff_ms; /* first retry delay; doubles */
   double worker_timeout;     /* s before a silent unary worker leaves */
+  /* Largest capacity (Register, Connect hello) and Lease max_jobs a
+   * worker gets; more is clamped. 0: HUB_DEFAULT_MAX_WORKER_CAPACITY. */
+  uint32_t max_worker_capacity;
   /* NULL: the core gets a thread of its own. Else the core runs on this
    * loop thread, which someone else starts (the server, as its only
    * loop), stops before hub_close and frees after it. */

@@ -1,12 +1,14 @@
 /* hub_core.c: the core thread's state: jobs, queue, leases, workers'
  * routing, watchers, recovery, and the calls and streams between the
  * loops and the core. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "jobhub/v1/jobs.rpc.h"
 #include "jobhub/v1/workers.rpc.h"
@@ -481,6 +483,7 @@ int hub_save(job_hub *hub, job_record *job, int from_state, const char *actor,
       .result_size = result_size,
       .leases = job->leases,
   };
+  memcpy(stored.lease_secret, job->lease_secret, sizeof(stored.lease_secret));
   stored_event event = {
       .from_state = from_state,
       .to_state = job->state,
@@ -694,7 +697,8 @@ static bool worker_has_room(const job_hub *hub, const hub_worker *worker) {
     return true;
   }
   return worker->conn != NULL && !worker->draining &&
-         worker->running < worker->capacity && !hub_store_behind(hub);
+         worker->paused_until_us == 0 && worker->running < worker->capacity &&
+         !hub_store_behind(hub);
 }
 
 bool hub_store_behind(const job_hub *hub) {
@@ -880,6 +884,10 @@ int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job,
   int64_t now = time_now_us();
   uint32_t seconds =
       job->lease_seconds ? job->lease_seconds : hub->options.lease_seconds;
+  if (hub_fill_lease_secret(hub, job->lease_secret) != 0) {
+    return -1;
+  }
+  job->lease_acknowledged = false;
   job->attempts++;
   job->leases++;
   job->started_us = now;
@@ -1075,7 +1083,8 @@ void hub_pump(job_hub *hub, hub_worker *worker) {
     }
     return;
   }
-  if (worker->conn == NULL || worker->draining) {
+  if (worker->conn == NULL || worker->draining ||
+      worker->paused_until_us != 0) {
     return;
   }
   rpc_buffer assignment;
@@ -1302,7 +1311,86 @@ void hub_worker_set_live(job_hub *hub, hub_worker *worker, bool live) {
   }
 }
 
+int hub_fill_lease_secret(job_hub *hub, uint8_t *secret) {
+  if (hub->random_used + LEASE_SECRET_SIZE > sizeof(hub->random)) {
+    size_t got = 0;
+    while (got < sizeof(hub->random)) {
+      ssize_t n = getrandom(hub->random + got, sizeof(hub->random) - got, 0);
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n <= 0) {
+        rpc_log(RPC_LOG_ERROR, "random_bytes_failed", "error=\"%s\"",
+                strerror(errno));
+        return -1;
+      }
+      got += (size_t)n;
+    }
+    hub->random_used = 0;
+  }
+  memcpy(secret, hub->random + hub->random_used, LEASE_SECRET_SIZE);
+  /* Spent bytes are not left behind for anyone reading memory later. */
+  memset(hub->random + hub->random_used, 0, LEASE_SECRET_SIZE);
+  hub->random_used += LEASE_SECRET_SIZE;
+  return 0;
+}
+
+uint32_t hub_requeue_unacknowledged(job_hub *hub, hub_worker *worker) {
+  uint32_t count = 0;
+  job_record *job = worker->running_jobs;
+  while (job != NULL) {
+    job_record *next = job->run_next;
+    if (!job->lease_acknowledged) {
+      hub_release_lease(hub, job);
+      if (job->attempts > 0) {
+        job->attempts--;
+      }
+      int from = job->state;
+      hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__QUEUED);
+      save_quietly(hub, job, from, "hub",
+                   "worker left before it started the job");
+      hub_requeue(hub, job, 0);
+      hub_notify(hub, job);
+      count++;
+    }
+    job = next;
+  }
+  return count;
+}
+
+static void on_pause_over(struct ev_loop *loop, ev_timer *timer, int events) {
+  (void)loop;
+  (void)events;
+  hub_worker *worker = timer->data;
+  job_hub *hub = worker->pause_hub;
+  worker->paused_until_us = 0;
+  /* A paused Connect worker stays out of the routing tables, so that no
+   * subject's jobs wait for it. */
+  if (worker->conn != NULL && !worker->draining) {
+    hub_worker_set_live(hub, worker, true);
+  }
+  hub_wake_worker(hub, worker);
+}
+
+void hub_worker_pause(job_hub *hub, hub_worker *worker, int64_t until_us) {
+  int64_t wait_us = until_us - time_now_us();
+  if (wait_us <= 0) {
+    return;
+  }
+  if (ev_is_active(&worker->pause_timer)) {
+    ev_timer_stop(hub->loop, &worker->pause_timer);
+  }
+  worker->paused_until_us = until_us;
+  worker->pause_hub = hub;
+  ev_timer_init(&worker->pause_timer, on_pause_over, (double)wait_us / 1e6, 0);
+  worker->pause_timer.data = worker;
+  ev_timer_start(hub->loop, &worker->pause_timer);
+}
+
 static void worker_free(hub_worker *worker) {
+  if (ev_is_active(&worker->pause_timer)) {
+    ev_timer_stop(worker->pause_hub->loop, &worker->pause_timer);
+  }
   job_queue_free(worker->sticky);
   free(worker->job_type_ids);
   free(worker->client_id);
@@ -1428,6 +1516,7 @@ static void on_housekeeping(struct ev_loop *loop, ev_timer *timer, int events) {
     hub_worker_remove(hub, scan.forget);
     scan.forget = NULL;
   }
+  hub_penalties_expire(hub, scan.now);
 }
 
 /* Recovery. */
@@ -1466,6 +1555,7 @@ static int recover_job(const stored_job *stored, void *arg) {
   job->created_us = stored->created_us;
   /* Rows from before migration 4 have no count: attempts is it. */
   job->leases = stored->leases > job->attempts ? stored->leases : job->attempts;
+  memcpy(job->lease_secret, stored->lease_secret, sizeof(job->lease_secret));
   job->durable = true;
   job->state = JOBHUB__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
   if (index_job(hub, job) != 0) {
@@ -1538,6 +1628,10 @@ static void hub_free(job_hub *hub) {
   hash_table_free(hub->jobs_by_key);
   hash_table_free(hub->pools);
   hash_table_free(hub->workers);
+  if (hub->penalties != NULL) {
+    hub_penalties_free(hub);
+    hash_table_free(hub->penalties);
+  }
   job_queue_free(hub->queue);
   deadline_heap_free(&hub->leases);
   free(hub->pumps);
@@ -1576,8 +1670,11 @@ job_hub *hub_open(const hub_options *options, char *err, size_t err_size) {
   hub->jobs_by_key = hash_table_new();
   hub->pools = hash_table_new();
   hub->workers = hash_table_new();
+  hub->penalties = hash_table_new();
+  hub->random_used = sizeof(hub->random); /* read at the first lease */
   if (hub->core == NULL || hub->queue == NULL || hub->jobs_by_id == NULL ||
-      hub->jobs_by_key == NULL || hub->pools == NULL || hub->workers == NULL) {
+      hub->jobs_by_key == NULL || hub->pools == NULL || hub->workers == NULL ||
+      hub->penalties == NULL) {
     snprintf(err, err_size, "out of memory");
     hub_free(hub);
     return NULL;

@@ -130,6 +130,11 @@ typedef struct hub_worker {
   job_queue *sticky; /* subject jobs routed to this worker */
   hub_call *pending_lease;
   uint64_t created; /* order of creation, for Delete's "latest" */
+  /* A Connect worker that kept dropping jobs gets none before this. */
+  int64_t paused_until_us;
+  ev_timer pause_timer;        /* wakes it then */
+  job_hub *pause_hub;          /* whose loop pause_timer runs on */
+  bool capacity_capped_logged; /* its capacity was clamped, and logged */
 } hub_worker;
 
 struct worker_conn {
@@ -192,7 +197,24 @@ struct job_hub {
   bool closing;
   rpc_buffer scratch;
   uint32_t rng;
+  /* Random bytes for lease secrets, read from the OS a batch at a time
+   * (a lease costs no syscall); those before random_used are spent. */
+  uint8_t random[4096];
+  size_t random_used;
+  /* worker_penalty by client_id: Connect workers that dropped jobs. */
+  hash_table *penalties;
 };
+
+/* What the hub remembers of a worker identity (client_id) whose Connect
+ * streams ended holding jobs it had not acknowledged: it is slowed down
+ * when it does it again (docs/core-design.md "Connect"). */
+typedef struct worker_penalty {
+  char *client_id;         /* owned */
+  int64_t last_drop_us;    /* its last stream end that dropped jobs */
+  int64_t backoff_us;      /* the last pause it got; 0: none yet */
+  int64_t paused_until_us; /* its next Connect gets no jobs before this */
+  bool logged;             /* this episode has its log line */
+} worker_penalty;
 
 /* Core operations shared by the services. */
 job_record *hub_find_job(job_hub *hub, const char *id);
@@ -273,6 +295,23 @@ bool hub_store_behind(const job_hub *hub);
  * queue if it leaves. */
 void hub_hold_lease(hub_worker *worker, job_record *job);
 
+/* hub_requeue_unacknowledged puts back in the queue every job worker
+ * holds that it never acknowledged (Started, heartbeat, progress, result):
+ * at once, the attempt not counted (the lease number stays used, so a
+ * late result of that lease is refused). For a Connect stream that ended.
+ * Returns how many. */
+uint32_t hub_requeue_unacknowledged(job_hub *hub, hub_worker *worker);
+
+/* hub_worker_pause gives worker no new jobs until until_us (a time of
+ * the wall clock); then a Connect worker that is not draining goes live
+ * (its caller keeps it out of the routing tables meanwhile) and is woken. */
+void hub_worker_pause(job_hub *hub, hub_worker *worker, int64_t until_us);
+
+/* hub_fill_lease_secret writes LEASE_SECRET_SIZE random bytes from the
+ * OS (getrandom, read in batches) into secret. Returns 0, or -1 when the
+ * OS gives none (logged). */
+int hub_fill_lease_secret(job_hub *hub, uint8_t *secret);
+
 /* hub_take_job pops the best queued job for worker, or NULL. */
 job_record *hub_take_job(job_hub *hub, hub_worker *worker);
 
@@ -297,5 +336,11 @@ extern const struct jobhub_v1_workers_handlers hub_workers_handlers;
 void hub_workers_close_all(job_hub *hub);
 void hub_watchers_close_all(job_hub *hub);
 void hub_queries_fail_all(job_hub *hub, hub_worker *worker);
+
+/* Worker penalties (workers_service.c): hub_penalties_expire forgets
+ * those whose last drop and pause are long past (housekeeping);
+ * hub_penalties_free frees them all (at close). */
+void hub_penalties_expire(job_hub *hub, int64_t now_us);
+void hub_penalties_free(job_hub *hub);
 
 #endif

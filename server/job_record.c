@@ -305,32 +305,69 @@ int job_id_parse(const char *id, uint64_t *sequence) {
   return 0;
 }
 
+static const char hex_digits[] = "0123456789abcdef";
+
 void lease_id_format(const job_record *job, char lease_id[LEASE_ID_SIZE]) {
   memcpy(lease_id, job->id, JOB_ID_SIZE - 1);
   lease_id[JOB_ID_SIZE - 1] = '.';
-  (void)decimal_format(job->leases, lease_id + JOB_ID_SIZE);
+  char *at = lease_id + JOB_ID_SIZE;
+  at += decimal_format(job->leases, at);
+  *at++ = '.';
+  for (size_t i = 0; i < LEASE_SECRET_SIZE; i++) {
+    *at++ = hex_digits[job->lease_secret[i] >> 4];
+    *at++ = hex_digits[job->lease_secret[i] & 0xf];
+  }
+  *at = '\0';
 }
 
-int lease_id_parse(const char *lease_id, uint64_t *sequence, uint32_t *lease) {
+static int hex_value(char c) {
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                : -1;
+}
+
+int lease_id_parse(const char *lease_id, uint64_t *sequence, uint32_t *lease,
+                   uint8_t secret[LEASE_SECRET_SIZE]) {
   char id[JOB_ID_SIZE];
   if (strlen(lease_id) < JOB_ID_SIZE + 1 || lease_id[JOB_ID_SIZE - 1] != '.') {
     return -1;
   }
   memcpy(id, lease_id, JOB_ID_SIZE - 1);
   id[JOB_ID_SIZE - 1] = '\0';
-  const char *digits = lease_id + JOB_ID_SIZE;
+  const char *p = lease_id + JOB_ID_SIZE;
   uint64_t value = 0;
-  for (const char *p = digits; *p != '\0'; p++) {
-    if (*p < '0' || *p > '9' || value > UINT32_MAX / 10) {
+  size_t digits = 0;
+  for (; *p >= '0' && *p <= '9'; p++, digits++) {
+    if (value > UINT32_MAX / 10) {
       return -1;
     }
     value = value * 10 + (uint64_t)(*p - '0');
   }
-  if (value > UINT32_MAX || job_id_parse(id, sequence) != 0) {
+  if (digits == 0 || value > UINT32_MAX || *p != '.' ||
+      strlen(p + 1) != 2 * LEASE_SECRET_SIZE ||
+      job_id_parse(id, sequence) != 0) {
     return -1;
+  }
+  p++;
+  for (size_t i = 0; i < LEASE_SECRET_SIZE; i++) {
+    int high = hex_value(p[2 * i]);
+    int low = hex_value(p[2 * i + 1]);
+    if (high < 0 || low < 0) {
+      return -1;
+    }
+    secret[i] = (uint8_t)(high << 4 | low);
   }
   *lease = (uint32_t)value;
   return 0;
+}
+
+bool lease_secret_equal(const uint8_t a[LEASE_SECRET_SIZE],
+                        const uint8_t b[LEASE_SECRET_SIZE]) {
+  volatile uint8_t differ = 0;
+  for (size_t i = 0; i < LEASE_SECRET_SIZE; i++) {
+    differ |= (uint8_t)(a[i] ^ b[i]);
+  }
+  return differ == 0;
 }
 
 static size_t varint_write(uint8_t *out, uint64_t value) {

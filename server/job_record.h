@@ -21,8 +21,11 @@
 
 /* "%016" PRIx64 of the sequence, and its terminator. */
 #define JOB_ID_SIZE 17
-/* A lease id: the job id, '.', the attempt. */
-#define LEASE_ID_SIZE (JOB_ID_SIZE + 11)
+/* Random bytes in a lease id: what makes it unguessable. */
+#define LEASE_SECRET_SIZE 16
+/* A lease id: the job id, '.', the lease number (up to 10 digits), '.',
+ * the secret in lowercase hex, and the terminator. */
+#define LEASE_ID_SIZE (JOB_ID_SIZE + 11 + 2 * LEASE_SECRET_SIZE + 1)
 
 struct hub_worker;
 struct job_watcher;
@@ -49,10 +52,17 @@ typedef struct job_record {
    * one. Equals attempts until a Reset. */
   uint32_t leases;
   uint32_t voided_lease;   /* the lease a Reset took back; 0: none */
+  /* The random part of the last lease's id (stored with the job: a
+   * worker re-sends results after a hub restart). */
+  uint8_t lease_secret[LEASE_SECRET_SIZE];
   uint32_t writes_pending; /* its writes not yet durable */
   int state;               /* jobhub.v1.JobState */
   bool durable;            /* the Submit is committed to the store */
   bool lease_unsaved;      /* its last lease is not written yet */
+  /* The holder said it started the job (Started, or any message about
+   * the lease): a Connect stream ending before that gives the job back
+   * without counting the attempt. */
+  bool lease_acknowledged;
   char id[JOB_ID_SIZE];
   uint32_t fixed_size;
   uint32_t subject_size; /* without terminator; 0: none */
@@ -105,10 +115,18 @@ int job_id_parse(const char *id, uint64_t *sequence);
  * returns the digits' count. (snprintf costs ten times as much.) */
 size_t decimal_format(uint64_t value, char *out);
 
-/* lease_id_format writes "<id>.<leases>"; lease_id_parse splits one.
- * Parse returns 0, or -1 when it is not of that form. */
+/* lease_id_format writes "<id>.<leases>.<lease_secret in hex>";
+ * lease_id_parse splits one into the job's sequence, the lease number and
+ * the secret's bytes. Parse returns 0, or -1 when it is not of that form
+ * (an id without the secret, of ids before it, included). */
 void lease_id_format(const job_record *job, char lease_id[LEASE_ID_SIZE]);
-int lease_id_parse(const char *lease_id, uint64_t *sequence, uint32_t *lease);
+int lease_id_parse(const char *lease_id, uint64_t *sequence, uint32_t *lease,
+                   uint8_t secret[LEASE_SECRET_SIZE]);
+
+/* lease_secret_equal compares two secrets in time that does not depend
+ * on where they differ (a caller cannot find one byte by byte). */
+bool lease_secret_equal(const uint8_t a[LEASE_SECRET_SIZE],
+                        const uint8_t b[LEASE_SECRET_SIZE]);
 
 /* pb_append_bytes_field appends field number as a length-delimited field
  * holding size bytes of data: how the hub nests stored bytes in an answer

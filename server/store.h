@@ -16,6 +16,9 @@ struct ev_loop;
 
 typedef struct job_store job_store;
 
+/* Bytes of a lease id's secret (job_record.h LEASE_SECRET_SIZE). */
+#define STORED_LEASE_SECRET_SIZE 16
+
 /* A job as stored: the fields the hub queries by, and the jobhub.v1.Job in
  * two serialized parts with disjoint fields, so that their concatenation
  * parses as the whole Job: job, the fields fixed at Submit, written once,
@@ -36,6 +39,9 @@ typedef struct stored_job {
   uint32_t lease_seconds;      /* as submitted; 0: the hub's default */
   uint32_t max_attempts;
   uint32_t leases;    /* leases the job had (lease ids' numbers) */
+  /* The random part of its last lease id; all zero: none (a row written
+   * before migration 5). */
+  uint8_t lease_secret[STORED_LEASE_SECRET_SIZE];
   const uint8_t *job; /* the fixed part; NULL on save: update the rest */
   size_t job_size;
   const uint8_t *status; /* the changing part */
@@ -70,12 +76,11 @@ job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
 /* job_store_save_job queues an insert-or-replace of job (copied) with
  * optional events (a list through next, copied; NULL for none) appended to
  * the job's history in the same transaction; when job->job is NULL it updates
- * only state, not_before_us, lease_expires_us, leases, status and (when not
- * NULL) result of a stored job, and fails (status -1) for a job that is not
- * stored. done (NULL: nobody waits) runs once, on the loop. Returns 0, or -1 (a
- * sequence over
- * INT64_MAX, an event state outside 0..255, no memory, or the store is
- * closing: done is then never called). */
+ * only state, not_before_us, lease_expires_us, leases, lease_secret, status and
+ * (when not NULL) result of a stored job, and fails (status -1) for a job that
+ * is not stored. done (NULL: nobody waits) runs once, on the loop. Returns 0,
+ * or -1 (a sequence over INT64_MAX, an event state outside 0..255, no memory,
+ * or the store is closing: done is then never called). */
 int job_store_save_job(job_store *store, const stored_job *job,
                        const stored_event *event, job_store_done_fn done,
                        void *arg);

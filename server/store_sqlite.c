@@ -88,6 +88,9 @@ static const migration migrations[] = {
      migrate_to_sequence_keys},
     /* 4: lease numbers outlive a Reset (attempts do not). */
     {"ALTER TABLE jobs ADD COLUMN leases INTEGER NOT NULL DEFAULT 0;", NULL},
+    /* 5: lease ids carry a secret; a worker re-sends its result with it
+     * after a restart. NULL: a row of before (its lease id is void). */
+    {"ALTER TABLE jobs ADD COLUMN lease_secret BLOB;", NULL},
 };
 
 /* The columns of migration 3, and the ones after it. */
@@ -95,11 +98,11 @@ static const migration migrations[] = {
   "seq, state, pool_id, job_type_id, priority, not_before_us, created_us,"     \
   " lease_expires_us, lease_seconds, max_attempts, idempotency_key,"           \
   " subject, job, status, result"
-#define JOB_COLUMNS JOB_COLUMNS_V3 ", leases"
+#define JOB_COLUMNS JOB_COLUMNS_V3 ", leases, lease_secret"
 /* history || ?: blobs concatenate bytewise; the CAST keeps a blob. */
 #define SAVE_JOB_SQL                                                           \
   "INSERT INTO jobs (" JOB_COLUMNS ", history) VALUES (?1, ?2, ?3, ?4, ?5,"    \
-  " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?17, ?16)"                   \
+  " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?17, ?18, ?16)"              \
   " ON CONFLICT(seq) DO UPDATE SET state = excluded.state,"                    \
   " pool_id = excluded.pool_id, job_type_id = excluded.job_type_id,"           \
   " priority = excluded.priority, not_before_us = excluded.not_before_us,"     \
@@ -109,12 +112,12 @@ static const migration migrations[] = {
   " idempotency_key = excluded.idempotency_key,"                               \
   " subject = excluded.subject, job = excluded.job,"                           \
   " status = excluded.status, result = excluded.result,"                       \
-  " leases = excluded.leases,"                                                 \
+  " leases = excluded.leases, lease_secret = excluded.lease_secret,"           \
   " history = CAST(COALESCE(history, x'') ||"                                  \
   " COALESCE(excluded.history, x'') AS BLOB)"
 #define UPDATE_JOB_SQL                                                         \
   "UPDATE jobs SET state = ?2, not_before_us = ?3, lease_expires_us = ?4,"     \
-  " leases = ?8,"                                                              \
+  " leases = ?8, lease_secret = ?9,"                                           \
   " status = ?5, result = COALESCE(?6, result), history = CASE WHEN ?7 IS"     \
   " NULL THEN history ELSE CAST(COALESCE(history, x'') || ?7 AS BLOB) END"     \
   " WHERE seq = ?1"
@@ -310,6 +313,19 @@ static void bind_blob(sqlite3_stmt *stmt, int index, const uint8_t *blob,
   }
 }
 
+/* A lease secret, or NULL when it is all zero (none). */
+static void bind_secret(sqlite3_stmt *stmt, int index,
+                        const uint8_t secret[STORED_LEASE_SECRET_SIZE]) {
+  uint8_t any = 0;
+  for (size_t i = 0; i < STORED_LEASE_SECRET_SIZE; i++) {
+    any |= secret[i];
+  }
+  if (any != 0) {
+    sqlite3_bind_blob(stmt, index, secret, STORED_LEASE_SECRET_SIZE,
+                      SQLITE_STATIC);
+  }
+}
+
 static int update_job(job_store *store, const write_op *op) {
   const stored_job *job = &op->job;
   sqlite3_stmt *s = store->update_job;
@@ -321,6 +337,7 @@ static int update_job(job_store *store, const write_op *op) {
   bind_blob(s, 6, job->result, job->result_size);
   bind_blob(s, 7, op->history, op->history_size);
   sqlite3_bind_int64(s, 8, job->leases);
+  bind_secret(s, 9, job->lease_secret);
   if (run_statement(s) != 0) {
     return -1;
   }
@@ -351,6 +368,7 @@ static int write_job(job_store *store, const write_op *op) {
   bind_blob(s, 15, job->result, job->result_size);
   bind_blob(s, 16, op->history, op->history_size);
   sqlite3_bind_int64(s, 17, job->leases);
+  bind_secret(s, 18, job->lease_secret);
   return run_statement(s);
 }
 
@@ -415,6 +433,8 @@ static int merge_into(write_op *prev, write_op *op) {
     merged.result = op->job.result;
     merged.result_size = op->job.result_size;
     merged.leases = op->job.leases;
+    memcpy(merged.lease_secret, op->job.lease_secret,
+           sizeof(merged.lease_secret));
     op->job = merged;
   }
   free(op->merged_history);
@@ -705,6 +725,10 @@ int job_store_load_jobs(job_store *store,
         .result_size = (size_t)sqlite3_column_bytes(s, 14),
         .leases = (uint32_t)sqlite3_column_int64(s, 15),
     };
+    if (sqlite3_column_bytes(s, 16) == STORED_LEASE_SECRET_SIZE) {
+      memcpy(job.lease_secret, sqlite3_column_blob(s, 16),
+             STORED_LEASE_SECRET_SIZE);
+    }
     rv = each(&job, arg);
   }
   if (rv == 0 && step != SQLITE_DONE) {

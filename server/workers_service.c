@@ -34,19 +34,46 @@ static job_record *refuse(outcome *out, rpc_status_code code, const char *fmt,
   return NULL;
 }
 
-/* The job of a lease the worker still holds, or NULL with why. */
+/* Whether the lease of job may be used by the caller: on a Connect
+ * stream, the stream's worker (stream_worker) must be the holder; on a
+ * unary call, client_id must be the holder's. After a hub restart, until
+ * the holder re-attaches it (WorkerHello.resend_lease_ids), a lease has no
+ * holder: on Connect the worker must then have the stored worker_idx; on
+ * a unary call the lease id's secret alone binds. Neither given: the hub
+ * itself asks. */
+static bool lease_caller_allowed(const job_record *job, const char *client_id,
+                                 const hub_worker *stream_worker) {
+  const hub_worker *holder = job->holder;
+  if (stream_worker != NULL) {
+    return holder != NULL ? holder == stream_worker
+                          : job->worker_idx == stream_worker->worker_idx;
+  }
+  if (client_id == NULL || holder == NULL) {
+    return true;
+  }
+  return holder->client_id != NULL && strcmp(holder->client_id, client_id) == 0;
+}
+
+/* The job of a lease the caller (see lease_caller_allowed) still holds,
+ * or NULL with why: NOT_FOUND for an unknown, older or forged lease (a
+ * wrong secret is an unknown lease), FAILED_PRECONDITION when its job
+ * finished, PERMISSION_DENIED for a lease held by another worker. */
 static job_record *leased_job(job_hub *hub, const char *job_id,
-                              const char *lease_id, outcome *out) {
+                              const char *lease_id, const char *client_id,
+                              const hub_worker *stream_worker, outcome *out) {
   uint64_t sequence;
   uint32_t lease;
+  uint8_t secret[LEASE_SECRET_SIZE];
   out->code = RPC_STATUS_OK;
-  if (lease_id_parse(lease_id, &sequence, &lease) != 0) {
+  if (lease_id_parse(lease_id, &sequence, &lease, secret) != 0) {
     return refuse(out, RPC_STATUS_NOT_FOUND, "no lease \"%s\"", lease_id);
   }
   char id[JOB_ID_SIZE];
   job_id_format(sequence, id);
   job_record *job = hub_find_job(hub, id);
-  if (job == NULL || (job_id[0] != '\0' && strcmp(job_id, id) != 0)) {
+  if (job == NULL || (job_id[0] != '\0' && strcmp(job_id, id) != 0) ||
+      (job->leases == lease &&
+       !lease_secret_equal(secret, job->lease_secret))) {
     return refuse(out, RPC_STATUS_NOT_FOUND, "no lease \"%s\" for this job",
                   lease_id);
   }
@@ -62,6 +89,10 @@ static job_record *leased_job(job_hub *hub, const char *job_id,
                   "lease \"%s\" expired (the job was leased again or is "
                   "queued)",
                   lease_id);
+  }
+  if (!lease_caller_allowed(job, client_id, stream_worker)) {
+    return refuse(out, RPC_STATUS_PERMISSION_DENIED,
+                  "lease \"%s\" is held by another worker", lease_id);
   }
   return job;
 }
@@ -167,7 +198,8 @@ static void answer_job_when_stored(int status, void *arg) {
 static void run_progress(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__ProgressRequest *request = hc->request;
   outcome out;
-  job_record *job = leased_job(hub, request->job_id, request->lease_id, &out);
+  job_record *job = leased_job(hub, request->job_id, request->lease_id,
+                               request->client_id, NULL, &out);
   if (job == NULL) {
     hub_call_fail(hub, hc, out.code, "%s", out.message);
     return;
@@ -187,12 +219,12 @@ static void progress(rpc_call *call, const Jobhub__V1__ProgressRequest *request,
   }
 }
 
-static void run_finish(job_hub *hub, hub_call *hc, const char *job_id,
-                       const char *lease_id,
+static void run_finish(job_hub *hub, hub_call *hc, const char *client_id,
+                       const char *job_id, const char *lease_id,
                        const Jobhub__V1__JobResult *result,
                        const Jobhub__V1__FailRequest *failure) {
   outcome out;
-  job_record *job = leased_job(hub, job_id, lease_id, &out);
+  job_record *job = leased_job(hub, job_id, lease_id, client_id, NULL, &out);
   if (job == NULL) {
     hub_call_fail(hub, hc, out.code, "%s", out.message);
     return;
@@ -208,13 +240,14 @@ static void run_finish(job_hub *hub, hub_call *hc, const char *job_id,
 
 static void run_complete(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__CompleteRequest *request = hc->request;
-  run_finish(hub, hc, request->job_id, request->lease_id, request->result,
-             NULL);
+  run_finish(hub, hc, request->client_id, request->job_id, request->lease_id,
+             request->result, NULL);
 }
 
 static void run_fail(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__FailRequest *request = hc->request;
-  run_finish(hub, hc, request->job_id, request->lease_id, NULL, request);
+  run_finish(hub, hc, request->client_id, request->job_id, request->lease_id,
+             NULL, request);
 }
 
 static void complete(rpc_call *call, const Jobhub__V1__CompleteRequest *request,
@@ -236,31 +269,50 @@ static void fail(rpc_call *call, const Jobhub__V1__FailRequest *request,
 static bool voided_by_reset(job_hub *hub, const char *lease_id) {
   uint64_t sequence;
   uint32_t lease;
-  if (lease_id_parse(lease_id, &sequence, &lease) != 0) {
+  uint8_t secret[LEASE_SECRET_SIZE];
+  if (lease_id_parse(lease_id, &sequence, &lease, secret) != 0) {
     return false;
   }
   char id[JOB_ID_SIZE];
   job_id_format(sequence, id);
   job_record *job = hub_find_job(hub, id);
-  return job != NULL && lease != 0 && job->voided_lease == lease;
+  /* The secret is the job's until it is leased again. */
+  return job != NULL && lease != 0 && job->voided_lease == lease &&
+         (job->leases != lease ||
+          lease_secret_equal(secret, job->lease_secret));
 }
 
 static void run_heartbeat(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__HeartbeatRequest *request = hc->request;
-  /* Check every lease before changing any. */
+  /* Check every lease before changing any; an unknown lease is reported
+   * before one held by another worker. */
+  outcome denied = {RPC_STATUS_OK, ""};
   for (size_t i = 0; i < request->n_lease_ids; i++) {
     outcome out;
-    if (leased_job(hub, "", request->lease_ids[i], &out) == NULL &&
-        out.code != RPC_STATUS_FAILED_PRECONDITION &&
-        !voided_by_reset(hub, request->lease_ids[i])) {
+    if (leased_job(hub, "", request->lease_ids[i], request->client_id, NULL,
+                   &out) != NULL ||
+        out.code == RPC_STATUS_FAILED_PRECONDITION) {
+      continue;
+    }
+    if (out.code == RPC_STATUS_PERMISSION_DENIED) {
+      if (denied.code == RPC_STATUS_OK) {
+        denied = out;
+      }
+    } else if (!voided_by_reset(hub, request->lease_ids[i])) {
       hub_call_fail(hub, hc, out.code, "%s", out.message);
       return;
     }
   }
+  if (denied.code != RPC_STATUS_OK) {
+    hub_call_fail(hub, hc, denied.code, "%s", denied.message);
+    return;
+  }
   for (size_t i = 0; i < request->n_lease_ids; i++) {
     outcome out;
-    job_record *job = leased_job(hub, "", request->lease_ids[i], &out);
+    job_record *job = leased_job(hub, "", request->lease_ids[i],
+                                 request->client_id, NULL, &out);
     if (job != NULL) {
+      job->lease_acknowledged = true;
       extend_lease(hub, job);
       continue;
     }
@@ -268,7 +320,8 @@ static void run_heartbeat(job_hub *hub, hub_call *hc) {
      * worker must stop. */
     uint64_t sequence;
     uint32_t lease;
-    (void)lease_id_parse(request->lease_ids[i], &sequence, &lease);
+    uint8_t secret[LEASE_SECRET_SIZE];
+    (void)lease_id_parse(request->lease_ids[i], &sequence, &lease, secret);
     char id[JOB_ID_SIZE];
     job_id_format(sequence, id);
     if (pb_append_bytes_field(&hc->answer, 1, id, JOB_ID_SIZE - 1) != 0) {
@@ -292,6 +345,30 @@ static int set_text(char **field, const char *text) {
   return job_record_set_text(field, text);
 }
 
+/* The capacity (or Lease max_jobs) worker asked for, 0 being 1, clamped
+ * to --max-worker-capacity; a clamp is logged once per worker. */
+static uint32_t capped(job_hub *hub, hub_worker *worker, uint32_t asked,
+                       const char *what) {
+  uint32_t cap = hub->options.max_worker_capacity
+                     ? hub->options.max_worker_capacity
+                     : HUB_DEFAULT_MAX_WORKER_CAPACITY;
+  if (asked == 0) {
+    return 1;
+  }
+  if (asked <= cap) {
+    return asked;
+  }
+  if (!worker->capacity_capped_logged) {
+    worker->capacity_capped_logged = true;
+    rpc_log(RPC_LOG_WARN, "worker_capacity_capped",
+            "worker_idx=%llu client_id=\"%s\" %s=%u max_worker_capacity=%u",
+            (unsigned long long)worker->worker_idx,
+            worker->client_id != NULL ? worker->client_id : "", what, asked,
+            cap);
+  }
+  return cap;
+}
+
 static void run_register(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__RegisterRequest *request = hc->request;
   rpc_status_code code;
@@ -303,13 +380,13 @@ static void run_register(job_hub *hub, hub_call *hc) {
     hub_call_fail(hub, hc, code, "%s", why);
     return;
   }
-  worker->capacity = request->capacity ? request->capacity : 1;
   if (set_text(&worker->client_id, request->client_id) != 0 ||
       set_text(&worker->hostname, request->hostname) != 0) {
     hub_worker_remove(hub, worker);
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
+  worker->capacity = capped(hub, worker, request->capacity, "capacity");
   hub_worker_set_live(hub, worker, true);
   if (hub_worker_pack(worker, &hc->answer) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -369,8 +446,8 @@ static void lease_undelivered(job_hub *hub, hub_call *hc) {
   }
   for (size_t i = 0; i < response->n_assignments; i++) {
     outcome out;
-    job_record *job =
-        leased_job(hub, "", response->assignments[i]->lease_id, &out);
+    job_record *job = leased_job(hub, "", response->assignments[i]->lease_id,
+                                 NULL, NULL, &out);
     if (job != NULL) {
       hub_cancel_lease(hub, job);
       hub_release_lease(hub, job);
@@ -394,6 +471,13 @@ static void run_lease(job_hub *hub, hub_call *hc) {
     if (worker == NULL) {
       hub_call_fail(hub, hc, RPC_STATUS_NOT_FOUND,
                     "no worker with worker_idx %llu",
+                    (unsigned long long)request->worker_idx);
+      return;
+    }
+    if (worker->client_id != NULL &&
+        strcmp(worker->client_id, request->client_id) != 0) {
+      hub_call_fail(hub, hc, RPC_STATUS_PERMISSION_DENIED,
+                    "worker_idx %llu belongs to another client_id",
                     (unsigned long long)request->worker_idx);
       return;
     }
@@ -440,7 +524,7 @@ static void run_lease(job_hub *hub, hub_call *hc) {
     hub_call_answer(hub, older);
   }
   hc->worker = worker;
-  hc->want = request->max_jobs ? request->max_jobs : 1;
+  hc->want = capped(hub, worker, request->max_jobs, "max_jobs");
   if (hc->want > MAX_LEASE_JOBS) {
     hc->want = MAX_LEASE_JOBS;
   }
@@ -491,6 +575,129 @@ static void send_hub_message(job_hub *hub, worker_conn *conn,
   }
 }
 
+/* Flapping workers: a worker identity whose Connect streams keep ending
+ * with jobs it had not acknowledged is paused before it gets new ones. */
+
+/* Drops this close after the previous one make the pause grow. */
+#define DROP_WINDOW_US (60 * 1000000LL)
+#define FIRST_PAUSE_US (1 * 1000000LL)
+#define LONGEST_PAUSE_US (60 * 1000000LL)
+/* A stream that ran this long without dropping a job ends the episode. */
+#define CLEAN_STREAM_US (30 * 1000000LL)
+
+static bool penalty_is_for(const void *value, const void *key) {
+  return strcmp(((const worker_penalty *)value)->client_id, key) == 0;
+}
+
+static worker_penalty *find_penalty(job_hub *hub, const char *client_id) {
+  if (client_id == NULL) {
+    return NULL;
+  }
+  return hash_table_find(hub->penalties,
+                         hash_bytes(client_id, strlen(client_id)),
+                         penalty_is_for, client_id);
+}
+
+static void forget_penalty(job_hub *hub, worker_penalty *penalty) {
+  (void)hash_table_remove(
+      hub->penalties,
+      hash_bytes(penalty->client_id, strlen(penalty->client_id)), penalty);
+  free(penalty->client_id);
+  free(penalty);
+}
+
+/* A Connect stream of worker ended, having dropped this many jobs it had
+ * not acknowledged: a second drop within DROP_WINDOW_US pauses the
+ * identity (1 s, doubling up to 60 s), logged once per episode. */
+static void note_stream_end(job_hub *hub, hub_worker *worker,
+                            uint32_t dropped) {
+  int64_t now = time_now_us();
+  worker_penalty *penalty = find_penalty(hub, worker->client_id);
+  if (dropped == 0) {
+    if (penalty != NULL && now - worker->connected_us >= CLEAN_STREAM_US &&
+        now >= penalty->paused_until_us) {
+      forget_penalty(hub, penalty);
+    }
+    return;
+  }
+  if (penalty == NULL) {
+    if (worker->client_id == NULL) {
+      return;
+    }
+    penalty = calloc(1, sizeof(*penalty));
+    if (penalty == NULL ||
+        (penalty->client_id = strdup(worker->client_id)) == NULL) {
+      free(penalty);
+      return; /* no memory: not slowed down */
+    }
+    if (hash_table_insert(
+            hub->penalties,
+            hash_bytes(penalty->client_id, strlen(penalty->client_id)),
+            penalty) != 0) {
+      free(penalty->client_id);
+      free(penalty);
+      return;
+    }
+  } else if (now - penalty->last_drop_us <= DROP_WINDOW_US) {
+    penalty->backoff_us = penalty->backoff_us == 0 ? FIRST_PAUSE_US
+                          : penalty->backoff_us * 2 > LONGEST_PAUSE_US
+                              ? LONGEST_PAUSE_US
+                              : penalty->backoff_us * 2;
+    penalty->paused_until_us = now + penalty->backoff_us;
+    if (!penalty->logged) {
+      penalty->logged = true;
+      rpc_log(RPC_LOG_WARN, "worker_backoff",
+              "client_id=\"%s\" worker_idx=%llu dropped=%u pause_ms=%lld "
+              "reason=\"its Connect streams keep ending before it starts "
+              "the jobs they got\"",
+              penalty->client_id, (unsigned long long)worker->worker_idx,
+              dropped, (long long)(penalty->backoff_us / 1000));
+    }
+  } else {
+    /* Long after the last drop: a new episode. */
+    penalty->backoff_us = 0;
+    penalty->paused_until_us = 0;
+    penalty->logged = false;
+  }
+  penalty->last_drop_us = now;
+}
+
+typedef struct penalty_scan {
+  int64_t now;
+  worker_penalty *stale;
+} penalty_scan;
+
+static int find_stale_penalty(void *value, void *arg) {
+  worker_penalty *penalty = value;
+  penalty_scan *scan = arg;
+  if (scan->now - penalty->last_drop_us > DROP_WINDOW_US &&
+      scan->now >= penalty->paused_until_us) {
+    scan->stale = penalty;
+    return 1;
+  }
+  return 0;
+}
+
+void hub_penalties_expire(job_hub *hub, int64_t now_us) {
+  penalty_scan scan = {now_us, NULL};
+  while (hash_table_each(hub->penalties, find_stale_penalty, &scan) != 0) {
+    forget_penalty(hub, scan.stale);
+    scan.stale = NULL;
+  }
+}
+
+static int free_penalty_each(void *value, void *arg) {
+  (void)arg;
+  worker_penalty *penalty = value;
+  free(penalty->client_id);
+  free(penalty);
+  return 0;
+}
+
+void hub_penalties_free(job_hub *hub) {
+  hash_table_each(hub->penalties, free_penalty_each, NULL);
+}
+
 static void conn_hello(job_hub *hub, worker_conn *conn,
                        const Jobhub__V1__WorkerHello *hello) {
   if (hello->client_id[0] == '\0') {
@@ -510,6 +717,12 @@ static void conn_hello(job_hub *hub, worker_conn *conn,
       core_stream_finish(hub, &conn->stream, code, why);
       return;
     }
+  } else if (worker->client_id != NULL &&
+             strcmp(worker->client_id, hello->client_id) != 0) {
+    /* Its leases are bound to the client that holds the worker_idx. */
+    core_stream_finish(hub, &conn->stream, RPC_STATUS_PERMISSION_DENIED,
+                       "worker_idx belongs to another client_id");
+    return;
   } else if (worker->conn != NULL) {
     /* The same worker again (a reconnect the hub has not noticed yet):
      * the old stream ends, the jobs stay with the worker. */
@@ -522,7 +735,6 @@ static void conn_hello(job_hub *hub, worker_conn *conn,
   conn->worker = worker;
   worker->reserved = false;
   worker->draining = false;
-  worker->capacity = hello->capacity ? hello->capacity : 1;
   worker->connected_us = worker->last_seen_us = time_now_us();
   if (set_text(&worker->client_id, hello->client_id) != 0 ||
       (hello->hostname[0] != '\0' &&
@@ -530,6 +742,11 @@ static void conn_hello(job_hub *hub, worker_conn *conn,
     core_stream_finish(hub, &conn->stream, RPC_STATUS_RESOURCE_EXHAUSTED,
                        "out of memory");
     return;
+  }
+  worker->capacity = capped(hub, worker, hello->capacity, "capacity");
+  worker_penalty *penalty = find_penalty(hub, worker->client_id);
+  if (penalty != NULL && penalty->paused_until_us > worker->connected_us) {
+    hub_worker_pause(hub, worker, penalty->paused_until_us);
   }
   rpc_buffer welcome;
   rpc_buffer_init(&welcome);
@@ -539,9 +756,13 @@ static void conn_hello(job_hub *hub, worker_conn *conn,
    * no holder): its again, so they count toward its capacity. */
   for (size_t i = 0; i < hello->n_resend_lease_ids; i++) {
     outcome out;
-    job_record *job = leased_job(hub, "", hello->resend_lease_ids[i], &out);
+    job_record *job =
+        leased_job(hub, "", hello->resend_lease_ids[i], NULL, worker, &out);
     if (job != NULL && job->holder == NULL) {
       hub_hold_lease(worker, job);
+    }
+    if (job != NULL) {
+      job->lease_acknowledged = true; /* it says it runs the job */
     }
   }
   if (hub_worker_pack(worker, &welcome) != 0 ||
@@ -549,9 +770,9 @@ static void conn_hello(job_hub *hub, worker_conn *conn,
       core_stream_send(hub, &conn->stream, message.data, message.len) != 0) {
     core_stream_finish(hub, &conn->stream, RPC_STATUS_RESOURCE_EXHAUSTED,
                        "out of memory");
-  } else {
+  } else if (worker->paused_until_us == 0) {
     hub_worker_set_live(hub, worker, true); /* then assignments follow */
-  }
+  } /* else out of the routing tables until the pause is over */
   rpc_buffer_free(&welcome);
   rpc_buffer_free(&message);
 }
@@ -608,7 +829,7 @@ static void settle_result(job_hub *hub, worker_conn *conn, const char *job_id,
                           const Jobhub__V1__JobResult *result,
                           const Jobhub__V1__FailRequest *failure,
                           outcome *out) {
-  job_record *job = leased_job(hub, job_id, lease_id, out);
+  job_record *job = leased_job(hub, job_id, lease_id, NULL, conn->worker, out);
   if (job == NULL) {
     send_result_ack(hub, conn, job_id, lease_id, out->code, out->message);
     return;
@@ -653,16 +874,28 @@ static void conn_message(job_hub *hub, core_stream *stream,
   switch (message->message_case) {
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_HEARTBEAT:
     for (size_t i = 0; i < message->heartbeat->n_lease_ids; i++) {
-      job = leased_job(hub, "", message->heartbeat->lease_ids[i], &out);
+      job = leased_job(hub, "", message->heartbeat->lease_ids[i], NULL, worker,
+                       &out);
       if (job != NULL) {
+        job->lease_acknowledged = true;
         extend_lease(hub, job);
+      }
+    }
+    break;
+  case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_STARTED:
+    for (size_t i = 0; i < message->started->n_lease_ids; i++) {
+      job = leased_job(hub, "", message->started->lease_ids[i], NULL, worker,
+                       &out);
+      if (job != NULL) {
+        job->lease_acknowledged = true;
       }
     }
     break;
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_PROGRESS:
     job = leased_job(hub, message->progress->job_id,
-                     message->progress->lease_id, &out);
+                     message->progress->lease_id, NULL, worker, &out);
     if (job != NULL) {
+      job->lease_acknowledged = true;
       apply_progress(hub, job, message->progress);
     }
     break;
@@ -701,7 +934,12 @@ static void conn_closed(job_hub *hub, core_stream *stream) {
   if (worker != NULL) {
     worker->conn = NULL;
     conn->worker = NULL;
-    hub_worker_remove(hub, worker); /* its jobs go back at once */
+    /* Out of the routing tables first: its subject jobs go back to the
+     * shared queue rather than to it. */
+    hub_worker_set_live(hub, worker, false);
+    uint32_t dropped = hub_requeue_unacknowledged(hub, worker);
+    note_stream_end(hub, worker, dropped);
+    hub_worker_remove(hub, worker); /* its other jobs go back at once */
   }
   core_stream_finish(hub, stream, RPC_STATUS_OK, NULL);
   conn->closed = true;

@@ -283,12 +283,27 @@ static void job_free(worker_job *job) {
   free(job);
 }
 
+/* Tells the hub the job of lease_id has begun: if the stream ends before
+ * that, the hub gives the job back without counting the attempt; after
+ * it, the attempt counts. A stream that is down: the hello re-sends every
+ * lease we hold, which says the same. */
+static void send_started(worker *w, char *lease_id) {
+  Jobhub__V1__Started started = JOBHUB__V1__STARTED__INIT;
+  started.n_lease_ids = 1;
+  started.lease_ids = &lease_id;
+  Jobhub__V1__WorkerMessage message = JOBHUB__V1__WORKER_MESSAGE__INIT;
+  message.message_case = JOBHUB__V1__WORKER_MESSAGE__MESSAGE_STARTED;
+  message.started = &started;
+  (void)send_message(w, &message);
+}
+
 static void start_job(worker *w, worker_job *job) {
   subject_state *state = subject_of(w, job->job->subject);
   if (state != NULL) {
     state->running++;
   }
   job->started = true;
+  send_started(w, job->lease_id);
   char err[256] = "the module refused the job";
   if (w->options.module->start(job, err, sizeof(err)) != 0) {
     worker_job_fail(job, err, false);

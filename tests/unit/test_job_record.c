@@ -650,6 +650,8 @@ static void test_job_id_parse_refuses_malformed(void **state) {
   }
 }
 
+#define SECRET_HEX "00112233445566778899aabbccddeeff"
+
 static void test_lease_id_format_and_parse(void **state) {
   (void)state;
   static const struct {
@@ -657,27 +659,53 @@ static void test_lease_id_format_and_parse(void **state) {
     uint32_t leases;
     const char *lease_id;
   } cases[] = {
-      {1, 0, "0000000000000001.0"},
-      {1, 1, "0000000000000001.1"},
-      {0xabc, 42, "0000000000000abc.42"},
-      {UINT64_MAX, UINT32_MAX, "ffffffffffffffff.4294967295"},
-      {0, 1000000000, "0000000000000000.1000000000"},
+      {1, 0, "0000000000000001.0." SECRET_HEX},
+      {1, 1, "0000000000000001.1." SECRET_HEX},
+      {0xabc, 42, "0000000000000abc.42." SECRET_HEX},
+      {UINT64_MAX, UINT32_MAX, "ffffffffffffffff.4294967295." SECRET_HEX},
+      {0, 1000000000, "0000000000000000.1000000000." SECRET_HEX},
   };
+  static const uint8_t secret[LEASE_SECRET_SIZE] = {
+      0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+      0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
   for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
     job_record *job = job_record_new(cases[i].sequence, NULL, 0, NULL, NULL);
     assert_non_null(job);
     /* The number is the lease count, not attempts (Reset zeroes those). */
     job->leases = cases[i].leases;
     job->attempts = 7;
+    memcpy(job->lease_secret, secret, LEASE_SECRET_SIZE);
     char lease_id[LEASE_ID_SIZE];
     lease_id_format(job, lease_id);
     assert_string_equal(lease_id, cases[i].lease_id);
+    assert_true(strlen(lease_id) < LEASE_ID_SIZE);
     uint64_t sequence = 0;
     uint32_t lease = 0;
-    assert_int_equal(lease_id_parse(cases[i].lease_id, &sequence, &lease), 0);
+    uint8_t parsed[LEASE_SECRET_SIZE] = {0};
+    assert_int_equal(
+        lease_id_parse(cases[i].lease_id, &sequence, &lease, parsed), 0);
     assert_true(sequence == cases[i].sequence);
     assert_int_equal(lease, cases[i].leases);
+    assert_memory_equal(parsed, secret, LEASE_SECRET_SIZE);
+    assert_true(lease_secret_equal(parsed, job->lease_secret));
     job_record_free(job);
+  }
+}
+
+static void test_lease_secret_equal_compares_every_byte(void **state) {
+  (void)state;
+  uint8_t a[LEASE_SECRET_SIZE], b[LEASE_SECRET_SIZE];
+  for (size_t i = 0; i < LEASE_SECRET_SIZE; i++) {
+    a[i] = (uint8_t)(i * 17 + 3);
+  }
+  memcpy(b, a, sizeof(a));
+  assert_true(lease_secret_equal(a, b));
+  for (size_t i = 0; i < LEASE_SECRET_SIZE; i++) {
+    for (unsigned bit = 0; bit < 8; bit++) {
+      b[i] ^= (uint8_t)(1u << bit);
+      assert_false(lease_secret_equal(a, b));
+      b[i] ^= (uint8_t)(1u << bit);
+    }
   }
 }
 
@@ -687,32 +715,43 @@ static void test_lease_id_parse_refuses_malformed(void **state) {
       "",
       ".",
       "0000000000000001",
-      "0000000000000001.", /* no attempt */
-      "00000000000000011", /* no dot */
-      "0000000000000001:1",
-      "000000000000001.1",   /* 15-digit id */
-      "00000000000000001.1", /* 17-digit id */
-      "000000000000000G.1",
-      "000000000000000A.1",
-      " 000000000000001.1",
-      "0000000000000001.-1",
-      "0000000000000001.+1",
-      "0000000000000001. 1",
-      "0000000000000001.1 ",
-      "0000000000000001.1a",
-      "0000000000000001.0x1",
-      "0000000000000001.1.2",
-      "0000000000000001..1",
-      "0000000000000001.4294967296", /* UINT32_MAX + 1 */
-      "0000000000000001.4294967300",
-      "0000000000000001.9999999999",
-      "0000000000000001.42949672950", /* 11 digits */
-      "0000000000000001.99999999999999999999999",
+      "0000000000000001.",   /* no lease number */
+      "0000000000000001.1",  /* no secret: the form before secrets */
+      "0000000000000001.1.", /* an empty secret */
+      "0000000000000001.1.00112233445566778899aabbccddeef",   /* 31 digits */
+      "0000000000000001.1.00112233445566778899aabbccddeeff0", /* 33 digits */
+      "0000000000000001.1.00112233445566778899AABBCCDDEEFF",  /* capitals */
+      "0000000000000001.1.00112233445566778899aabbccddeefg",
+      "0000000000000001.1.00112233445566778899aabbccddee f",
+      "0000000000000001.1." SECRET_HEX " ",
+      "0000000000000001.1:" SECRET_HEX,
+      "0000000000000001." SECRET_HEX, /* no number */
+      "0000000000000001.." SECRET_HEX,
+      "00000000000000011." SECRET_HEX, /* no dot */
+      "0000000000000001:1." SECRET_HEX,
+      "000000000000001.1." SECRET_HEX,   /* 15-digit id */
+      "00000000000000001.1." SECRET_HEX, /* 17-digit id */
+      "000000000000000G.1." SECRET_HEX,
+      "000000000000000A.1." SECRET_HEX,
+      " 000000000000001.1." SECRET_HEX,
+      "0000000000000001.-1." SECRET_HEX,
+      "0000000000000001.+1." SECRET_HEX,
+      "0000000000000001. 1." SECRET_HEX,
+      "0000000000000001.1 ." SECRET_HEX,
+      "0000000000000001.1a." SECRET_HEX,
+      "0000000000000001.0x1." SECRET_HEX,
+      "0000000000000001.1.2." SECRET_HEX,
+      "0000000000000001.4294967296." SECRET_HEX, /* UINT32_MAX + 1 */
+      "0000000000000001.4294967300." SECRET_HEX,
+      "0000000000000001.9999999999." SECRET_HEX,
+      "0000000000000001.42949672950." SECRET_HEX, /* 11 digits */
+      "0000000000000001.99999999999999999999999." SECRET_HEX,
   };
   for (size_t i = 0; i < ARRAY_SIZE(malformed); i++) {
     uint64_t sequence = 0;
     uint32_t attempt = 0;
-    if (lease_id_parse(malformed[i], &sequence, &attempt) != -1) {
+    uint8_t secret[LEASE_SECRET_SIZE];
+    if (lease_id_parse(malformed[i], &sequence, &attempt, secret) != -1) {
       fail_msg("lease_id_parse accepted \"%s\"", malformed[i]);
     }
   }
@@ -777,7 +816,8 @@ static void test_bytes_field_nests_a_job_in_an_assignment(void **state) {
   assert_non_null(assignment->job);
   check_fixed_fields(assignment->job);
   check_status_fields(assignment->job, "0000000000000010");
-  assert_string_equal(assignment->lease_id, "0000000000000010.3");
+  assert_string_equal(assignment->lease_id,
+                      "0000000000000010.3.00000000000000000000000000000000");
   jobhub__v1__assignment__free_unpacked(assignment, NULL);
   rpc_buffer_free(&out);
   rpc_buffer_free(&packed);
@@ -832,6 +872,7 @@ int main(void) {
       cmocka_unit_test(test_job_id_parse_refuses_malformed),
       cmocka_unit_test(test_lease_id_format_and_parse),
       cmocka_unit_test(test_lease_id_parse_refuses_malformed),
+      cmocka_unit_test(test_lease_secret_equal_compares_every_byte),
       cmocka_unit_test(test_bytes_field_encoding),
       cmocka_unit_test(test_bytes_field_nests_a_job_in_an_assignment),
       cmocka_unit_test(test_append_message_packs_it),

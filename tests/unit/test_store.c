@@ -855,6 +855,97 @@ static void test_schema_2_is_migrated(void **state) {
   ev_loop_destroy(loop);
 }
 
+/* A schema-4 file (before lease secrets): its rows load with no secret
+ * (their lease ids are void), and secrets saved after the migration, by
+ * insert and by update, come back after a reopen. */
+typedef struct secrets_seen {
+  int count;
+  uint64_t sequences[4];
+  uint8_t secrets[4][STORED_LEASE_SECRET_SIZE];
+  uint32_t leases[4];
+} secrets_seen;
+
+static int collect_secret(const stored_job *job, void *arg) {
+  secrets_seen *seen = arg;
+  assert_true(seen->count < 4);
+  seen->sequences[seen->count] = job->sequence;
+  seen->leases[seen->count] = job->leases;
+  memcpy(seen->secrets[seen->count], job->lease_secret,
+         STORED_LEASE_SECRET_SIZE);
+  seen->count++;
+  return 0;
+}
+
+static void test_schema_4_is_migrated_and_lease_secrets_survive(void **state) {
+  (void)state;
+  char err[256], sub[96], path[128];
+  snprintf(sub, sizeof(sub), "%s/v4", dir);
+  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+  /* The current schema less migration 5 is schema 4. */
+  job_store *store = job_store_open(sub, loop, err, sizeof(err));
+  assert_non_null(store);
+  stored_job old = {.sequence = 7,
+                    .state = 2,
+                    .leases = 2,
+                    .lease_expires_us = 99,
+                    .job = (const uint8_t *)"j",
+                    .job_size = 1};
+  save_and_wait(store, loop, &old, NULL);
+  job_store_close(store);
+  snprintf(path, sizeof(path), "%s/jobhub.db", sub);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db,
+                                "ALTER TABLE jobs DROP COLUMN lease_secret;"
+                                "PRAGMA user_version = 4;",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(db);
+
+  store = job_store_open(sub, loop, err, sizeof(err));
+  if (store == NULL) {
+    fail_msg("migration refused: %s", err);
+  }
+  static const uint8_t zero[STORED_LEASE_SECRET_SIZE] = {0};
+  secrets_seen seen = {0};
+  assert_int_equal(job_store_load_jobs(store, collect_secret, &seen), 0);
+  assert_int_equal(seen.count, 1);
+  assert_int_equal(seen.leases[0], 2);
+  assert_memory_equal(seen.secrets[0], zero, STORED_LEASE_SECRET_SIZE);
+  /* An update of the old row, and an insert. */
+  stored_job updated = old;
+  updated.job = NULL;
+  updated.job_size = 0;
+  updated.leases = 3;
+  memset(updated.lease_secret, 0xa5, STORED_LEASE_SECRET_SIZE);
+  save_and_wait(store, loop, &updated, NULL);
+  stored_job inserted = {.sequence = 8,
+                         .state = 2,
+                         .leases = 1,
+                         .job = (const uint8_t *)"k",
+                         .job_size = 1};
+  for (size_t i = 0; i < STORED_LEASE_SECRET_SIZE; i++) {
+    inserted.lease_secret[i] = (uint8_t)(i + 1);
+  }
+  save_and_wait(store, loop, &inserted, NULL);
+  job_store_close(store);
+
+  store = job_store_open(sub, loop, err, sizeof(err));
+  assert_non_null(store);
+  memset(&seen, 0, sizeof(seen));
+  assert_int_equal(job_store_load_jobs(store, collect_secret, &seen), 0);
+  assert_int_equal(seen.count, 2);
+  assert_true(seen.sequences[0] == 7 && seen.sequences[1] == 8);
+  assert_int_equal(seen.leases[0], 3);
+  assert_memory_equal(seen.secrets[0], updated.lease_secret,
+                      STORED_LEASE_SECRET_SIZE);
+  assert_int_equal(seen.leases[1], 1);
+  assert_memory_equal(seen.secrets[1], inserted.lease_secret,
+                      STORED_LEASE_SECRET_SIZE);
+  job_store_close(store);
+  ev_loop_destroy(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_jobs_survive_reopen_and_are_group_committed),
@@ -868,6 +959,7 @@ int main(void) {
       cmocka_unit_test(test_jobs_load_in_sequence_order),
       cmocka_unit_test(test_newer_schema_and_bad_dir_are_refused),
       cmocka_unit_test(test_schema_2_is_migrated),
+      cmocka_unit_test(test_schema_4_is_migrated_and_lease_secrets_survive),
   };
   return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }
