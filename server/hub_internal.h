@@ -192,6 +192,12 @@ struct job_hub {
   bool closing;
   rpc_buffer scratch;
   uint32_t rng;
+  /* Jobs whose Submit was not stored (hub_drop_job): out of every index,
+   * freed once their writes in flight have completed. Linked by next. */
+  job_record *dropped;
+  bool store_writable;
+  void (*store_listener)(bool writable, void *arg);
+  void *store_listener_arg;
 };
 
 /* Core operations shared by the services. */
@@ -206,6 +212,19 @@ job_record *hub_submit(job_hub *hub, const Jobhub__V1__SubmitRequest *request,
                        const uint8_t *fixed, size_t fixed_size,
                        uint32_t max_attempts, job_store_done_fn done,
                        void *arg);
+
+/* hub_drop_job removes every trace of a job whose Submit write failed:
+ * out of its queue, the indexes and the job list; a worker holding it is
+ * told to cancel (its result is then NOT_FOUND); its Watch calls end with
+ * NOT_FOUND. The record is freed once its writes in flight complete. */
+void hub_drop_job(job_hub *hub, job_record *job);
+
+/* hub_store_failure turns a failed write's status (JOB_STORE_*) into the
+ * answer's code, and writes its cause into why: RESOURCE_EXHAUSTED for a
+ * disk full, UNAVAILABLE for other I/O errors, INTERNAL for a write the
+ * store refused alone. */
+rpc_status_code hub_store_failure(job_hub *hub, int status, char *why,
+                                  size_t why_size);
 
 /* hub_save writes job's changing part with an event (actor, worker_idx,
  * detail; none when from_state is the job's state) and optionally its

@@ -154,14 +154,38 @@ static bool client_missing(rpc_call *call, const char *client_id) {
   return false;
 }
 
+/* The answer to a result whose write failed: NOT_FOUND when the job
+ * itself was never stored (its Submit's write failed too: hub_drop_job),
+ * else the store's failure (hub_store_failure). */
+static rpc_status_code outcome_failure(job_hub *hub, int status,
+                                       const char *job_id, char *why,
+                                       size_t why_size) {
+  if (hub_find_job(hub, job_id) == NULL) {
+    snprintf(why, why_size, "job %s was not stored", job_id);
+    return RPC_STATUS_NOT_FOUND;
+  }
+  char cause[180];
+  rpc_status_code code = hub_store_failure(hub, status, cause, sizeof(cause));
+  snprintf(why, why_size, "the outcome could not be stored: %s", cause);
+  return code;
+}
+
 static void answer_job_when_stored(int status, void *arg) {
   hub_call *hc = arg;
   if (status != 0) {
-    hub_call_fail(hc->hub, hc, RPC_STATUS_INTERNAL,
-                  "the store could not write the job");
+    char why[220];
+    rpc_status_code code =
+        outcome_failure(hc->hub, status, hc->job->id, why, sizeof(why));
+    hub_call_fail(hc->hub, hc, code, "%s", why);
     return;
   }
   hub_call_answer(hc->hub, hc);
+}
+
+/* Progress is a fraction: NaN, infinities and values outside [0, 1] are
+ * refused rather than stored. */
+static bool progress_valid(double progress) {
+  return progress >= 0 && progress <= 1; /* false for NaN */
 }
 
 static void run_progress(job_hub *hub, hub_call *hc) {
@@ -182,9 +206,15 @@ static void run_progress(job_hub *hub, hub_call *hc) {
 
 static void progress(rpc_call *call, const Jobhub__V1__ProgressRequest *request,
                      void *user) {
-  if (!client_missing(call, request->client_id)) {
-    hub_call_post(user, call, request, run_progress, NULL, NULL, 0);
+  if (client_missing(call, request->client_id)) {
+    return;
   }
+  if (!progress_valid(request->progress)) {
+    rpc_call_finishf(call, RPC_STATUS_INVALID_ARGUMENT,
+                     "progress %g is not in [0, 1]", request->progress);
+    return;
+  }
+  hub_call_post(user, call, request, run_progress, NULL, NULL, 0);
 }
 
 static void run_finish(job_hub *hub, hub_call *hc, const char *job_id,
@@ -593,9 +623,11 @@ static void ack_when_stored(int status, void *arg) {
   result_ack_wait *wait = arg;
   job_hub *hub = wait->hub;
   worker_conn *conn = wait->conn;
-  send_result_ack(hub, conn, wait->job_id, wait->lease_id,
-                  status == 0 ? RPC_STATUS_OK : RPC_STATUS_UNAVAILABLE,
-                  status == 0 ? "" : "the outcome could not be stored");
+  char why[220] = "";
+  rpc_status_code code =
+      status == 0 ? RPC_STATUS_OK
+                  : outcome_failure(hub, status, wait->job_id, why, sizeof(why));
+  send_result_ack(hub, conn, wait->job_id, wait->lease_id, code, why);
   conn->acks_owed--;
   free(wait);
   conn_free_if_done(conn);
@@ -660,6 +692,11 @@ static void conn_message(job_hub *hub, core_stream *stream,
     }
     break;
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_PROGRESS:
+    if (!progress_valid(message->progress->progress)) {
+      (void)refuse(&out, RPC_STATUS_INVALID_ARGUMENT,
+                   "progress %g is not in [0, 1]", message->progress->progress);
+      break;
+    }
     job = leased_job(hub, message->progress->job_id,
                      message->progress->lease_id, &out);
     if (job != NULL) {
