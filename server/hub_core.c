@@ -25,6 +25,7 @@
 /* Calls between the loops and the core. */
 
 static void hub_call_free(hub_call *hc) {
+  hub_undo_free(&hc->undo);
   rpc_buffer_free(&hc->answer);
   free(hc->data);
   free(hc);
@@ -688,6 +689,78 @@ void hub_drop_job(job_hub *hub, job_record *job) {
   job->prev = NULL;
   job->next = hub->dropped;
   hub->dropped = job;
+}
+
+static void arm_lease_timer(job_hub *hub);
+
+void hub_undo_begin(const job_record *job, job_undo *undo) {
+  *undo = (job_undo){
+      .set = true,
+      .from_state = job->state,
+      .to_state = job->state,
+      .leases = job->leases,
+      .worker_idx = job->worker_idx,
+      .finished_us = job->finished_us,
+      .lease_due_us = job->lease.due_us,
+      .progress = job->progress,
+      .error = job->error != NULL ? strdup(job->error) : NULL,
+      .lease_unsaved = job->lease_unsaved,
+  };
+  if (job->error != NULL && undo->error == NULL) {
+    undo->set = false; /* no memory: not undone */
+  }
+}
+
+void hub_undo_made(const job_record *job, job_undo *undo) {
+  undo->to_state = job->state;
+}
+
+void hub_undo_free(job_undo *undo) {
+  free(undo->error);
+  undo->error = NULL;
+  undo->set = false;
+}
+
+void hub_undo_failed(job_hub *hub, job_record *job, job_undo *undo) {
+  if (!undo->set || job_index_get(hub->jobs_by_id, job->entry.sequence) != job ||
+      job->state != undo->to_state || job->leases != undo->leases ||
+      (undo->from_state != JOBHUB__V1__JOB_STATE__QUEUED &&
+       undo->from_state != JOBHUB__V1__JOB_STATE__IN_PROGRESS)) {
+    return; /* changed since: its next write carries it */
+  }
+  rpc_log(RPC_LOG_WARN, "transition_undone", "job=%s state=%s back_to=%s",
+          job->id, hub_state_name(job->state),
+          hub_state_name(undo->from_state));
+  if (job->state == JOBHUB__V1__JOB_STATE__QUEUED) {
+    hub_unqueue(hub, job);
+  }
+  free(job->error);
+  job->error = undo->error;
+  undo->error = NULL;
+  job->finished_us = undo->finished_us;
+  job->progress = undo->progress;
+  job->worker_idx = undo->worker_idx;
+  hub_set_state(hub, job, undo->from_state);
+  if (undo->from_state == JOBHUB__V1__JOB_STATE__QUEUED) {
+    hub_requeue(hub, job, 0); /* its not_before stands */
+  } else {
+    /* The lease runs to its expiry again, held by its worker if that is
+     * still here (a worker told to cancel has let it go: the lease then
+     * expires). */
+    job->lease.due_us = undo->lease_due_us;
+    if (deadline_heap_push(&hub->leases, &job->lease) == 0 &&
+        deadline_heap_first(&hub->leases) == &job->lease) {
+      arm_lease_timer(hub);
+    }
+    hub_worker *holder = hub_find_worker(hub, job->worker_idx);
+    if (holder != NULL) {
+      hub_hold_lease(holder, job);
+    }
+    if (undo->lease_unsaved && !job->lease_unsaved) {
+      defer_lease_write(hub, job); /* its event was in the failed write */
+    }
+  }
+  hub_notify(hub, job);
 }
 
 /* A job indexed but never stored leaves no trace (hub_drop_job); the

@@ -25,6 +25,20 @@
 typedef struct hub_call hub_call;
 typedef void (*hub_call_fn)(job_hub *hub, hub_call *hc);
 
+/* What a transition awaited by its caller (Cancel, Complete, Fail)
+ * changed, to put the job back as it was if its write fails: the caller
+ * is told, and may retry. */
+typedef struct job_undo {
+  bool set;
+  int from_state, to_state;
+  uint32_t leases; /* the job's lease number at the transition */
+  uint64_t worker_idx;
+  int64_t finished_us, lease_due_us;
+  double progress;
+  char *error; /* owned: a copy of the error before, or NULL */
+  bool lease_unsaved;
+} job_undo;
+
 /* A unary call handed to the core. The request is the call's (it lives
  * until the call finishes) and is only read. The core answers with
  * hub_call_answer*, once; the loop then sends and finishes. */
@@ -49,6 +63,7 @@ struct hub_call {
   uint64_t query_id;
   uint8_t *data; /* owned: bytes prepared on the loop (a fixed part) */
   size_t data_size;
+  job_undo undo; /* of the transition the call waits for; freed with it */
 };
 
 /* hub_call_post (loop) hands the call to the core, which runs run; data
@@ -218,6 +233,18 @@ job_record *hub_submit(job_hub *hub, const Jobhub__V1__SubmitRequest *request,
  * told to cancel (its result is then NOT_FOUND); its Watch calls end with
  * NOT_FOUND. The record is freed once its writes in flight complete. */
 void hub_drop_job(job_hub *hub, job_record *job);
+
+/* hub_undo_begin records job as it is, before a transition; 
+ * hub_undo_made records the state the transition made. hub_undo_failed
+ * (the transition's write failed) puts the job back as it was, if nothing
+ * changed it since (same state, same lease number, still indexed): out
+ * of the queue, its lease and holder back, its error, progress and times;
+ * else memory stays ahead of the store and the job's next write carries
+ * its whole status. hub_undo_free frees what undo owns. */
+void hub_undo_begin(const job_record *job, job_undo *undo);
+void hub_undo_made(const job_record *job, job_undo *undo);
+void hub_undo_failed(job_hub *hub, job_record *job, job_undo *undo);
+void hub_undo_free(job_undo *undo);
 
 /* hub_store_failure turns a failed write's status (JOB_STORE_*) into the
  * answer's code, and writes its cause into why: RESOURCE_EXHAUSTED for a

@@ -17,13 +17,14 @@
 #define MAX_LEASE_SECONDS (7 * 24 * 3600)
 
 /* Answers hc with job once the write it waits for is durable. A failed
- * write is answered with its cause (hub_store_failure); the transition
- * stays in memory (see docs/core-design.md, "A failed write"). */
+ * write is answered with its cause (hub_store_failure), the transition
+ * undone (hc->undo; docs/core-design.md, "A failed write"). */
 static void answer_when_stored(int status, void *arg) {
   hub_call *hc = arg;
   if (status != 0) {
     char why[220];
     rpc_status_code code = hub_store_failure(hc->hub, status, why, sizeof(why));
+    hub_undo_failed(hc->hub, hc->job, &hc->undo);
     hub_call_fail(hc->hub, hc, code, "job %s could not be written: %s",
                   hc->job->id, why);
     return;
@@ -352,6 +353,7 @@ static void run_cancel(job_hub *hub, hub_call *hc) {
     return;
   }
   int from = job->state;
+  hub_undo_begin(job, &hc->undo);
   if (from == JOBHUB__V1__JOB_STATE__QUEUED) {
     hub_unqueue(hub, job);
   } else {
@@ -360,6 +362,7 @@ static void run_cancel(job_hub *hub, hub_call *hc) {
   }
   job->finished_us = time_now_us();
   hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__CANCELLED);
+  hub_undo_made(job, &hc->undo);
   hub_notify(hub, job);
   hc->job = job;
   if (pack_job_answer(hub, hc, job) != 0) {
@@ -367,6 +370,7 @@ static void run_cancel(job_hub *hub, hub_call *hc) {
   }
   if (hub_save(hub, job, from, "client", NULL, NULL, 0, answer_when_stored,
                hc) != 0) {
+    hub_undo_failed(hub, job, &hc->undo);
     hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
                   "the cancellation could not be stored");
   }

@@ -86,12 +86,14 @@ static void apply_progress(job_hub *hub, job_record *job,
 }
 
 /* Ends a leased job as DONE (result) or after a failure; done is awaited
- * when not NULL. Returns 0 or -1 (the store refused the write). */
+ * when not NULL, and undo (not NULL) records how to undo it if the write
+ * fails. Returns 0 or -1 (the store refused the write). */
 static int finish_job(job_hub *hub, job_record *job,
                       const Jobhub__V1__JobResult *result,
                       const Jobhub__V1__FailRequest *failure,
-                      job_store_done_fn done, void *arg) {
+                      job_store_done_fn done, void *arg, job_undo *undo) {
   int from = job->state;
+  hub_undo_begin(job, undo);
   char actor[HUB_ACTOR_SIZE];
   hub_actor_of_worker(job->worker_idx, actor);
   touch_holder(job);
@@ -122,6 +124,7 @@ static int finish_job(job_hub *hub, job_record *job,
       hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__FAILED);
     }
   }
+  hub_undo_made(job, undo);
   int rv =
       hub_save(hub, job, from, actor, failure != NULL ? failure->error : NULL,
                packed, packed_size, done, arg);
@@ -176,6 +179,7 @@ static void answer_job_when_stored(int status, void *arg) {
     char why[220];
     rpc_status_code code =
         outcome_failure(hc->hub, status, hc->job->id, why, sizeof(why));
+    hub_undo_failed(hc->hub, hc->job, &hc->undo);
     hub_call_fail(hc->hub, hc, code, "%s", why);
     return;
   }
@@ -228,7 +232,9 @@ static void run_finish(job_hub *hub, hub_call *hc, const char *job_id,
     return;
   }
   hc->job = job;
-  if (finish_job(hub, job, result, failure, answer_job_when_stored, hc) != 0) {
+  if (finish_job(hub, job, result, failure, answer_job_when_stored, hc,
+                 &hc->undo) != 0) {
+    hub_undo_failed(hub, job, &hc->undo);
     hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
                   "the outcome could not be stored");
     return;
@@ -615,6 +621,8 @@ static void send_result_ack(job_hub *hub, worker_conn *conn, const char *job_id,
 typedef struct result_ack_wait {
   job_hub *hub;
   worker_conn *conn;
+  job_record *job;
+  job_undo undo;
   char job_id[JOB_ID_SIZE];
   char lease_id[LEASE_ID_SIZE];
 } result_ack_wait;
@@ -627,6 +635,10 @@ static void ack_when_stored(int status, void *arg) {
   rpc_status_code code =
       status == 0 ? RPC_STATUS_OK
                   : outcome_failure(hub, status, wait->job_id, why, sizeof(why));
+  if (status != 0) {
+    hub_undo_failed(hub, wait->job, &wait->undo);
+  }
+  hub_undo_free(&wait->undo);
   send_result_ack(hub, conn, wait->job_id, wait->lease_id, code, why);
   conn->acks_owed--;
   free(wait);
@@ -653,11 +665,15 @@ static void settle_result(job_hub *hub, worker_conn *conn, const char *job_id,
   }
   wait->hub = hub;
   wait->conn = conn;
+  wait->job = job;
   snprintf(wait->job_id, sizeof(wait->job_id), "%s", job->id);
   lease_id_format(job, wait->lease_id);
   conn->acks_owed++;
-  if (finish_job(hub, job, result, failure, ack_when_stored, wait) != 0) {
+  if (finish_job(hub, job, result, failure, ack_when_stored, wait,
+                 &wait->undo) != 0) {
+    hub_undo_failed(hub, job, &wait->undo);
     conn->acks_owed--;
+    hub_undo_free(&wait->undo);
     free(wait);
     *out = (outcome){RPC_STATUS_UNAVAILABLE, "the outcome could not be stored"};
     send_result_ack(hub, conn, job_id, lease_id, out->code, out->message);

@@ -21,8 +21,9 @@ import pytest
 
 import health_pb2
 from conftest import JOBHUBD
-from hub_client import (HubClient, ConnectWorker, expect_error, new_pool,
-                        start_hub, stop_hub, wait_until)
+from hub_client import (CANCELLED, DONE, IN_PROGRESS, QUEUED, ConnectWorker,
+                        HubClient, expect_error, new_pool, start_hub,
+                        stop_hub, wait_until)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -155,6 +156,13 @@ def test_disk_full_refuses_submits_without_a_trace_and_recovers(small_disk):
         worker.wait_for(lambda w: len([
             m for m in w.messages if m.WhichOneof("message") == "result_ack"
             and m.result_ack.code == 0]) >= 5, what="5 results stored")
+        # A job leased by a unary worker and one queued, both durable: the
+        # Complete and the Cancel on the full disk are undone.
+        other_pool, other_type = new_pool()
+        running = client.submit(other_pool, other_type, payload=b"running")
+        lease = client.lease_one(other_pool, other_type)
+        waiting = client.submit(other_pool, other_type, payload=b"waiting")
+        time.sleep(0.2)  # the lease is written behind the answer
         assert health(hub.address) == SERVING
 
         filler = os.path.join(small_disk, "filler")
@@ -201,6 +209,17 @@ def test_disk_full_refuses_submits_without_a_trace_and_recovers(small_disk):
             assert acks[-1].result_ack.code == NOT_FOUND_CODE, acks
         assert client.lease(pool, job_type, client_id="other") == []
 
+        # A Complete and a Cancel whose writes fail are answered so, and
+        # undone: the jobs are as before, and a retry may succeed.
+        message = expect_error(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               client.complete, lease, "late")
+        assert "disk full" in message, message
+        assert client.get(running.id).state == IN_PROGRESS
+        message = expect_error(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               client.jobs.Cancel, id=waiting.id)
+        assert "disk full" in message, message
+        assert client.get(waiting.id).state == QUEUED
+
         # Space comes back: writes resume, Health turns SERVING.
         os.remove(filler)
         job = wait_until(
@@ -213,6 +232,8 @@ def test_disk_full_refuses_submits_without_a_trace_and_recovers(small_disk):
         wait_until(lambda: health(hub.address) == SERVING, timeout=5,
                    what="Health to say SERVING again")
         assert health(hub.address, "jobhub.v1.Jobs") == SERVING
+        assert client.complete(lease, "late").state == DONE
+        assert client.jobs.Cancel(id=waiting.id).state == CANCELLED
         worker.wait_for(lambda w: set(acked) <= set(w.completed),
                         what="every acknowledged job to be run")
         client.close()
@@ -232,6 +253,10 @@ def test_disk_full_refuses_submits_without_a_trace_and_recovers(small_disk):
                 assert listed[job_id].payload == job.payload
             for job_id in handed:
                 expect_error(grpc.StatusCode.NOT_FOUND, client.get, job_id)
+            assert client.get(running.id).state == DONE
+            assert client.jobs.GetResult(
+                id=running.id).value.string_value == "late"
+            assert client.get(waiting.id).state == CANCELLED
     finally:
         stop_hub(hub)
 
