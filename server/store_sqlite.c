@@ -564,11 +564,13 @@ static void commit_group(job_store *store, write_op *group) {
                  "write");
       return;
     }
+    const char *why = sqlite3_errcode(store->writer) == SQLITE_OK
+                          ? "the job is not stored"
+                          : sqlite3_errmsg(store->writer);
     rpc_log(RPC_LOG_WARN, "store_write_failed", "job=%016llx error=\"%s\"",
-            (unsigned long long)op->job.sequence,
-            sqlite3_errmsg(store->writer));
+            (unsigned long long)op->job.sequence, why);
     set_error(store, "job %016llx: %s", (unsigned long long)op->job.sequence,
-              sqlite3_errmsg(store->writer));
+              why);
   }
   for (write_op *op = group; op != NULL; op = op->next) {
     write_op *last = op;
