@@ -671,9 +671,8 @@ void hub_drop_job(job_hub *hub, job_record *job) {
   job->state = JOBHUB__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
   job_index_remove(hub->jobs_by_id, job->entry.sequence);
   if (job->key_size > 0) {
-    (void)hash_table_remove(hub->jobs_by_key,
-                            hash_bytes(job_record_key(job), job->key_size),
-                            job);
+    (void)hash_table_remove(
+        hub->jobs_by_key, hash_bytes(job_record_key(job), job->key_size), job);
   }
   if (job->prev != NULL) {
     job->prev->next = job->next;
@@ -722,7 +721,8 @@ void hub_undo_free(job_undo *undo) {
 }
 
 void hub_undo_failed(job_hub *hub, job_record *job, job_undo *undo) {
-  if (!undo->set || job_index_get(hub->jobs_by_id, job->entry.sequence) != job ||
+  if (!undo->set ||
+      job_index_get(hub->jobs_by_id, job->entry.sequence) != job ||
       job->state != undo->to_state || job->leases != undo->leases ||
       (undo->from_state != JOBHUB__V1__JOB_STATE__QUEUED &&
        undo->from_state != JOBHUB__V1__JOB_STATE__IN_PROGRESS)) {

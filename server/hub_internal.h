@@ -234,7 +234,7 @@ job_record *hub_submit(job_hub *hub, const Jobhub__V1__SubmitRequest *request,
  * NOT_FOUND. The record is freed once its writes in flight complete. */
 void hub_drop_job(job_hub *hub, job_record *job);
 
-/* hub_undo_begin records job as it is, before a transition; 
+/* hub_undo_begin records job as it is, before a transition;
  * hub_undo_made records the state the transition made. hub_undo_failed
  * (the transition's write failed) puts the job back as it was, if nothing
  * changed it since (same state, same lease number, still indexed): out

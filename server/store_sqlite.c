@@ -651,8 +651,8 @@ static void *syncer_main(void *arg) {
               strerror(error));
       set_error(store, "fdatasync: %s", strerror(error));
       for (write_op *op = list; op != NULL; op = op->next) {
-        op->status = error == ENOSPC || error == EDQUOT ? JOB_STORE_FULL
-                                                        : JOB_STORE_IO;
+        op->status =
+            error == ENOSPC || error == EDQUOT ? JOB_STORE_FULL : JOB_STORE_IO;
       }
     }
     pthread_mutex_lock(&store->lock);

@@ -633,8 +633,9 @@ static void ack_when_stored(int status, void *arg) {
   worker_conn *conn = wait->conn;
   char why[220] = "";
   rpc_status_code code =
-      status == 0 ? RPC_STATUS_OK
-                  : outcome_failure(hub, status, wait->job_id, why, sizeof(why));
+      status == 0
+          ? RPC_STATUS_OK
+          : outcome_failure(hub, status, wait->job_id, why, sizeof(why));
   if (status != 0) {
     hub_undo_failed(hub, wait->job, &wait->undo);
   }

@@ -519,8 +519,8 @@ static void test_failed_file_write_fails_the_group(void **state) {
   assert_true(log.writable); /* the probe wrote */
   assert_int_equal(log.changes, 2);
   tally ok = {0};
-  stored_job after = {.sequence = 0x400101, .state = 1, .job = big,
-                      .job_size = sizeof(big)};
+  stored_job after = {
+      .sequence = 0x400101, .state = 1, .job = big, .job_size = sizeof(big)};
   assert_int_equal(job_store_save_job(store, &after, NULL, on_done, &ok), 0);
   wait_done(loop, &ok, 1);
   assert_int_equal(ok.failed, 0);
