@@ -144,7 +144,7 @@ def test_disk_full_refuses_submits_without_a_trace_and_recovers(small_disk):
     hub = start_hub(["--data", data])
     pool, job_type = new_pool()
     acked = {}
-    worker = None
+    worker = holder = None
     try:
         client = HubClient(hub.address)
         worker = ConnectWorker(hub.address, "disk-full-worker", pool,
@@ -162,7 +162,11 @@ def test_disk_full_refuses_submits_without_a_trace_and_recovers(small_disk):
         running = client.submit(other_pool, other_type, payload=b"running")
         lease = client.lease_one(other_pool, other_type)
         waiting = client.submit(other_pool, other_type, payload=b"waiting")
-        time.sleep(0.2)  # the lease is written behind the answer
+        held_pool, held_type = new_pool()
+        holder = ConnectWorker(hub.address, "holder", held_pool, [held_type])
+        held = client.submit(held_pool, held_type, payload=b"held")
+        held_assignment = holder.wait_assignments(1)[0]
+        time.sleep(0.2)  # the leases are written behind the answers
         assert health(hub.address) == SERVING
 
         filler = os.path.join(small_disk, "filler")
@@ -220,6 +224,16 @@ def test_disk_full_refuses_submits_without_a_trace_and_recovers(small_disk):
         assert "disk full" in message, message
         assert client.get(waiting.id).state == QUEUED
 
+        def acks_of(job_id):
+            return lambda w: [m.result_ack for m in w.messages
+                              if m.WhichOneof("message") == "result_ack" and
+                              m.result_ack.job_id == job_id]
+        holder.complete(held_assignment, "held result")
+        ack = holder.wait_for(acks_of(held.id), what="the ack of held")[-1]
+        assert ack.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], ack
+        assert "disk full" in ack.message, ack
+        assert client.get(held.id).state == IN_PROGRESS
+
         # Space comes back: writes resume, Health turns SERVING.
         os.remove(filler)
         job = wait_until(
@@ -234,12 +248,18 @@ def test_disk_full_refuses_submits_without_a_trace_and_recovers(small_disk):
         assert health(hub.address, "jobhub.v1.Jobs") == SERVING
         assert client.complete(lease, "late").state == DONE
         assert client.jobs.Cancel(id=waiting.id).state == CANCELLED
+        holder.complete(held_assignment, "held result")  # sent again
+        holder.wait_for(lambda w: len(acks_of(held.id)(w)) == 2,
+                        what="the second ack of held")
+        assert acks_of(held.id)(holder)[-1].code == 0
+        assert client.get(held.id).state == DONE
         worker.wait_for(lambda w: set(acked) <= set(w.completed),
                         what="every acknowledged job to be run")
         client.close()
     finally:
-        if worker is not None:
-            worker.cancel()
+        for connected in (worker, holder):
+            if connected is not None:
+                connected.cancel()
         stop_hub(hub)
 
     # After a restart: every acknowledged job, no refused one.
@@ -257,6 +277,8 @@ def test_disk_full_refuses_submits_without_a_trace_and_recovers(small_disk):
             assert client.jobs.GetResult(
                 id=running.id).value.string_value == "late"
             assert client.get(waiting.id).state == CANCELLED
+            assert client.jobs.GetResult(
+                id=held.id).value.string_value == "held result"
     finally:
         stop_hub(hub)
 
