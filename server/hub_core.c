@@ -701,6 +701,7 @@ void hub_undo_begin(const job_record *job, job_undo *undo) {
       .worker_idx = job->worker_idx,
       .finished_us = job->finished_us,
       .lease_due_us = job->lease.due_us,
+      .not_before_us = job->entry.not_before_us,
       .progress = job->progress,
       .error = job->error != NULL ? strdup(job->error) : NULL,
       .lease_unsaved = job->lease_unsaved,
@@ -738,6 +739,7 @@ void hub_undo_failed(job_hub *hub, job_record *job, job_undo *undo) {
   job->error = undo->error;
   undo->error = NULL;
   job->finished_us = undo->finished_us;
+  job->entry.not_before_us = undo->not_before_us; /* a retry's backoff */
   job->progress = undo->progress;
   job->worker_idx = undo->worker_idx;
   hub_set_state(hub, job, undo->from_state);

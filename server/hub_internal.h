@@ -33,7 +33,7 @@ typedef struct job_undo {
   int from_state, to_state;
   uint32_t leases; /* the job's lease number at the transition */
   uint64_t worker_idx;
-  int64_t finished_us, lease_due_us;
+  int64_t finished_us, lease_due_us, not_before_us;
   double progress;
   char *error; /* owned: a copy of the error before, or NULL */
   bool lease_unsaved;

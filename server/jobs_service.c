@@ -84,6 +84,12 @@ static void answer_submit(int status, void *arg) {
  * (the first Submit's write may still fail: the job is then gone). */
 static void answer_existing(int status, void *arg) {
   hub_call *hc = arg;
+  if (status != 0 && hub_find_job(hc->hub, hc->job->id) != hc->job) {
+    /* Its Submit's write failed: a retry makes the job anew. */
+    hub_call_fail(hc->hub, hc, RPC_STATUS_UNAVAILABLE,
+                  "the job of this idempotency_key was not stored: retry");
+    return;
+  }
   if (status != 0) {
     char why[220];
     rpc_status_code code = hub_store_failure(hc->hub, status, why, sizeof(why));
@@ -285,8 +291,10 @@ static void answer_result(int status, void *arg) {
   job_hub *hub = hc->hub;
   job_record *job = hc->job;
   if (status != 0) {
-    hub_call_fail(hub, hc, RPC_STATUS_INTERNAL,
-                  "the result of job %s could not be read", job->id);
+    char why[200];
+    rpc_status_code code = hub_store_failure(hub, status, why, sizeof(why));
+    hub_call_fail(hub, hc, code, "the result of job %s could not be read: %s",
+                  job->id, why);
     return;
   }
   if (job->state != JOBHUB__V1__JOB_STATE__DONE) {
@@ -642,9 +650,15 @@ static void answer_history(int status, void *arg) {
   job_hub *hub = hc->hub;
   job_record *job = hc->job;
   history_answer history = {hc, job->id};
-  int rv = status != 0 ? -1
-                       : job_store_load_events(hub->store, job->entry.sequence,
-                                               add_event, &history);
+  if (status != 0) {
+    char why[200];
+    rpc_status_code code = hub_store_failure(hub, status, why, sizeof(why));
+    hub_call_fail(hub, hc, code, "the history of job %s could not be read: %s",
+                  job->id, why);
+    return;
+  }
+  int rv = job_store_load_events(hub->store, job->entry.sequence, add_event,
+                                 &history);
   if (rv != 0) {
     hub_call_fail(
         hub, hc, rv == -2 ? RPC_STATUS_RESOURCE_EXHAUSTED : RPC_STATUS_INTERNAL,
