@@ -2,12 +2,17 @@
  * signals, graceful shutdown. */
 #include "server/daemon.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "jobhub/v1/engine.rpc.h"
 #include "jobhub/v1/hub.rpc.h"
@@ -144,12 +149,70 @@ static void raise_fd_limit(void) {
           (unsigned long long)limit.rlim_max, (unsigned long long)before);
 }
 
-static void mark_serving(rpc_server *server, rpc_health *health) {
-  rpc_health_set(health, "", RPC_HEALTH_SERVING);
+static void mark_health(rpc_server *server, rpc_health *health,
+                        rpc_health_status status) {
+  rpc_health_set(health, "", status);
   for (size_t i = 0; i < rpc_server_service_count(server); i++) {
-    rpc_health_set(health, rpc_server_service(server, i)->name,
-                   RPC_HEALTH_SERVING);
+    rpc_health_set(health, rpc_server_service(server, i)->name, status);
   }
+}
+
+static void mark_serving(rpc_server *server, rpc_health *health) {
+  mark_health(server, health, RPC_HEALTH_SERVING);
+}
+
+/* What the store's state changes report to. */
+typedef struct store_health {
+  rpc_server *server;
+  rpc_health *health;
+} store_health;
+
+/* While the store cannot write (disk full, I/O errors), the hub answers
+ * no Submit: it is NOT_SERVING, the whole server and each service. */
+static void on_store_writable(bool writable, void *arg) {
+  store_health *report = arg;
+  mark_health(report->server, report->health,
+              writable ? RPC_HEALTH_SERVING : RPC_HEALTH_NOT_SERVING);
+}
+
+/* Takes the data dir's lock, DIR/jobhub.lock, flock'd for the life of the
+ * process and holding its PID: two hubs on one store would hand out the
+ * same ids and overwrite each other's jobs. Returns the lock's descriptor
+ * (kept open until exit), or -1 with why in err. */
+static int lock_data_dir(const char *dir, char *err, size_t err_size) {
+  if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+    snprintf(err, err_size, "cannot create %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  char path[4200];
+  snprintf(path, sizeof(path), "%s/jobhub.lock", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    snprintf(err, err_size, "cannot open %.300s: %s", path, strerror(errno));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int error = errno;
+    char pid[24] = "";
+    ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+    pid[n > 0 ? strcspn(pid, "\n") : 0] = '\0';
+    if (error == EWOULDBLOCK) {
+      snprintf(err, err_size, "data dir %s is in use by jobhubd pid %s", dir,
+               pid[0] != '\0' ? pid : "(unknown)");
+    } else {
+      snprintf(err, err_size, "cannot lock %.300s: %s", path, strerror(error));
+    }
+    close(fd);
+    return -1;
+  }
+  char pid[24];
+  int size = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)size, 0) != size) {
+    snprintf(err, err_size, "cannot write %.300s: %s", path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
@@ -184,6 +247,8 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   job_hub *hub = NULL;
   rpc_loop_thread *shared_loop = NULL;
   auth_guard *guard = NULL;
+  int data_lock = -1;
+  store_health report = {NULL, NULL};
 
   /* Signals are taken by sigwait below; threads inherit the mask. */
   sigset_t signals;
@@ -224,6 +289,13 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
       .max_worker_capacity = config.max_worker_capacity,
       .loop_thread = shared_loop,
   };
+  data_lock = lock_data_dir(config.data_dir, err, sizeof(err));
+  if (data_lock < 0) {
+    rpc_log(RPC_LOG_ERROR, "data_dir_locked", "data=%s error=\"%s\"",
+            config.data_dir, err);
+    fprintf(stderr, "jobhubd: %s\n", err);
+    goto out;
+  }
   hub = hub_open(&hub_config, err, sizeof(err));
   if (hub == NULL) {
     rpc_log(RPC_LOG_ERROR, "store_failed", "data=%s error=\"%s\"",
@@ -285,6 +357,8 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
     goto out;
   }
   mark_serving(server, health);
+  report = (store_health){server, health};
+  hub_on_store_writable(hub, on_store_writable, &report);
   if (config.port_file != NULL &&
       write_port_file(config.port_file, rpc_server_port(server)) != 0) {
     rpc_log(RPC_LOG_ERROR, "port_file_failed", "path=%s", config.port_file);
@@ -315,6 +389,9 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   exit_code = 0;
 out:
   hub_close(hub);
+  if (data_lock >= 0) {
+    close(data_lock); /* after the store is closed */
+  }
   rpc_server_free(server);
   auth_guard_free(guard); /* after the loops that check calls stopped */
   rpc_loop_thread_free(shared_loop);

@@ -8,6 +8,7 @@
 #ifndef JOBHUB_SERVER_HUB_H
 #define JOBHUB_SERVER_HUB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,13 @@ void hub_stop_streams(job_hub *hub);
 /* hub_close flushes the store, stops the core and frees everything; after
  * the server has shut down (a shared loop thread has then stopped). */
 void hub_close(job_hub *hub);
+
+/* hub_on_store_writable sets fn to run (on the core thread) whenever the
+ * store turns not writable (a write failed: disk full, I/O error) or
+ * writable again, and at once if it is not writable now; how jobhubd
+ * reports NOT_SERVING. Not run once the hub is closing. Returns once set. */
+void hub_on_store_writable(job_hub *hub, void (*fn)(bool writable, void *arg),
+                           void *arg);
 
 /* hub_job_count returns how many jobs the hub holds (for logs). */
 size_t hub_job_count(const job_hub *hub);

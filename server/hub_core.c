@@ -27,6 +27,7 @@
 /* Calls between the loops and the core. */
 
 static void hub_call_free(hub_call *hc) {
+  hub_undo_free(&hc->undo);
   rpc_buffer_free(&hc->answer);
   free(hc->data);
   free(hc);
@@ -431,9 +432,38 @@ void hub_set_state(job_hub *hub, job_record *job, int state) {
 
 static int wake_each_worker(void *value, void *arg);
 
+/* A dropped job by sequence (the list is empty but after a failed
+ * Submit write). */
+static job_record *dropped_job(job_hub *hub, uint64_t sequence) {
+  for (job_record *job = hub->dropped; job != NULL; job = job->next) {
+    if (job->entry.sequence == sequence) {
+      return job;
+    }
+  }
+  return NULL;
+}
+
+/* Frees the dropped jobs whose writes have all completed: no write's
+ * callback can reach them any more. */
+static void free_dropped(job_hub *hub) {
+  job_record **at = &hub->dropped;
+  while (*at != NULL) {
+    job_record *job = *at;
+    if (job->writes_pending == 0) {
+      *at = job->next;
+      job_record_free(job);
+    } else {
+      at = &job->next;
+    }
+  }
+}
+
 static void on_job_written(uint64_t sequence, void *arg) {
   job_hub *hub = arg;
   job_record *job = job_index_get(hub->jobs_by_id, sequence);
+  if (job == NULL && hub->dropped != NULL) {
+    job = dropped_job(hub, sequence);
+  }
   if (job != NULL && job->writes_pending > 0) {
     job->writes_pending--;
   }
@@ -441,6 +471,31 @@ static void on_job_written(uint64_t sequence, void *arg) {
   hub->writes_pending--;
   if (was_behind && !hub_store_behind(hub)) {
     hash_table_each(hub->workers, wake_each_worker, hub);
+  }
+}
+
+static void on_store_writable(bool writable, void *arg) {
+  job_hub *hub = arg;
+  hub->store_writable = writable;
+  if (!hub->closing && hub->store_listener != NULL) {
+    hub->store_listener(writable, hub->store_listener_arg);
+  }
+}
+
+rpc_status_code hub_store_failure(job_hub *hub, int status, char *why,
+                                  size_t why_size) {
+  char cause[200];
+  job_store_error(hub->store, cause, sizeof(cause));
+  switch (status) {
+  case JOB_STORE_FULL:
+    snprintf(why, why_size, "disk full: %s", cause);
+    return RPC_STATUS_RESOURCE_EXHAUSTED;
+  case JOB_STORE_IO:
+    snprintf(why, why_size, "the store cannot write: %s", cause);
+    return RPC_STATUS_UNAVAILABLE;
+  default:
+    snprintf(why, why_size, "the store refused the write: %s", cause);
+    return RPC_STATUS_INTERNAL;
   }
 }
 
@@ -593,13 +648,131 @@ static int index_job(job_hub *hub, job_record *job) {
   return 0;
 }
 
-/* A job indexed but never stored stays, FAILED, so that its id (and
- * idempotency key) keep meaning the same thing; the caller answers with an
- * error. */
+void hub_drop_job(job_hub *hub, job_record *job) {
+  rpc_log(RPC_LOG_WARN, "job_not_stored", "job=%s state=%s", job->id,
+          hub_state_name(job->state));
+  if (job->state == JOBHUB__V1__JOB_STATE__QUEUED) {
+    hub_unqueue(hub, job);
+  } else if (job->state == JOBHUB__V1__JOB_STATE__IN_PROGRESS) {
+    hub_cancel_lease(hub, job); /* as Cancel does: the worker stops */
+    hub_release_lease(hub, job);
+  }
+  if (job->lease_unsaved) {
+    unsaved_unlink(hub, job);
+  }
+  char message[96];
+  snprintf(message, sizeof(message), "job %s was not stored", job->id);
+  for (job_watcher *w = job->watchers; w != NULL;) {
+    job_watcher *next = w->next;
+    w->job = NULL;
+    w->next = NULL;
+    core_stream_finish(hub, &w->stream, RPC_STATUS_NOT_FOUND, message);
+    w = next;
+  }
+  job->watchers = NULL;
+  count_state(hub, job, job->state, -1);
+  job->state = JOBHUB__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
+  job_index_remove(hub->jobs_by_id, job->entry.sequence);
+  if (job->key_size > 0) {
+    (void)hash_table_remove(
+        hub->jobs_by_key, hash_bytes(job_record_key(job), job->key_size), job);
+  }
+  if (job->prev != NULL) {
+    job->prev->next = job->next;
+  } else {
+    hub->first_job = job->next;
+  }
+  if (job->next != NULL) {
+    job->next->prev = job->prev;
+  } else {
+    hub->last_job = job->prev;
+  }
+  hub->job_count--;
+  job->prev = NULL;
+  job->next = hub->dropped;
+  hub->dropped = job;
+}
+
+static void arm_lease_timer(job_hub *hub);
+
+void hub_undo_begin(const job_record *job, job_undo *undo) {
+  *undo = (job_undo){
+      .set = true,
+      .from_state = job->state,
+      .to_state = job->state,
+      .leases = job->leases,
+      .worker_idx = job->worker_idx,
+      .finished_us = job->finished_us,
+      .lease_due_us = job->lease.due_us,
+      .not_before_us = job->entry.not_before_us,
+      .progress = job->progress,
+      .error = job->error != NULL ? strdup(job->error) : NULL,
+      .lease_unsaved = job->lease_unsaved,
+  };
+  if (job->error != NULL && undo->error == NULL) {
+    undo->set = false; /* no memory: not undone */
+  }
+}
+
+void hub_undo_made(const job_record *job, job_undo *undo) {
+  undo->to_state = job->state;
+}
+
+void hub_undo_free(job_undo *undo) {
+  free(undo->error);
+  undo->error = NULL;
+  undo->set = false;
+}
+
+void hub_undo_failed(job_hub *hub, job_record *job, job_undo *undo) {
+  if (!undo->set ||
+      job_index_get(hub->jobs_by_id, job->entry.sequence) != job ||
+      job->state != undo->to_state || job->leases != undo->leases ||
+      (undo->from_state != JOBHUB__V1__JOB_STATE__QUEUED &&
+       undo->from_state != JOBHUB__V1__JOB_STATE__IN_PROGRESS)) {
+    return; /* changed since: its next write carries it */
+  }
+  rpc_log(RPC_LOG_WARN, "transition_undone", "job=%s state=%s back_to=%s",
+          job->id, hub_state_name(job->state),
+          hub_state_name(undo->from_state));
+  if (job->state == JOBHUB__V1__JOB_STATE__QUEUED) {
+    hub_unqueue(hub, job);
+  }
+  free(job->error);
+  job->error = undo->error;
+  undo->error = NULL;
+  job->finished_us = undo->finished_us;
+  job->entry.not_before_us = undo->not_before_us; /* a retry's backoff */
+  job->progress = undo->progress;
+  job->worker_idx = undo->worker_idx;
+  hub_set_state(hub, job, undo->from_state);
+  if (undo->from_state == JOBHUB__V1__JOB_STATE__QUEUED) {
+    hub_requeue(hub, job, 0); /* its not_before stands */
+  } else {
+    /* The lease runs to its expiry again, held by its worker if that is
+     * still here (a worker told to cancel has let it go: the lease then
+     * expires). */
+    job->lease.due_us = undo->lease_due_us;
+    if (deadline_heap_push(&hub->leases, &job->lease) == 0 &&
+        deadline_heap_first(&hub->leases) == &job->lease) {
+      arm_lease_timer(hub);
+    }
+    hub_worker *holder = hub_find_worker(hub, job->worker_idx);
+    if (holder != NULL) {
+      hub_hold_lease(holder, job);
+    }
+    if (undo->lease_unsaved && !job->lease_unsaved) {
+      defer_lease_write(hub, job); /* its event was in the failed write */
+    }
+  }
+  hub_notify(hub, job);
+}
+
+/* A job indexed but never stored leaves no trace (hub_drop_job); the
+ * caller answers with an error. */
 static job_record *hub_submit_refused(job_hub *hub, job_record *job) {
   rpc_log(RPC_LOG_ERROR, "store_write_refused", "job=%s", job->id);
-  hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__FAILED);
-  (void)job_record_set_text(&job->error, "the store refused the job");
+  hub_drop_job(hub, job);
   return NULL;
 }
 
@@ -1033,6 +1206,9 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *prepare, int events) {
   (void)loop;
   (void)events;
   job_hub *hub = prepare->data;
+  if (hub->dropped != NULL) {
+    free_dropped(hub);
+  }
   /* Pumping may schedule more (subject jobs routed to their owners). */
   while (hub->n_pumps > 0) {
     hub_worker *worker = hub->pumps[--hub->n_pumps];
@@ -1618,6 +1794,11 @@ static void hub_free(job_hub *hub) {
     job_record_free(job);
     job = next;
   }
+  while (hub->dropped != NULL) {
+    job_record *next = hub->dropped->next;
+    job_record_free(hub->dropped);
+    hub->dropped = next;
+  }
   if (hub->workers != NULL) {
     hash_table_each(hub->workers, free_worker_each, NULL);
   }
@@ -1697,6 +1878,8 @@ job_hub *hub_open(const hub_options *options, char *err, size_t err_size) {
     return NULL;
   }
   job_store_on_written(hub->store, on_job_written, hub);
+  hub->store_writable = true;
+  job_store_on_writable(hub->store, on_store_writable, hub);
   ev_tstamp started = ev_time();
   recovery r = {hub, time_now_us(), 0, 0, 0};
   if (job_store_load_jobs(hub->store, recover_job, &r) != 0) {
@@ -1732,6 +1915,8 @@ typedef struct core_sync {
   rpc_loop_task task;
   job_hub *hub;
   void (*fn)(job_hub *hub);
+  void (*fn_arg)(job_hub *hub, void *arg); /* instead of fn, with arg */
+  void *arg;
   pthread_mutex_t lock;
   pthread_cond_t done_cond;
   bool done;
@@ -1740,19 +1925,30 @@ typedef struct core_sync {
 static void core_sync_run(struct ev_loop *loop, void *arg) {
   (void)loop;
   core_sync *sync = arg;
-  sync->fn(sync->hub);
+  if (sync->fn_arg != NULL) {
+    sync->fn_arg(sync->hub, sync->arg);
+  } else {
+    sync->fn(sync->hub);
+  }
   pthread_mutex_lock(&sync->lock);
   sync->done = true;
   pthread_cond_signal(&sync->done_cond);
   pthread_mutex_unlock(&sync->lock);
 }
 
+static void run_on_core_sync(core_sync *sync_in);
+
 static void run_on_core(job_hub *hub, void (*fn)(job_hub *hub)) {
   core_sync sync = {.hub = hub, .fn = fn};
+  run_on_core_sync(&sync);
+}
+
+static void run_on_core_sync(core_sync *sync_in) {
+  core_sync sync = *sync_in;
   sync.task = (rpc_loop_task){core_sync_run, &sync, false, NULL};
   pthread_mutex_init(&sync.lock, NULL);
   pthread_cond_init(&sync.done_cond, NULL);
-  rpc_loop_thread_post(hub->core, &sync.task);
+  rpc_loop_thread_post(sync.hub->core, &sync.task);
   pthread_mutex_lock(&sync.lock);
   while (!sync.done) {
     pthread_cond_wait(&sync.done_cond, &sync.lock);
@@ -1770,6 +1966,27 @@ static void stop_streams(job_hub *hub) {
 }
 
 void hub_stop_streams(job_hub *hub) { run_on_core(hub, stop_streams); }
+
+typedef struct store_listener {
+  void (*fn)(bool writable, void *arg);
+  void *arg;
+} store_listener;
+
+static void set_store_listener(job_hub *hub, void *arg) {
+  const store_listener *listener = arg;
+  hub->store_listener = listener->fn;
+  hub->store_listener_arg = listener->arg;
+  if (!hub->store_writable && !hub->closing && listener->fn != NULL) {
+    listener->fn(false, listener->arg);
+  }
+}
+
+void hub_on_store_writable(job_hub *hub, void (*fn)(bool writable, void *arg),
+                           void *arg) {
+  store_listener listener = {fn, arg};
+  core_sync sync = {.hub = hub, .fn_arg = set_store_listener, .arg = &listener};
+  run_on_core_sync(&sync);
+}
 
 /* Leases not yet written go to the store before it closes. */
 static void flush_leases(job_hub *hub) {

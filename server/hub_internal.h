@@ -25,6 +25,20 @@
 typedef struct hub_call hub_call;
 typedef void (*hub_call_fn)(job_hub *hub, hub_call *hc);
 
+/* What a transition awaited by its caller (Cancel, Complete, Fail)
+ * changed, to put the job back as it was if its write fails: the caller
+ * is told, and may retry. */
+typedef struct job_undo {
+  bool set;
+  int from_state, to_state;
+  uint32_t leases; /* the job's lease number at the transition */
+  uint64_t worker_idx;
+  int64_t finished_us, lease_due_us, not_before_us;
+  double progress;
+  char *error; /* owned: a copy of the error before, or NULL */
+  bool lease_unsaved;
+} job_undo;
+
 /* A unary call handed to the core. The request is the call's (it lives
  * until the call finishes) and is only read. The core answers with
  * hub_call_answer*, once; the loop then sends and finishes. */
@@ -49,6 +63,7 @@ struct hub_call {
   uint64_t query_id;
   uint8_t *data; /* owned: bytes prepared on the loop (a fixed part) */
   size_t data_size;
+  job_undo undo; /* of the transition the call waits for; freed with it */
 };
 
 /* hub_call_post (loop) hands the call to the core, which runs run; data
@@ -203,6 +218,12 @@ struct job_hub {
   size_t random_used;
   /* worker_penalty by client_id: Connect workers that dropped jobs. */
   hash_table *penalties;
+  /* Jobs whose Submit was not stored (hub_drop_job): out of every index,
+   * freed once their writes in flight have completed. Linked by next. */
+  job_record *dropped;
+  bool store_writable;
+  void (*store_listener)(bool writable, void *arg);
+  void *store_listener_arg;
 };
 
 /* What the hub remembers of a worker identity (client_id) whose Connect
@@ -228,6 +249,31 @@ job_record *hub_submit(job_hub *hub, const Jobhub__V1__SubmitRequest *request,
                        const uint8_t *fixed, size_t fixed_size,
                        uint32_t max_attempts, job_store_done_fn done,
                        void *arg);
+
+/* hub_drop_job removes every trace of a job whose Submit write failed:
+ * out of its queue, the indexes and the job list; a worker holding it is
+ * told to cancel (its result is then NOT_FOUND); its Watch calls end with
+ * NOT_FOUND. The record is freed once its writes in flight complete. */
+void hub_drop_job(job_hub *hub, job_record *job);
+
+/* hub_undo_begin records job as it is, before a transition;
+ * hub_undo_made records the state the transition made. hub_undo_failed
+ * (the transition's write failed) puts the job back as it was, if nothing
+ * changed it since (same state, same lease number, still indexed): out
+ * of the queue, its lease and holder back, its error, progress and times;
+ * else memory stays ahead of the store and the job's next write carries
+ * its whole status. hub_undo_free frees what undo owns. */
+void hub_undo_begin(const job_record *job, job_undo *undo);
+void hub_undo_made(const job_record *job, job_undo *undo);
+void hub_undo_failed(job_hub *hub, job_record *job, job_undo *undo);
+void hub_undo_free(job_undo *undo);
+
+/* hub_store_failure turns a failed write's status (JOB_STORE_*) into the
+ * answer's code, and writes its cause into why: RESOURCE_EXHAUSTED for a
+ * disk full, UNAVAILABLE for other I/O errors, INTERNAL for a write the
+ * store refused alone. */
+rpc_status_code hub_store_failure(job_hub *hub, int status, char *why,
+                                  size_t why_size);
 
 /* hub_save writes job's changing part with an event (actor, worker_idx,
  * detail; none when from_state is the job's state) and optionally its

@@ -12,13 +12,21 @@
 #define LIST_DEFAULT_PAGE 100
 #define LIST_MAX_PAGE 1000
 #define MAX_ATTEMPTS_LIMIT 1000
+/* The longest lease a Submit may ask for: 7 days. Longer is a mistake
+ * (2^32-1 s is 136 years: a lost worker would hold the job for ever). */
+#define MAX_LEASE_SECONDS (7 * 24 * 3600)
 
-/* Answers hc with job once the write it waits for is durable. */
+/* Answers hc with job once the write it waits for is durable. A failed
+ * write is answered with its cause (hub_store_failure), the transition
+ * undone (hc->undo; docs/core-design.md, "A failed write"). */
 static void answer_when_stored(int status, void *arg) {
   hub_call *hc = arg;
   if (status != 0) {
-    hub_call_fail(hc->hub, hc, RPC_STATUS_INTERNAL,
-                  "the store could not write job %s", hc->job->id);
+    char why[220];
+    rpc_status_code code = hub_store_failure(hc->hub, status, why, sizeof(why));
+    hub_undo_failed(hc->hub, hc->job, &hc->undo);
+    hub_call_fail(hc->hub, hc, code, "job %s could not be written: %s",
+                  hc->job->id, why);
     return;
   }
   hc->job->durable = true;
@@ -58,13 +66,70 @@ static bool id_missing(rpc_call *call, const char *id) {
 
 /* Submit. */
 
+/* Answers a Submit once its job is durable. If the write failed, the job
+ * leaves no trace (hub_drop_job): nobody was told of it. */
+static void answer_submit(int status, void *arg) {
+  hub_call *hc = arg;
+  if (status != 0) {
+    char why[220];
+    rpc_status_code code = hub_store_failure(hc->hub, status, why, sizeof(why));
+    hub_drop_job(hc->hub, hc->job);
+    hub_call_fail(hc->hub, hc, code, "the job was not stored: %s", why);
+    return;
+  }
+  answer_when_stored(status, arg);
+}
+
+/* A Submit repeating an idempotency key gets the job once that is durable
+ * (the first Submit's write may still fail: the job is then gone). */
+static void answer_existing(int status, void *arg) {
+  hub_call *hc = arg;
+  if (status != 0 && hub_find_job(hc->hub, hc->job->id) != hc->job) {
+    /* Its Submit's write failed: a retry makes the job anew. */
+    hub_call_fail(hc->hub, hc, RPC_STATUS_UNAVAILABLE,
+                  "the job of this idempotency_key was not stored: retry");
+    return;
+  }
+  if (status != 0) {
+    char why[220];
+    rpc_status_code code = hub_store_failure(hc->hub, status, why, sizeof(why));
+    hub_call_fail(hc->hub, hc, code, "the job was not stored: %s", why);
+    return;
+  }
+  if (pack_job_answer(hc->hub, hc, hc->job) == 0) {
+    hub_call_answer(hc->hub, hc);
+  }
+}
+
+/* Whether a Submit asks for the job existing is: the same fixed part
+ * (packed the same way: job type, pool, subject, config, payload, meta,
+ * priority, max_attempts as resolved) and lease_seconds. not_before is
+ * not compared: a retry may well compute it again. */
+static bool same_submit(const job_record *existing,
+                        const Jobhub__V1__SubmitRequest *request,
+                        const uint8_t *fixed, size_t fixed_size) {
+  return existing->fixed_size == fixed_size &&
+         (fixed_size == 0 ||
+          memcmp(job_record_fixed(existing), fixed, fixed_size) == 0) &&
+         existing->lease_seconds == request->lease_seconds;
+}
+
 static void run_submit(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__SubmitRequest *request = hc->request;
   if (request->idempotency_key[0] != '\0') {
     job_record *existing = hub_find_job_by_key(hub, request->idempotency_key);
     if (existing != NULL) {
-      if (pack_job_answer(hub, hc, existing) == 0) {
-        hub_call_answer(hub, hc);
+      if (!same_submit(existing, request, hc->data, hc->data_size)) {
+        hub_call_fail(hub, hc, RPC_STATUS_ALREADY_EXISTS,
+                      "idempotency_key \"%s\" is job %s, submitted with a "
+                      "different request",
+                      request->idempotency_key, existing->id);
+        return;
+      }
+      hc->job = existing;
+      if (hub_after_writes(hub, existing, answer_existing, hc) != 0) {
+        hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
+                      "the job could not be stored");
       }
       return;
     }
@@ -72,7 +137,7 @@ static void run_submit(job_hub *hub, hub_call *hc) {
   uint32_t max_attempts =
       request->max_attempts ? request->max_attempts : hub->options.max_attempts;
   job_record *job = hub_submit(hub, request, hc->data, hc->data_size,
-                               max_attempts, answer_when_stored, hc);
+                               max_attempts, answer_submit, hc);
   if (job == NULL) {
     hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
                   "the job could not be stored");
@@ -98,6 +163,12 @@ static void submit(rpc_call *call, const Jobhub__V1__SubmitRequest *request,
     rpc_call_finishf(call, RPC_STATUS_INVALID_ARGUMENT,
                      "max_attempts %u is over %u", request->max_attempts,
                      MAX_ATTEMPTS_LIMIT);
+    return;
+  }
+  if (request->lease_seconds > MAX_LEASE_SECONDS) {
+    rpc_call_finishf(call, RPC_STATUS_INVALID_ARGUMENT,
+                     "lease_seconds %u is over %u (7 days)",
+                     request->lease_seconds, MAX_LEASE_SECONDS);
     return;
   }
   if (request->not_before != NULL && (request->not_before->nanos < 0 ||
@@ -220,8 +291,10 @@ static void answer_result(int status, void *arg) {
   job_hub *hub = hc->hub;
   job_record *job = hc->job;
   if (status != 0) {
-    hub_call_fail(hub, hc, RPC_STATUS_INTERNAL,
-                  "the result of job %s could not be read", job->id);
+    char why[200];
+    rpc_status_code code = hub_store_failure(hub, status, why, sizeof(why));
+    hub_call_fail(hub, hc, code, "the result of job %s could not be read: %s",
+                  job->id, why);
     return;
   }
   if (job->state != JOBHUB__V1__JOB_STATE__DONE) {
@@ -288,6 +361,7 @@ static void run_cancel(job_hub *hub, hub_call *hc) {
     return;
   }
   int from = job->state;
+  hub_undo_begin(job, &hc->undo);
   if (from == JOBHUB__V1__JOB_STATE__QUEUED) {
     hub_unqueue(hub, job);
   } else {
@@ -296,6 +370,7 @@ static void run_cancel(job_hub *hub, hub_call *hc) {
   }
   job->finished_us = time_now_us();
   hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__CANCELLED);
+  hub_undo_made(job, &hc->undo);
   hub_notify(hub, job);
   hc->job = job;
   if (pack_job_answer(hub, hc, job) != 0) {
@@ -303,6 +378,7 @@ static void run_cancel(job_hub *hub, hub_call *hc) {
   }
   if (hub_save(hub, job, from, "client", NULL, NULL, 0, answer_when_stored,
                hc) != 0) {
+    hub_undo_failed(hub, job, &hc->undo);
     hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
                   "the cancellation could not be stored");
   }
@@ -452,8 +528,9 @@ static void reset_job(job_hub *hub, job_record *job, job_store_done_fn done,
 static void answer_reset(int status, void *arg) {
   hub_call *hc = arg;
   if (status != 0) {
-    hub_call_fail(hc->hub, hc, RPC_STATUS_INTERNAL,
-                  "the reset could not be stored");
+    char why[220];
+    rpc_status_code code = hub_store_failure(hc->hub, status, why, sizeof(why));
+    hub_call_fail(hc->hub, hc, code, "the reset could not be stored: %s", why);
     return;
   }
   hub_call_answer(hc->hub, hc);
@@ -573,9 +650,15 @@ static void answer_history(int status, void *arg) {
   job_hub *hub = hc->hub;
   job_record *job = hc->job;
   history_answer history = {hc, job->id};
-  int rv = status != 0 ? -1
-                       : job_store_load_events(hub->store, job->entry.sequence,
-                                               add_event, &history);
+  if (status != 0) {
+    char why[200];
+    rpc_status_code code = hub_store_failure(hub, status, why, sizeof(why));
+    hub_call_fail(hub, hc, code, "the history of job %s could not be read: %s",
+                  job->id, why);
+    return;
+  }
+  int rv = job_store_load_events(hub->store, job->entry.sequence, add_event,
+                                 &history);
   if (rv != 0) {
     hub_call_fail(
         hub, hc, rv == -2 ? RPC_STATUS_RESOURCE_EXHAUSTED : RPC_STATUS_INTERNAL,

@@ -9,6 +9,7 @@
 #ifndef JOBHUB_SERVER_STORE_H
 #define JOBHUB_SERVER_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,9 +64,19 @@ typedef struct stored_event {
   const char *detail; /* may be NULL */
 } stored_event;
 
-/* Called on the core loop: status 0 once the write is durable, -1 if it
- * failed (nothing of it was stored; the reason is logged). */
+/* Called on the core loop: status 0 once the write is durable, or one of
+ * the JOB_STORE_* failures below if it failed (nothing of it was stored;
+ * the reason is logged, and job_store_error has it). */
 typedef void (*job_store_done_fn)(int status, void *arg);
+
+/* Why a write failed. REFUSED: this write alone (a constraint, a row not
+ * stored); the store still writes. FULL: the disk is full (SQLITE_FULL,
+ * ENOSPC, EDQUOT). IO: any other error of the file or the database. FULL
+ * and IO fail the whole group the write was committed in, and the store
+ * is "not writable" until a later write (or a probe) succeeds. */
+#define JOB_STORE_REFUSED (-1)
+#define JOB_STORE_FULL (-2)
+#define JOB_STORE_IO (-3)
 
 /* job_store_open opens (creating, migrating) dir/jobhub.db and starts the
  * writer thread, whose completions run on loop. Returns NULL with a
@@ -116,6 +127,17 @@ uint64_t job_store_writes(const job_store *store);
  * the writes of a job that are not durable yet. */
 void job_store_on_written(job_store *store,
                           void (*fn)(uint64_t sequence, void *arg), void *arg);
+
+/* job_store_error copies into why the cause of the latest failed write
+ * (SQLite's message or the errno's), "" if none failed yet. */
+void job_store_error(job_store *store, char *why, size_t why_size);
+
+/* job_store_on_writable sets fn to run on the loop whenever the store
+ * turns not writable (a write failed with JOB_STORE_FULL or _IO) or
+ * writable again (a later write, or the probe the store then commits
+ * every second on its own, succeeded). */
+void job_store_on_writable(job_store *store,
+                           void (*fn)(bool writable, void *arg), void *arg);
 
 /* job_store_close waits for every queued write to be committed, runs the
  * callbacks still owed on the calling thread (the loop's), stops the

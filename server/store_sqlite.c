@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,6 +23,10 @@
 
 /* The store threads' nice value (see lower_priority). */
 #define STORE_NICE 5
+
+/* While the store is not writable it commits a probe this often, so that
+ * it turns writable again without waiting for a client's write. */
+#define STORE_PROBE_INTERVAL 1.0 /* s */
 
 /* A schema change: SQL, or a function for what SQL cannot do alone. */
 typedef struct migration {
@@ -232,6 +237,7 @@ typedef struct write_op {
    * carries this one's changes too, and the events the two make. */
   struct write_op *merged_into;
   uint8_t *merged_history; /* owned */
+  bool probe;              /* no job: a write that tests the disk */
   size_t capacity;         /* of data */
   uint8_t data[];
 } write_op;
@@ -274,7 +280,43 @@ struct job_store {
   void *on_written_arg;
   atomic_uint_fast64_t commits;
   atomic_uint_fast64_t writes;
+  char last_error[256]; /* the latest failure's cause; under lock */
+  /* The loop's: whether the latest write completed wrote, the probe. */
+  bool writable;
+  bool probe_pending;
+  ev_timer probe_timer;
+  void (*on_writable)(bool writable, void *arg);
+  void *on_writable_arg;
 };
+
+/* Records the cause of a failure for job_store_error. */
+static void set_error(job_store *store, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void set_error(job_store *store, const char *fmt, ...) {
+  char why[sizeof(store->last_error)];
+  va_list args;
+  va_start(args, fmt);
+  vsnprintf(why, sizeof(why), fmt, args);
+  va_end(args);
+  pthread_mutex_lock(&store->lock);
+  memcpy(store->last_error, why, sizeof(why));
+  pthread_mutex_unlock(&store->lock);
+}
+
+/* Classifies the writer's last error: a disk full, a constraint (this
+ * write alone), or anything else (I/O). */
+static int failure_of(sqlite3 *db) {
+  int code = sqlite3_errcode(db) & 0xff;
+  if (code == SQLITE_FULL) {
+    return JOB_STORE_FULL;
+  }
+  if (code == SQLITE_CONSTRAINT) {
+    return JOB_STORE_REFUSED;
+  }
+  int system = code == SQLITE_IOERR ? sqlite3_system_errno(db) : 0;
+  return system == ENOSPC || system == EDQUOT ? JOB_STORE_FULL : JOB_STORE_IO;
+}
 
 static void append(write_op **head, write_op **tail, write_op *list) {
   if (list == NULL) {
@@ -339,10 +381,10 @@ static int update_job(job_store *store, const write_op *op) {
   sqlite3_bind_int64(s, 8, job->leases);
   bind_secret(s, 9, job->lease_secret);
   if (run_statement(s) != 0) {
-    return -1;
+    return failure_of(store->writer);
   }
   /* An update of a job never stored would lose its event silently. */
-  return sqlite3_changes(store->writer) == 1 ? 0 : -1;
+  return sqlite3_changes(store->writer) == 1 ? 0 : JOB_STORE_REFUSED;
 }
 
 static int write_job(job_store *store, const write_op *op) {
@@ -369,7 +411,7 @@ static int write_job(job_store *store, const write_op *op) {
   bind_blob(s, 16, op->history, op->history_size);
   sqlite3_bind_int64(s, 17, job->leases);
   bind_secret(s, 18, job->lease_secret);
-  return run_statement(s);
+  return run_statement(s) == 0 ? 0 : failure_of(store->writer);
 }
 
 static write_op *write_op_new(job_store *store, size_t size) {
@@ -464,6 +506,9 @@ static void merge_writes(job_store *store, write_op *group, size_t count) {
   }
   memset(store->merge_slots, 0, capacity * sizeof(*store->merge_slots));
   for (write_op *op = group; op != NULL; op = op->next) {
+    if (op->probe) {
+      continue;
+    }
     size_t slot =
         (size_t)(op->job.sequence * 0x9E3779B97F4A7C15ull) & (capacity - 1);
     while (store->merge_slots[slot] != NULL &&
@@ -478,17 +523,46 @@ static void merge_writes(job_store *store, write_op *group, size_t count) {
   }
 }
 
-/* Commits a group in one transaction. A write that fails (a constraint)
- * fails alone; a failed COMMIT fails them all. */
+/* Fails every write of group with status (JOB_STORE_FULL or _IO): the
+ * transaction is rolled back, so none of them stands. */
+static void fail_group(job_store *store, write_op *group, int status,
+                       const char *step) {
+  const char *why = sqlite3_errmsg(store->writer);
+  rpc_log(RPC_LOG_ERROR, "store_group_failed", "step=%s error=\"%s\"", step,
+          why);
+  set_error(store, "%s: %s", step, why);
+  if (!sqlite3_get_autocommit(store->writer)) {
+    sqlite3_exec(store->writer, "ROLLBACK", NULL, NULL, NULL);
+  }
+  for (write_op *op = group; op != NULL; op = op->next) {
+    op->status = status;
+  }
+}
+
+/* The probe's write: the schema version, set to what it is (a change of
+ * the database header, so a page of the log). */
+static int write_probe(job_store *store) {
+  char pragma[64];
+  snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d",
+           (int)(sizeof(migrations) / sizeof(migrations[0])));
+  return sqlite3_exec(store->writer, pragma, NULL, NULL, NULL) == SQLITE_OK
+             ? 0
+             : failure_of(store->writer);
+}
+
+/* Commits a group in one transaction. A write refused by a constraint
+ * fails alone; any other error (a disk full, I/O) and a failed COMMIT
+ * fail them all, the transaction rolled back: SQLite may already have
+ * rolled it back itself, and the writes after it would then commit one
+ * by one. */
 static void commit_group(job_store *store, write_op *group) {
   size_t count = 0;
   if (sqlite3_exec(store->writer, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
       SQLITE_OK) {
-    rpc_log(RPC_LOG_ERROR, "store_begin_failed", "error=\"%s\"",
-            sqlite3_errmsg(store->writer));
-    for (write_op *op = group; op != NULL; op = op->next) {
-      op->status = -1;
-    }
+    int status = failure_of(store->writer);
+    fail_group(store, group,
+               status == JOB_STORE_FULL ? JOB_STORE_FULL : JOB_STORE_IO,
+               "begin");
     return;
   }
   for (write_op *op = group; op != NULL; op = op->next) {
@@ -499,12 +573,24 @@ static void commit_group(job_store *store, write_op *group) {
     if (op->merged_into != NULL) {
       continue;
     }
-    op->status = write_job(store, op);
-    if (op->status != 0) {
-      rpc_log(RPC_LOG_WARN, "store_write_failed", "job=%016llx error=\"%s\"",
-              (unsigned long long)op->job.sequence,
-              sqlite3_errmsg(store->writer));
+    op->status = op->probe ? write_probe(store) : write_job(store, op);
+    if (op->status == 0) {
+      continue;
     }
+    if (op->status != JOB_STORE_REFUSED ||
+        sqlite3_get_autocommit(store->writer)) {
+      fail_group(store, group,
+                 op->status == JOB_STORE_FULL ? JOB_STORE_FULL : JOB_STORE_IO,
+                 "write");
+      return;
+    }
+    const char *why = sqlite3_errcode(store->writer) == SQLITE_OK
+                          ? "the job is not stored"
+                          : sqlite3_errmsg(store->writer);
+    rpc_log(RPC_LOG_WARN, "store_write_failed", "job=%016llx error=\"%s\"",
+            (unsigned long long)op->job.sequence, why);
+    set_error(store, "job %016llx: %s", (unsigned long long)op->job.sequence,
+              why);
   }
   for (write_op *op = group; op != NULL; op = op->next) {
     write_op *last = op;
@@ -514,12 +600,11 @@ static void commit_group(job_store *store, write_op *group) {
     op->status = last->status;
   }
   if (sqlite3_exec(store->writer, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-    rpc_log(RPC_LOG_ERROR, "store_commit_failed", "error=\"%s\"",
-            sqlite3_errmsg(store->writer));
-    sqlite3_exec(store->writer, "ROLLBACK", NULL, NULL, NULL);
-    for (write_op *op = group; op != NULL; op = op->next) {
-      op->status = -1;
-    }
+    int status = failure_of(store->writer);
+    fail_group(store, group,
+               status == JOB_STORE_FULL ? JOB_STORE_FULL : JOB_STORE_IO,
+               "commit");
+    return;
   }
   atomic_fetch_add(&store->commits, 1);
   atomic_fetch_add(&store->writes, count);
@@ -581,16 +666,63 @@ static void *syncer_main(void *arg) {
     if (fdatasync(store->wal_fd) != 0) {
       /* What the failed sync covered may be lost: none of it is
        * acknowledged. */
+      int error = errno;
       rpc_log(RPC_LOG_ERROR, "store_sync_failed", "error=\"%s\"",
-              strerror(errno));
+              strerror(error));
+      set_error(store, "fdatasync: %s", strerror(error));
       for (write_op *op = list; op != NULL; op = op->next) {
-        op->status = -1;
+        op->status =
+            error == ENOSPC || error == EDQUOT ? JOB_STORE_FULL : JOB_STORE_IO;
       }
     }
     pthread_mutex_lock(&store->lock);
     append(&store->done_head, &store->done_tail, list);
     pthread_mutex_unlock(&store->lock);
     ev_async_send(store->loop, &store->completed);
+  }
+}
+
+static int queue_op(job_store *store, write_op *op);
+
+static void on_probe_timer(struct ev_loop *loop, ev_timer *timer, int events) {
+  (void)loop;
+  (void)events;
+  job_store *store = timer->data;
+  if (store->probe_pending) {
+    return;
+  }
+  write_op *op = write_op_new(store, 0);
+  if (op == NULL) {
+    return; /* the next tick tries again */
+  }
+  *op = (write_op){.probe = true, .capacity = op->capacity};
+  store->probe_pending = true;
+  queue_op(store, op);
+}
+
+/* Follows the outcome of each completed write, in commit order: the
+ * store is writable after a write that succeeded, not after one that
+ * failed for the disk. While it is not, the probe timer runs. */
+static void track_writable(job_store *store, int status) {
+  bool writable = store->writable;
+  if (status == 0) {
+    writable = true;
+  } else if (status == JOB_STORE_FULL || status == JOB_STORE_IO) {
+    writable = false;
+  }
+  if (writable == store->writable) {
+    return;
+  }
+  store->writable = writable;
+  rpc_log(writable ? RPC_LOG_INFO : RPC_LOG_ERROR,
+          writable ? "store_writable" : "store_not_writable", NULL);
+  if (writable) {
+    ev_timer_stop(store->loop, &store->probe_timer);
+  } else if (!store->closing) {
+    ev_timer_again(store->loop, &store->probe_timer);
+  }
+  if (store->on_writable != NULL) {
+    store->on_writable(writable, store->on_writable_arg);
   }
 }
 
@@ -601,7 +733,10 @@ static void deliver_completions(job_store *store) {
   pthread_mutex_unlock(&store->lock);
   while (list != NULL) {
     write_op *next = list->next;
-    if (store->on_written != NULL) {
+    track_writable(store, list->status);
+    if (list->probe) {
+      store->probe_pending = false;
+    } else if (store->on_written != NULL) {
       store->on_written(list->job.sequence, store->on_written_arg);
     }
     if (list->done != NULL) {
@@ -679,6 +814,11 @@ int job_store_save_job(job_store *store, const stored_job *job,
       used += event_size(e);
     }
   }
+  return queue_op(store, op);
+}
+
+/* Hands op to the writer. Returns 0, or -1 (closing: op is freed). */
+static int queue_op(job_store *store, write_op *op) {
   pthread_mutex_lock(&store->lock);
   if (store->closing) {
     pthread_mutex_unlock(&store->lock);
@@ -805,6 +945,18 @@ void job_store_on_written(job_store *store,
                           void (*fn)(uint64_t sequence, void *arg), void *arg) {
   store->on_written = fn;
   store->on_written_arg = arg;
+}
+
+void job_store_on_writable(job_store *store,
+                           void (*fn)(bool writable, void *arg), void *arg) {
+  store->on_writable = fn;
+  store->on_writable_arg = arg;
+}
+
+void job_store_error(job_store *store, char *why, size_t why_size) {
+  pthread_mutex_lock(&store->lock);
+  snprintf(why, why_size, "%s", store->last_error);
+  pthread_mutex_unlock(&store->lock);
 }
 
 uint64_t job_store_commits(const job_store *store) {
@@ -978,6 +1130,15 @@ job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
   }
   char path[4096];
   snprintf(path, sizeof(path), "%s/jobhub.db", dir);
+  struct stat file;
+  if (stat(path, &file) == 0 && file.st_size == 0) {
+    /* SQLite takes an empty file for a new database: say so, in case it
+     * was a database once (truncated, or a copy gone wrong). */
+    rpc_log(RPC_LOG_WARN, "store_file_empty",
+            "path=%s reason=\"the database file is empty (0 bytes): "
+            "starting with no jobs\"",
+            path);
+  }
   job_store *store = calloc(1, sizeof(*store));
   if (store == NULL) {
     snprintf(err, err_size, "out of memory");
@@ -988,6 +1149,9 @@ job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
   pthread_cond_init(&store->sync_wake, NULL);
   store->wal_fd = -1;
   store->loop = loop;
+  store->writable = true;
+  ev_timer_init(&store->probe_timer, on_probe_timer, 0, STORE_PROBE_INTERVAL);
+  store->probe_timer.data = store;
   /* synchronous=NORMAL: SQLite syncs the WAL before each checkpoint and
    * the database after it; the syncer's fdatasync of the WAL after each
    * commit makes the commit itself durable (see writer_main).
@@ -1081,6 +1245,7 @@ void job_store_close(job_store *store) {
     ev_async_stop(store->loop, &store->completed);
     deliver_completions(store);
   }
+  ev_timer_stop(store->loop, &store->probe_timer);
   if (store->wal_fd >= 0) {
     close(store->wal_fd);
   }

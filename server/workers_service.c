@@ -117,12 +117,14 @@ static void apply_progress(job_hub *hub, job_record *job,
 }
 
 /* Ends a leased job as DONE (result) or after a failure; done is awaited
- * when not NULL. Returns 0 or -1 (the store refused the write). */
+ * when not NULL, and undo (not NULL) records how to undo it if the write
+ * fails. Returns 0 or -1 (the store refused the write). */
 static int finish_job(job_hub *hub, job_record *job,
                       const Jobhub__V1__JobResult *result,
                       const Jobhub__V1__FailRequest *failure,
-                      job_store_done_fn done, void *arg) {
+                      job_store_done_fn done, void *arg, job_undo *undo) {
   int from = job->state;
+  hub_undo_begin(job, undo);
   char actor[HUB_ACTOR_SIZE];
   hub_actor_of_worker(job->worker_idx, actor);
   touch_holder(job);
@@ -153,6 +155,7 @@ static int finish_job(job_hub *hub, job_record *job,
       hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__FAILED);
     }
   }
+  hub_undo_made(job, undo);
   int rv =
       hub_save(hub, job, from, actor, failure != NULL ? failure->error : NULL,
                packed, packed_size, done, arg);
@@ -185,14 +188,39 @@ static bool client_missing(rpc_call *call, const char *client_id) {
   return false;
 }
 
+/* The answer to a result whose write failed: NOT_FOUND when the job
+ * itself was never stored (its Submit's write failed too: hub_drop_job),
+ * else the store's failure (hub_store_failure). */
+static rpc_status_code outcome_failure(job_hub *hub, int status,
+                                       const char *job_id, char *why,
+                                       size_t why_size) {
+  if (hub_find_job(hub, job_id) == NULL) {
+    snprintf(why, why_size, "job %s was not stored", job_id);
+    return RPC_STATUS_NOT_FOUND;
+  }
+  char cause[180];
+  rpc_status_code code = hub_store_failure(hub, status, cause, sizeof(cause));
+  snprintf(why, why_size, "the outcome could not be stored: %s", cause);
+  return code;
+}
+
 static void answer_job_when_stored(int status, void *arg) {
   hub_call *hc = arg;
   if (status != 0) {
-    hub_call_fail(hc->hub, hc, RPC_STATUS_INTERNAL,
-                  "the store could not write the job");
+    char why[220];
+    rpc_status_code code =
+        outcome_failure(hc->hub, status, hc->job->id, why, sizeof(why));
+    hub_undo_failed(hc->hub, hc->job, &hc->undo);
+    hub_call_fail(hc->hub, hc, code, "%s", why);
     return;
   }
   hub_call_answer(hc->hub, hc);
+}
+
+/* Progress is a fraction: NaN, infinities and values outside [0, 1] are
+ * refused rather than stored. */
+static bool progress_valid(double progress) {
+  return progress >= 0 && progress <= 1; /* false for NaN */
 }
 
 static void run_progress(job_hub *hub, hub_call *hc) {
@@ -214,9 +242,15 @@ static void run_progress(job_hub *hub, hub_call *hc) {
 
 static void progress(rpc_call *call, const Jobhub__V1__ProgressRequest *request,
                      void *user) {
-  if (!client_missing(call, request->client_id)) {
-    hub_call_post(user, call, request, run_progress, NULL, NULL, 0);
+  if (client_missing(call, request->client_id)) {
+    return;
   }
+  if (!progress_valid(request->progress)) {
+    rpc_call_finishf(call, RPC_STATUS_INVALID_ARGUMENT,
+                     "progress %g is not in [0, 1]", request->progress);
+    return;
+  }
+  hub_call_post(user, call, request, run_progress, NULL, NULL, 0);
 }
 
 static void run_finish(job_hub *hub, hub_call *hc, const char *client_id,
@@ -230,7 +264,9 @@ static void run_finish(job_hub *hub, hub_call *hc, const char *client_id,
     return;
   }
   hc->job = job;
-  if (finish_job(hub, job, result, failure, answer_job_when_stored, hc) != 0) {
+  if (finish_job(hub, job, result, failure, answer_job_when_stored, hc,
+                 &hc->undo) != 0) {
+    hub_undo_failed(hub, job, &hc->undo);
     hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
                   "the outcome could not be stored");
     return;
@@ -806,6 +842,8 @@ static void send_result_ack(job_hub *hub, worker_conn *conn, const char *job_id,
 typedef struct result_ack_wait {
   job_hub *hub;
   worker_conn *conn;
+  job_record *job;
+  job_undo undo;
   char job_id[JOB_ID_SIZE];
   char lease_id[LEASE_ID_SIZE];
 } result_ack_wait;
@@ -814,9 +852,16 @@ static void ack_when_stored(int status, void *arg) {
   result_ack_wait *wait = arg;
   job_hub *hub = wait->hub;
   worker_conn *conn = wait->conn;
-  send_result_ack(hub, conn, wait->job_id, wait->lease_id,
-                  status == 0 ? RPC_STATUS_OK : RPC_STATUS_UNAVAILABLE,
-                  status == 0 ? "" : "the outcome could not be stored");
+  char why[220] = "";
+  rpc_status_code code =
+      status == 0
+          ? RPC_STATUS_OK
+          : outcome_failure(hub, status, wait->job_id, why, sizeof(why));
+  if (status != 0) {
+    hub_undo_failed(hub, wait->job, &wait->undo);
+  }
+  hub_undo_free(&wait->undo);
+  send_result_ack(hub, conn, wait->job_id, wait->lease_id, code, why);
   conn->acks_owed--;
   free(wait);
   conn_free_if_done(conn);
@@ -842,11 +887,15 @@ static void settle_result(job_hub *hub, worker_conn *conn, const char *job_id,
   }
   wait->hub = hub;
   wait->conn = conn;
+  wait->job = job;
   snprintf(wait->job_id, sizeof(wait->job_id), "%s", job->id);
   lease_id_format(job, wait->lease_id);
   conn->acks_owed++;
-  if (finish_job(hub, job, result, failure, ack_when_stored, wait) != 0) {
+  if (finish_job(hub, job, result, failure, ack_when_stored, wait,
+                 &wait->undo) != 0) {
+    hub_undo_failed(hub, job, &wait->undo);
     conn->acks_owed--;
+    hub_undo_free(&wait->undo);
     free(wait);
     *out = (outcome){RPC_STATUS_UNAVAILABLE, "the outcome could not be stored"};
     send_result_ack(hub, conn, job_id, lease_id, out->code, out->message);
@@ -892,6 +941,11 @@ static void conn_message(job_hub *hub, core_stream *stream,
     }
     break;
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_PROGRESS:
+    if (!progress_valid(message->progress->progress)) {
+      (void)refuse(&out, RPC_STATUS_INVALID_ARGUMENT,
+                   "progress %g is not in [0, 1]", message->progress->progress);
+      break;
+    }
     job = leased_job(hub, message->progress->job_id,
                      message->progress->lease_id, NULL, worker, &out);
     if (job != NULL) {

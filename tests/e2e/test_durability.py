@@ -296,7 +296,9 @@ def test_sigkill_mid_load_loses_no_acknowledged_job():
                 assert jobs[job_id].payload == key.encode(), key
             # What was acknowledged before the kill is still the same job.
             for key, job_id in list(before_kill.items())[::10]:
-                again = client.submit(pool, job_type, idempotency_key=key)
+                again = client.submit(pool, job_type, idempotency_key=key,
+                                      payload=key.encode(), lease_seconds=2,
+                                      max_attempts=100)
                 assert again.id == job_id and again.state == DONE
             # Ids keep growing across the restart.
             old = max(before_kill.values())

@@ -324,14 +324,20 @@ def test_idempotency_key_returns_the_same_job(client):
     first = client.submit(pool, job_type, idempotency_key="order-17",
                           payload=b"one")
     again = client.submit(pool, job_type, idempotency_key="order-17",
-                          payload=b"two")
+                          payload=b"one")
     assert again.id == first.id and again.payload == b"one"
+    # Another request under the same key is refused, naming the job.
+    message = expect_error(grpc.StatusCode.ALREADY_EXISTS, client.submit,
+                           pool, job_type, idempotency_key="order-17",
+                           payload=b"two")
+    assert first.id in message, message
     other = client.submit(pool, job_type, idempotency_key="order-18")
     assert other.id != first.id
     assignment = client.lease_one(pool, job_type)
     assert assignment.job.id == first.id
     client.complete(assignment)
-    done = client.submit(pool, job_type, idempotency_key="order-17")
+    done = client.submit(pool, job_type, idempotency_key="order-17",
+                         payload=b"one")
     assert done.id == first.id and done.state == DONE
     ids = [j.id for j in client.list_all(pool_id=pool, job_type_id=job_type)]
     assert ids == [first.id, other.id]

@@ -2,6 +2,7 @@
  * the update path that leaves the fixed part alone, results, events oldest
  * first, group commit, per-write failures, and schema checks. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,12 +47,16 @@ static int remove_dir(void **state) {
 typedef struct tally {
   int done;
   int failed;
+  int status; /* of the last failure */
 } tally;
 
 static void on_done(int status, void *arg) {
   tally *t = arg;
   t->done++;
   t->failed += status != 0;
+  if (status != 0) {
+    t->status = status;
+  }
 }
 
 static stored_job job_record(int i, char *key, size_t key_size) {
@@ -184,7 +190,11 @@ static void test_duplicate_idempotency_key_fails_alone(void **state) {
   wait_done(loop, &bad, 1);
   wait_done(loop, &good, 1);
   assert_int_equal(bad.failed, 1);
+  assert_int_equal(bad.status, JOB_STORE_REFUSED);
   assert_int_equal(good.failed, 0);
+  char why[256];
+  job_store_error(store, why, sizeof(why));
+  assert_non_null(strstr(why, "UNIQUE"));
   job_store_close(store);
   ev_loop_destroy(loop);
 }
@@ -432,6 +442,95 @@ static void test_update_writes_only_the_changing_fields(void **state) {
   assert_int_equal(c.state, 5);
   assert_memory_equal(c.status, "s4", 2);
   check_result(store, UPDATED, "result-1");
+  job_store_close(store);
+  ev_loop_destroy(loop);
+}
+
+typedef struct writable_log {
+  int changes;
+  bool writable;
+} writable_log;
+
+static void on_writable(bool writable, void *arg) {
+  writable_log *log = arg;
+  log->changes++;
+  log->writable = writable;
+}
+
+/* Counts the stored jobs of test_failed_file_write_fails_the_group. */
+static int count_probe_range(const stored_job *job, void *arg) {
+  int *count = arg;
+  *count += job->sequence >= 0x400001 && job->sequence <= 0x400101;
+  return 0;
+}
+
+static off_t file_size(const char *name) {
+  char path[128];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  struct stat st;
+  return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* A file that cannot grow (RLIMIT_FSIZE: as a full disk does, EFBIG for
+ * ENOSPC) fails every write of the groups it hit, none of them stored;
+ * the store turns not writable, and writable again through its probe
+ * once the file may grow, without any other write. */
+static void test_failed_file_write_fails_the_group(void **state) {
+  (void)state;
+  char err[256];
+  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+  job_store *store = job_store_open(dir, loop, err, sizeof(err));
+  assert_non_null(store);
+  writable_log log = {0, true};
+  job_store_on_writable(store, on_writable, &log);
+  signal(SIGXFSZ, SIG_IGN);
+  struct rlimit before;
+  assert_int_equal(getrlimit(RLIMIT_FSIZE, &before), 0);
+  off_t wal = file_size("jobhub.db-wal");
+  off_t db = file_size("jobhub.db");
+  struct rlimit limited = before;
+  limited.rlim_cur = (rlim_t)(wal > db ? wal : db);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &limited), 0);
+  enum { REFUSED_JOBS = 40 };
+  static uint8_t big[8192];
+  memset(big, 'x', sizeof(big));
+  tally t = {0};
+  for (int i = 0; i < REFUSED_JOBS; i++) {
+    stored_job job = {.sequence = (uint64_t)(0x400001 + i),
+                      .state = 1,
+                      .job = big,
+                      .job_size = sizeof(big)};
+    assert_int_equal(job_store_save_job(store, &job, NULL, on_done, &t), 0);
+  }
+  wait_done(loop, &t, REFUSED_JOBS);
+  assert_int_equal(t.failed, REFUSED_JOBS);
+  assert_true(t.status == JOB_STORE_FULL || t.status == JOB_STORE_IO);
+  assert_int_equal(log.changes, 1);
+  assert_false(log.writable);
+  char why[256];
+  job_store_error(store, why, sizeof(why));
+  assert_true(why[0] != '\0');
+
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &before), 0);
+  for (int i = 0; i < 5000 && !log.writable; i++) {
+    ev_run(loop, EVRUN_ONCE | EVRUN_NOWAIT);
+    usleep(1000);
+  }
+  assert_true(log.writable); /* the probe wrote */
+  assert_int_equal(log.changes, 2);
+  tally ok = {0};
+  stored_job after = {
+      .sequence = 0x400101, .state = 1, .job = big, .job_size = sizeof(big)};
+  assert_int_equal(job_store_save_job(store, &after, NULL, on_done, &ok), 0);
+  wait_done(loop, &ok, 1);
+  assert_int_equal(ok.failed, 0);
+  job_store_close(store);
+
+  store = job_store_open(dir, loop, err, sizeof(err));
+  assert_non_null(store);
+  int stored = 0; /* the one written after, none of the refused */
+  assert_int_equal(job_store_load_jobs(store, count_probe_range, &stored), 0);
+  assert_int_equal(stored, 1);
   job_store_close(store);
   ev_loop_destroy(loop);
 }
@@ -951,6 +1050,7 @@ int main(void) {
       cmocka_unit_test(test_jobs_survive_reopen_and_are_group_committed),
       cmocka_unit_test(test_upsert_and_events),
       cmocka_unit_test(test_duplicate_idempotency_key_fails_alone),
+      cmocka_unit_test(test_failed_file_write_fails_the_group),
       cmocka_unit_test(test_close_runs_owed_callbacks),
       cmocka_unit_test(test_update_writes_only_the_changing_fields),
       cmocka_unit_test(test_load_result),
