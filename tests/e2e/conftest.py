@@ -21,6 +21,21 @@ BUILD = os.environ.get("JOBHUB_BUILD_DIR", os.path.join(ROOT, "build"))
 SERVER = os.path.join(BUILD, "tests", "echo", "jobhub-test-server")
 JOBHUBD = os.path.join(BUILD, "server", "jobhubd")
 
+
+def _cmake_option(name):
+    """True when the build's CMakeCache.txt sets the option ON."""
+    try:
+        with open(os.path.join(BUILD, "CMakeCache.txt")) as cache:
+            return any(line.strip() == name + ":BOOL=ON" for line in cache)
+    except OSError:
+        return False
+
+
+# ThreadSanitizer keeps shadow memory beside every byte the program touches
+# (about 2-3x on top, measured 80 -> 231 MiB), so RSS bounds meant for the
+# program's own bytes are multiplied by this on a TSan build.
+RSS_FACTOR = 3 if _cmake_option("JOBHUB_TSAN") else 1
+
 _generated = tempfile.mkdtemp(prefix="jobhub-e2e-pb2-")
 atexit.register(shutil.rmtree, _generated, ignore_errors=True)
 subprocess.run(

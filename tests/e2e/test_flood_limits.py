@@ -27,7 +27,7 @@ import h2.settings
 import pytest
 
 import health_pb2
-from conftest import JOBHUBD, THREADS, Server
+from conftest import JOBHUBD, RSS_FACTOR, THREADS, Server
 from hub_client import (HubClient, common_pb2, jobs_pb2, new_pool, start_hub,
                         stop_hub)
 
@@ -466,7 +466,7 @@ def test_peer_that_does_not_read_cannot_grow_memory(lean_hub):
         # 64 MiB per connection, one ~16 MB answer over it, and slack for
         # the allocator and the answers being packed; without bounds this
         # connection would hold ~600 MB.
-        assert peak - baseline < 200 * MIB, \
+        assert peak - baseline < 200 * MIB * RSS_FACTOR, \
             "RSS grew by %d MiB" % ((peak - baseline) // MIB)
         raw.read_all(10)
         for stream in watches:
@@ -484,10 +484,10 @@ def test_peer_that_does_not_read_cannot_grow_memory(lean_hub):
         assert client.jobs.List(pool_id=pool, job_type_id=job_type,
                                 page_size=1).jobs
         deadline = time.monotonic() + 10
-        while rss_bytes(pid) - baseline > 48 * MIB and \
+        while rss_bytes(pid) - baseline > 48 * MIB * RSS_FACTOR and \
                 time.monotonic() < deadline:
             time.sleep(0.1)
-        assert rss_bytes(pid) - baseline <= 48 * MIB, \
+        assert rss_bytes(pid) - baseline <= 48 * MIB * RSS_FACTOR, \
             "after the close RSS is %d MiB over the baseline" % (
                 (rss_bytes(pid) - baseline) // MIB)
 
