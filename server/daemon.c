@@ -29,7 +29,7 @@
 #include "rpc_descriptor_set.h"
 #include "server/auth.h"
 #include "server/config.h"
-#include "server/hub.h"
+#include "server/core/hub.h"
 
 /* Services whose methods are not built yet: empty handler tables make
  * every method answer UNIMPLEMENTED, naming itself. */

@@ -14,7 +14,7 @@
 #include "rpc/base64.h"
 #include "rpc/client.h"
 #include "rpc/log.h"
-#include "server/hash_table.h"
+#include "common/hash_table.h"
 
 /* Heartbeats come at this fraction of the shortest lease left, within
  * these bounds (s). */

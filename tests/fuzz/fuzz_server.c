@@ -41,7 +41,7 @@
 #include "rpc/server_internal.h"
 #include "rpc/tls.h"
 #include "rpc_descriptor_set.h"
-#include "server/hub.h"
+#include "server/core/hub.h"
 
 #define PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define MAX_ROUNDS 64

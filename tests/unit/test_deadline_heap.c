@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "server/deadline_heap.h"
+#include "common/deadline_heap.h"
 
 /* A deterministic PRNG (splitmix64), so failures reproduce. */
 static uint64_t next_random(uint64_t *state) {

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "server/hash_table.h"
+#include "common/hash_table.h"
 
 typedef struct item {
   uint64_t key;

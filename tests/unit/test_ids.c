@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "server/ids.h"
+#include "server/core/ids.h"
 
 static void test_pool_idx_layout_and_round_trip(void **state) {
   (void)state;

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "server/job_index.h"
+#include "server/core/job_index.h"
 
 static void test_put_get_remove(void **state) {
   (void)state;

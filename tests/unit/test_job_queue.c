@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "server/job_queue.h"
+#include "server/core/job_queue.h"
 
 static job_queue_entry entry_of(int32_t priority, uint64_t sequence,
                                 uint32_t pool_idx, int64_t not_before_us) {

@@ -16,7 +16,7 @@
 #include "google/protobuf/struct.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
 #include "jobhub/v1/workers.pb-c.h"
-#include "server/job_record.h"
+#include "server/core/job_record.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "server/ids.h"
-#include "server/router.h"
+#include "server/core/ids.h"
+#include "server/core/router.h"
 
 #define SUBJECTS 10000
 

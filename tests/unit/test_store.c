@@ -18,7 +18,7 @@
 #include <ev.h>
 #include <sqlite3.h>
 
-#include "server/store.h"
+#include "server/store/store.h"
 
 #define JOBS 2000
 /* Sequences of the jobs of the later tests, apart from 0..JOBS+1. */

@@ -2,8 +2,8 @@
  * the core's indexes (jobs by id, idempotency keys, workers, pools). Open
  * addressing with linear probing and backward-shift removal: no
  * tombstones, one array, 16 bytes a slot; the table owns no value. */
-#ifndef JOBHUB_SERVER_HASH_TABLE_H
-#define JOBHUB_SERVER_HASH_TABLE_H
+#ifndef JOBHUB_COMMON_HASH_TABLE_H
+#define JOBHUB_COMMON_HASH_TABLE_H
 
 #include <stdbool.h>
 #include <stddef.h>

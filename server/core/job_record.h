@@ -7,8 +7,8 @@
  * error). Their concatenation parses as the whole jobhub.v1.Job, so an
  * answer never unpacks or copies the payload twice. The record, the
  * fixed part, the subject and the idempotency key are one allocation. */
-#ifndef JOBHUB_SERVER_JOB_RECORD_H
-#define JOBHUB_SERVER_JOB_RECORD_H
+#ifndef JOBHUB_SERVER_CORE_JOB_RECORD_H
+#define JOBHUB_SERVER_CORE_JOB_RECORD_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,8 +16,8 @@
 
 #include "jobhub/v1/jobs.pb-c.h"
 #include "rpc/buffer.h"
-#include "server/deadline_heap.h"
-#include "server/job_queue.h"
+#include "common/deadline_heap.h"
+#include "server/core/job_queue.h"
 
 /* "%016" PRIx64 of the sequence, and its terminator. */
 #define JOB_ID_SIZE 17

@@ -13,8 +13,8 @@
 #include "jobhub/v1/jobs.rpc.h"
 #include "jobhub/v1/workers.rpc.h"
 #include "rpc/log.h"
-#include "server/hub_internal.h"
-#include "server/ids.h"
+#include "server/core/hub_internal.h"
+#include "server/core/ids.h"
 
 #define JOB_OF_ENTRY(e)                                                        \
   ((job_record *)(void *)((char *)(e)-offsetof(job_record, entry)))

@@ -1,5 +1,5 @@
 /* router.c: the Maglev lookup table of a pool/job-type's workers. */
-#include "server/router.h"
+#include "server/core/router.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

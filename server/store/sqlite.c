@@ -1,6 +1,6 @@
-/* store_sqlite.c: the job store on SQLite (WAL), with a writer thread that
+/* store/sqlite.c: the job store on SQLite (WAL), with a writer thread that
  * group-commits. */
-#include "server/store.h"
+#include "server/store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* hash_table.c: open addressing, linear probing, backward-shift removal. */
-#include "server/hash_table.h"
+#include "common/hash_table.h"
 
 #include <stdlib.h>
 

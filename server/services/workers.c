@@ -1,4 +1,4 @@
-/* workers_service.c: jobhub.v1.Workers: registration, the Connect stream,
+/* services/workers.c: jobhub.v1.Workers: registration, the Connect stream,
  * the unary worker calls and the admin calls. The lease checks are shared
  * by the unary calls and the messages of Connect. */
 #include <stdarg.h>
@@ -8,8 +8,8 @@
 
 #include "jobhub/v1/workers.rpc.h"
 #include "rpc/log.h"
-#include "server/hub_internal.h"
-#include "server/ids.h"
+#include "server/core/hub_internal.h"
+#include "server/core/ids.h"
 
 #define MAX_WAIT_MS 60000
 #define MAX_LEASE_JOBS 1000

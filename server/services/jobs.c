@@ -1,4 +1,4 @@
-/* jobs_service.c: jobhub.v1.Jobs. Handlers check what they can on the
+/* services/jobs.c: jobhub.v1.Jobs. Handlers check what they can on the
  * loop thread, then the core serves the request (hub_call_post). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,8 +6,8 @@
 
 #include "jobhub/v1/jobs.rpc.h"
 #include "rpc/log.h"
-#include "server/hub_internal.h"
-#include "server/ids.h"
+#include "server/core/hub_internal.h"
+#include "server/core/ids.h"
 
 #define LIST_DEFAULT_PAGE 100
 #define LIST_MAX_PAGE 1000

@@ -3,8 +3,8 @@
  * the future wait in a delayed heap until job_queue_promote makes them
  * ready. Entries are intrusive (embedded in the caller's job record): the
  * queue allocates nothing per job and owns no entry. */
-#ifndef JOBHUB_SERVER_JOB_QUEUE_H
-#define JOBHUB_SERVER_JOB_QUEUE_H
+#ifndef JOBHUB_SERVER_CORE_JOB_QUEUE_H
+#define JOBHUB_SERVER_CORE_JOB_QUEUE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -5,8 +5,8 @@
  *
  * Every field is 10 bits (0..1023); a value that does not fit is refused,
  * never truncated. */
-#ifndef JOBHUB_SERVER_IDS_H
-#define JOBHUB_SERVER_IDS_H
+#ifndef JOBHUB_SERVER_CORE_IDS_H
+#define JOBHUB_SERVER_CORE_IDS_H
 
 #include <stdint.h>
 

@@ -1,9 +1,9 @@
 /* hub_internal.h: the hub core's state and the plumbing between the loop
- * threads and the core, shared by hub_core.c, hub_streams.c and the two
+ * threads and the core, shared by hub_core.c and the two
  * services. Everything here runs on the core thread unless it says
  * "loop". */
-#ifndef JOBHUB_SERVER_HUB_INTERNAL_H
-#define JOBHUB_SERVER_HUB_INTERNAL_H
+#ifndef JOBHUB_SERVER_CORE_HUB_INTERNAL_H
+#define JOBHUB_SERVER_CORE_HUB_INTERNAL_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,14 +13,14 @@
 #include "jobhub/v1/workers.pb-c.h"
 #include "rpc/call.h"
 #include "rpc/loop_thread.h"
-#include "server/deadline_heap.h"
-#include "server/hash_table.h"
-#include "server/hub.h"
-#include "server/job_index.h"
-#include "server/job_queue.h"
-#include "server/job_record.h"
-#include "server/router.h"
-#include "server/store.h"
+#include "common/deadline_heap.h"
+#include "common/hash_table.h"
+#include "server/core/hub.h"
+#include "server/core/job_index.h"
+#include "server/core/job_queue.h"
+#include "server/core/job_record.h"
+#include "server/core/router.h"
+#include "server/store/store.h"
 
 typedef struct hub_call hub_call;
 typedef void (*hub_call_fn)(job_hub *hub, hub_call *hc);
@@ -383,7 +383,7 @@ void hub_workers_close_all(job_hub *hub);
 void hub_watchers_close_all(job_hub *hub);
 void hub_queries_fail_all(job_hub *hub, hub_worker *worker);
 
-/* Worker penalties (workers_service.c): hub_penalties_expire forgets
+/* Worker penalties (services/workers.c): hub_penalties_expire forgets
  * those whose last drop and pause are long past (housekeeping);
  * hub_penalties_free frees them all (at close). */
 void hub_penalties_expire(job_hub *hub, int64_t now_us);

@@ -1,7 +1,7 @@
 /* job_queue.c: binary heaps of intrusive entries, one ready heap per
  * pool_idx (found through an open-addressing table) and one delayed heap
  * for everything not yet due. */
-#include "server/job_queue.h"
+#include "server/core/job_queue.h"
 
 #include <stdlib.h>
 

@@ -6,8 +6,8 @@
  * durable (or failed): a job is acknowledged only then. Reads (start-up
  * recovery, history) are synchronous on the calling thread, through a
  * connection of their own that WAL lets read while the writer writes. */
-#ifndef JOBHUB_SERVER_STORE_H
-#define JOBHUB_SERVER_STORE_H
+#ifndef JOBHUB_SERVER_STORE_STORE_H
+#define JOBHUB_SERVER_STORE_STORE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -4,8 +4,8 @@
  * pseudo-random order, in turns, so every worker owns an equal share (to
  * one slot) and a join or leave moves about 1/N of the subjects. A lookup
  * is one hash and one array read. */
-#ifndef JOBHUB_SERVER_ROUTER_H
-#define JOBHUB_SERVER_ROUTER_H
+#ifndef JOBHUB_SERVER_CORE_ROUTER_H
+#define JOBHUB_SERVER_CORE_ROUTER_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* job_index.c: a directory of pages of slots, indexed by sequence. */
-#include "server/job_index.h"
+#include "server/core/job_index.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* ids.c: pool_idx and worker_idx packing. */
-#include "server/ids.h"
+#include "server/core/ids.h"
 
 #define MASK JOBHUB_ID_FIELD_MAX
 #define BITS JOBHUB_ID_FIELD_BITS

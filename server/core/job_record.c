@@ -1,5 +1,5 @@
 /* job_record.c: job records and their wire forms. */
-#include "server/job_record.h"
+#include "server/core/job_record.h"
 
 #include <inttypes.h>
 #include <stdio.h>

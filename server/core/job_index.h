@@ -3,8 +3,8 @@
  * of pages of 4096 slots: a lookup is two loads, and growing never moves
  * a slot, so no insert pauses the core to rehash, as a hash table's would
  * at a million jobs. The index owns no value. */
-#ifndef JOBHUB_SERVER_JOB_INDEX_H
-#define JOBHUB_SERVER_JOB_INDEX_H
+#ifndef JOBHUB_SERVER_CORE_JOB_INDEX_H
+#define JOBHUB_SERVER_CORE_JOB_INDEX_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* deadline_heap.c: a binary min-heap with indexes kept in the entries. */
-#include "server/deadline_heap.h"
+#include "common/deadline_heap.h"
 
 #include <stdlib.h>
 

@@ -1,7 +1,7 @@
 /* deadline_heap.h: a min-heap of intrusive entries ordered by a due time,
  * for lease expiries: the core keeps one timer, for the earliest. */
-#ifndef JOBHUB_SERVER_DEADLINE_HEAP_H
-#define JOBHUB_SERVER_DEADLINE_HEAP_H
+#ifndef JOBHUB_COMMON_DEADLINE_HEAP_H
+#define JOBHUB_COMMON_DEADLINE_HEAP_H
 
 #include <stdbool.h>
 #include <stddef.h>

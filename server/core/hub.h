@@ -5,8 +5,8 @@
  * the call's loop. Durable state lives in the store (store.h), whose
  * completions run on the core.
  * docs/core-design.md has the design and the settled semantics. */
-#ifndef JOBHUB_SERVER_HUB_H
-#define JOBHUB_SERVER_HUB_H
+#ifndef JOBHUB_SERVER_CORE_HUB_H
+#define JOBHUB_SERVER_CORE_HUB_H
 
 #include <stdbool.h>
 #include <stddef.h>
