@@ -46,6 +46,17 @@ static int remove_dir(void **state) {
   return system(command) == 0 ? 0 : -1;
 }
 
+/* Opens the SQLite store in path, through its operations table. */
+static job_store *open_store(const char *path, struct ev_loop *loop) {
+  char err[256];
+  job_store *store =
+      job_store_open(&job_store_sqlite_ops, path, loop, err, sizeof(err));
+  if (store == NULL) {
+    fail_msg("open: %s", err);
+  }
+  return store;
+}
+
 typedef struct tally {
   int done;
   int failed;
@@ -146,26 +157,29 @@ static void wait_read(struct ev_loop *loop, const read_outcome *out) {
   assert_int_equal(out->calls, 1);
 }
 
-/* Reads job sequence's result (events) into *out and waits for it: the
- * completion never runs before the call returns. */
-static void read_result(job_store *store, struct ev_loop *loop,
-                        uint64_t sequence, read_outcome *out) {
+/* Reads job sequence's events (events true) or result into *out and
+ * waits for it: the completion never runs before the call returns. */
+static void read_job(job_store *store, struct ev_loop *loop, uint64_t sequence,
+                     bool events, read_outcome *out) {
   *out = (read_outcome){0};
-  assert_int_equal(job_store_load_result(store, sequence, on_read, out), 0);
+  assert_int_equal(events
+                       ? job_store_load_events(store, sequence, on_read, out)
+                       : job_store_load_result(store, sequence, on_read, out),
+                   0);
   assert_int_equal(out->calls, 0);
   wait_read(loop, out);
   assert_true(out->sequence == sequence);
-  assert_int_equal(out->log.count, 0);
+  assert_int_equal(events ? out->has_result : out->log.count, 0);
+}
+
+static void read_result(job_store *store, struct ev_loop *loop,
+                        uint64_t sequence, read_outcome *out) {
+  read_job(store, loop, sequence, false, out);
 }
 
 static void read_events(job_store *store, struct ev_loop *loop,
                         uint64_t sequence, read_outcome *out) {
-  *out = (read_outcome){0};
-  assert_int_equal(job_store_load_events(store, sequence, on_read, out), 0);
-  assert_int_equal(out->calls, 0);
-  wait_read(loop, out);
-  assert_true(out->sequence == sequence);
-  assert_false(out->has_result);
+  read_job(store, loop, sequence, true, out);
 }
 
 static int count_job(const stored_job *job, void *arg) {
@@ -177,11 +191,8 @@ static int count_job(const stored_job *job, void *arg) {
 
 static void test_jobs_survive_reopen_and_are_group_committed(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store =
-      job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(dir, loop);
   tally t = {0};
   for (int i = 0; i < JOBS; i++) {
     char key[32];
@@ -200,8 +211,7 @@ static void test_jobs_survive_reopen_and_are_group_committed(void **state) {
   assert_true(commits < JOBS / 4); /* writes were grouped */
   job_store_close(store);
 
-  store = job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  store = open_store(dir, loop);
   int count = 0;
   assert_int_equal(job_store_load_jobs(store, count_job, &count), 0);
   assert_int_equal(count, JOBS);
@@ -222,11 +232,8 @@ static int find_state(const stored_job *job, void *arg) {
 
 static void test_upsert_and_events(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store =
-      job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(dir, loop);
   char key[32];
   stored_job job = job_record(7, key, sizeof(key));
   job.state = 3;
@@ -257,10 +264,8 @@ static void test_upsert_and_events(void **state) {
 
 static void test_duplicate_idempotency_key_fails_alone(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store =
-      job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
+  job_store *store = open_store(dir, loop);
   char key[32];
   stored_job clash = job_record(1, key, sizeof(key));
   clash.sequence = 900001; /* another job, with the key of job 1 */
@@ -283,10 +288,8 @@ static void test_duplicate_idempotency_key_fails_alone(void **state) {
 
 static void test_close_runs_owed_callbacks(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store =
-      job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
+  job_store *store = open_store(dir, loop);
   tally t = {0};
   for (int i = 0; i < 50; i++) {
     char key[32];
@@ -407,11 +410,8 @@ static void check_fixed_columns(const job_copy *c) {
 
 static void test_update_writes_only_the_changing_fields(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store =
-      job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(dir, loop);
   stored_job job = {.sequence = UPDATED,
                     .state = 1,
                     .pool_id = 2,
@@ -517,8 +517,7 @@ static void test_update_writes_only_the_changing_fields(void **state) {
   job_store_close(store);
 
   /* All of it was durable. */
-  store = job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  store = open_store(dir, loop);
   c = load_copy(store, UPDATED);
   check_fixed_columns(&c);
   assert_int_equal(c.state, 5);
@@ -559,11 +558,8 @@ static off_t file_size(const char *name) {
  * once the file may grow, without any other write. */
 static void test_failed_file_write_fails_the_group(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store =
-      job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(dir, loop);
   writable_log log = {0, true};
   job_store_on_writable(store, on_writable, &log);
   signal(SIGXFSZ, SIG_IGN);
@@ -609,8 +605,7 @@ static void test_failed_file_write_fails_the_group(void **state) {
   assert_int_equal(ok.failed, 0);
   job_store_close(store);
 
-  store = job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  store = open_store(dir, loop);
   int stored = 0; /* the one written after, none of the refused */
   assert_int_equal(job_store_load_jobs(store, count_probe_range, &stored), 0);
   assert_int_equal(stored, 1);
@@ -620,11 +615,8 @@ static void test_failed_file_write_fails_the_group(void **state) {
 
 static void test_load_result(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store =
-      job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(dir, loop);
   /* A result with zero bytes inside, saved with the whole job. */
   static const uint8_t result[] = {0x0a, 0x00, 0x1a, 0x03, 0x00, 0xff, 0x00};
   stored_job job = {.sequence = WITH_RESULT,
@@ -652,11 +644,8 @@ static void test_load_result(void **state) {
 
 static void test_events_come_oldest_first(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store =
-      job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(dir, loop);
   static const struct {
     uint64_t sequence;
     int from, to;
@@ -705,9 +694,7 @@ static void test_events_come_oldest_first(void **state) {
   for (int pass = 0; pass < 2; pass++) { /* the read can be repeated */
     if (pass == 1) {                     /* and survives a reopen */
       job_store_close(store);
-      store =
-          job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
-      assert_non_null(store);
+      store = open_store(dir, loop);
     }
     static const uint64_t jobs[] = {EVENTS_A, EVENTS_B};
     for (size_t j = 0; j < 2; j++) {
@@ -805,7 +792,7 @@ static void damage_history(uint64_t sequence, const void *bytes, size_t size) {
 
 static void test_damaged_history_is_a_read_error(void **state) {
   (void)state;
-  char err[256], path[128];
+  char path[128];
   snprintf(path, sizeof(path), "%s/jobhub.db", dir);
   /* The intact history of job 7 (two events, from the earlier tests). */
   uint8_t intact[512];
@@ -842,9 +829,7 @@ static void test_damaged_history_is_a_read_error(void **state) {
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     damage_history(7, cases[i].bytes, cases[i].size);
-    job_store *store =
-        job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
-    assert_non_null(store);
+    job_store *store = open_store(dir, loop);
     read_outcome damaged;
     read_events(store, loop, 7, &damaged);
     assert_int_equal(damaged.status, JOB_STORE_IO);
@@ -852,9 +837,7 @@ static void test_damaged_history_is_a_read_error(void **state) {
     job_store_close(store);
   }
   damage_history(7, intact, intact_size);
-  job_store *store =
-      job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(dir, loop);
   read_outcome intact_read;
   read_events(store, loop, 7, &intact_read);
   assert_int_equal(intact_read.status, 0);
@@ -880,12 +863,10 @@ static int stop_at_second(const stored_job *job, void *arg) {
  * a larger one is refused. */
 static void test_jobs_load_in_sequence_order(void **state) {
   (void)state;
-  char err[256], sub[96];
+  char sub[96];
   snprintf(sub, sizeof(sub), "%s/order", dir);
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store =
-      job_store_open(&job_store_sqlite_ops, sub, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(sub, loop);
   for (size_t i = 0; i < 2; i++) {
     uint64_t too_big = i == 0 ? (uint64_t)1 << 63 : UINT64_MAX;
     stored_job job = {.sequence = too_big,
@@ -970,7 +951,7 @@ static int collect_migrated(const stored_job *job, void *arg) {
 
 static void test_schema_2_is_migrated(void **state) {
   (void)state;
-  char err[256], sub[96], path[128];
+  char sub[96], path[128];
   snprintf(sub, sizeof(sub), "%s/v2", dir);
   assert_int_equal(mkdir(sub, 0700), 0);
   snprintf(path, sizeof(path), "%s/jobhub.db", sub);
@@ -1008,11 +989,7 @@ static void test_schema_2_is_migrated(void **state) {
   sqlite3_close(db);
 
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store =
-      job_store_open(&job_store_sqlite_ops, sub, loop, err, sizeof(err));
-  if (store == NULL) {
-    fail_msg("migration refused: %s", err);
-  }
+  job_store *store = open_store(sub, loop);
   int seen[4] = {0};
   assert_int_equal(job_store_load_jobs(store, collect_migrated, seen), 0);
   assert_int_equal(seen[0], 2);
@@ -1068,13 +1045,11 @@ static int collect_secret(const stored_job *job, void *arg) {
 
 static void test_schema_4_is_migrated_and_lease_secrets_survive(void **state) {
   (void)state;
-  char err[256], sub[96], path[128];
+  char sub[96], path[128];
   snprintf(sub, sizeof(sub), "%s/v4", dir);
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
   /* The current schema less migration 5 is schema 4. */
-  job_store *store =
-      job_store_open(&job_store_sqlite_ops, sub, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(sub, loop);
   stored_job old = {.sequence = 7,
                     .state = 2,
                     .leases = 2,
@@ -1093,10 +1068,7 @@ static void test_schema_4_is_migrated_and_lease_secrets_survive(void **state) {
                    SQLITE_OK);
   sqlite3_close(db);
 
-  store = job_store_open(&job_store_sqlite_ops, sub, loop, err, sizeof(err));
-  if (store == NULL) {
-    fail_msg("migration refused: %s", err);
-  }
+  store = open_store(sub, loop);
   static const uint8_t zero[STORED_LEASE_SECRET_SIZE] = {0};
   secrets_seen seen = {0};
   assert_int_equal(job_store_load_jobs(store, collect_secret, &seen), 0);
@@ -1121,8 +1093,7 @@ static void test_schema_4_is_migrated_and_lease_secrets_survive(void **state) {
   save_and_wait(store, loop, &inserted, NULL);
   job_store_close(store);
 
-  store = job_store_open(&job_store_sqlite_ops, sub, loop, err, sizeof(err));
-  assert_non_null(store);
+  store = open_store(sub, loop);
   memset(&seen, 0, sizeof(seen));
   assert_int_equal(job_store_load_jobs(store, collect_secret, &seen), 0);
   assert_int_equal(seen.count, 2);
@@ -1158,11 +1129,8 @@ static void read_when_acked(int status, void *arg) {
 
 static void test_a_read_sees_every_acknowledged_write(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store =
-      job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(dir, loop);
   static acked_read reads[ACKED];
   for (int i = 0; i < ACKED; i++) {
     char result[32];
@@ -1210,11 +1178,8 @@ static void read_then_ask_again(int status, const stored_read *read,
 
 static void test_close_does_the_reads_owed(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store =
-      job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(dir, loop);
   stored_job job = {.sequence = ACKED_FIRST + ACKED,
                     .state = 3,
                     .job = (const uint8_t *)"j",
