@@ -657,10 +657,9 @@ static int add_event(const stored_event *stored, void *arg) {
  * answer. Names the job by the read's sequence, not by the record. */
 static void answer_stored_history(int status, const stored_read *read,
                                   void *arg) {
-  history_answer history = {arg, NULL};
   char id[JOB_ID_SIZE];
   job_id_format(read->sequence, id);
-  history.job_id = id;
+  history_answer history = {arg, id};
   int rv = status != 0 ? -1 : 0;
   for (const stored_event *e = read->events; rv == 0 && e != NULL;
        e = e->next) {
