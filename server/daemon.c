@@ -30,6 +30,7 @@
 #include "server/auth.h"
 #include "server/config.h"
 #include "server/core/hub.h"
+#include "server/store/sqlite.h"
 
 /* Services whose methods are not built yet: empty handler tables make
  * every method answer UNIMPLEMENTED, naming itself. */
@@ -282,6 +283,7 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   }
   hub_options hub_config = {
       .data_dir = config.data_dir,
+      .store = &job_store_sqlite_ops,
       .lease_seconds = config.lease_seconds ? config.lease_seconds : 1,
       .max_attempts = config.max_attempts ? config.max_attempts : 1,
       .retry_backoff_ms = config.retry_backoff_ms,

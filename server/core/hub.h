@@ -16,6 +16,7 @@
 #include "rpc/server.h"
 
 typedef struct job_hub job_hub;
+struct job_store_ops;
 
 /* --max-worker-capacity's default. */
 #define HUB_DEFAULT_MAX_WORKER_CAPACITY 1024
@@ -33,6 +34,9 @@ typedef struct hub_options {
    * loop thread, which someone else starts (the server, as its only
    * loop), stops before hub_close and frees after it. */
   rpc_loop_thread *loop_thread;
+  /* The store's operations (server/store/store.h), opened on data_dir:
+   * jobhubd's are job_store_sqlite_ops (server/store/sqlite.h). */
+  const struct job_store_ops *store;
 } hub_options;
 
 /* hub_open opens the store, recovers every job and starts the core thread

@@ -1872,7 +1872,8 @@ job_hub *hub_open(const hub_options *options, char *err, size_t err_size) {
   ev_prepare_init(&hub->pumper, on_prepare);
   hub->pumper.data = hub;
 
-  hub->store = job_store_open(hub->data_dir, hub->loop, err, err_size);
+  hub->store =
+      job_store_open(options->store, hub->data_dir, hub->loop, err, err_size);
   if (hub->store == NULL) {
     hub_free(hub);
     return NULL;

@@ -284,6 +284,31 @@ static void list(rpc_call *call, const Jobhub__V1__ListJobsRequest *request,
 
 /* GetResult. */
 
+/* The store's read of a DONE job's result (off the core thread): the
+ * answer. Names the job by the read's sequence, not by the record. */
+static void answer_stored_result(int status, const stored_read *read,
+                                 void *arg) {
+  hub_call *hc = arg;
+  char id[JOB_ID_SIZE];
+  job_id_format(read->sequence, id);
+  if (status != 0) {
+    hub_call_fail(hc->hub, hc, RPC_STATUS_INTERNAL,
+                  "the result of job %s could not be read", id);
+    return;
+  }
+  /* The stored result carries job_id already; an empty one still names
+   * the job. */
+  Jobhub__V1__JobResult named = JOBHUB__V1__JOB_RESULT__INIT;
+  named.job_id = id;
+  if ((read->result != NULL
+           ? rpc_buffer_append(&hc->answer, read->result, read->result_size)
+           : pb_append_message(&hc->answer, &named.base)) != 0) {
+    hub_call_fail(hc->hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  hub_call_answer(hc->hub, hc);
+}
+
 /* Once the job's writes are durable (a result just reported is in the
  * store): answers with the result, or why there is none. */
 static void answer_result(int status, void *arg) {
@@ -304,26 +329,11 @@ static void answer_result(int status, void *arg) {
                   job->error ? job->error : "");
     return;
   }
-  uint8_t *result = NULL;
-  size_t size = 0;
-  if (job_store_load_result(hub->store, job->entry.sequence, &result, &size) !=
-      0) {
+  if (job_store_load_result(hub->store, job->entry.sequence,
+                            answer_stored_result, hc) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_INTERNAL,
                   "the result of job %s could not be read", job->id);
-    return;
   }
-  /* The stored result carries job_id already; an empty one still names
-   * the job. */
-  Jobhub__V1__JobResult named = JOBHUB__V1__JOB_RESULT__INIT;
-  named.job_id = job->id;
-  int rv = result != NULL ? rpc_buffer_append(&hc->answer, result, size)
-                          : pb_append_message(&hc->answer, &named.base);
-  free(result);
-  if (rv != 0) {
-    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return;
-  }
-  hub_call_answer(hub, hc);
 }
 
 static void run_get_result(job_hub *hub, hub_call *hc) {
@@ -643,13 +653,34 @@ static int add_event(const stored_event *stored, void *arg) {
   return rv;
 }
 
+/* The store's read of the job's events (off the core thread): the
+ * answer. Names the job by the read's sequence, not by the record. */
+static void answer_stored_history(int status, const stored_read *read,
+                                  void *arg) {
+  char id[JOB_ID_SIZE];
+  job_id_format(read->sequence, id);
+  history_answer history = {arg, id};
+  int rv = status != 0 ? -1 : 0;
+  for (const stored_event *e = read->events; rv == 0 && e != NULL;
+       e = e->next) {
+    rv = add_event(e, &history);
+  }
+  if (rv != 0) {
+    hub_call_fail(history.hc->hub, history.hc,
+                  rv == -2 ? RPC_STATUS_RESOURCE_EXHAUSTED
+                           : RPC_STATUS_INTERNAL,
+                  "the history of job %s could not be read", id);
+    return;
+  }
+  hub_call_answer(history.hc->hub, history.hc);
+}
+
 /* The history is read once every earlier write of the job is durable, so
  * that it holds every transition before the call. */
 static void answer_history(int status, void *arg) {
   hub_call *hc = arg;
   job_hub *hub = hc->hub;
   job_record *job = hc->job;
-  history_answer history = {hc, job->id};
   if (status != 0) {
     char why[200];
     rpc_status_code code = hub_store_failure(hub, status, why, sizeof(why));
@@ -657,15 +688,11 @@ static void answer_history(int status, void *arg) {
                   job->id, why);
     return;
   }
-  int rv = job_store_load_events(hub->store, job->entry.sequence, add_event,
-                                 &history);
-  if (rv != 0) {
-    hub_call_fail(
-        hub, hc, rv == -2 ? RPC_STATUS_RESOURCE_EXHAUSTED : RPC_STATUS_INTERNAL,
-        "the history of job %s could not be read", job->id);
-    return;
+  if (job_store_load_events(hub->store, job->entry.sequence,
+                            answer_stored_history, hc) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_INTERNAL,
+                  "the history of job %s could not be read", job->id);
   }
-  hub_call_answer(hub, hc);
 }
 
 static void run_history(job_hub *hub, hub_call *hc) {

@@ -1,6 +1,6 @@
 /* store/sqlite.c: the job store on SQLite (WAL), with a writer thread that
  * group-commits. */
-#include "server/store/store.h"
+#include "server/store/sqlite.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +20,9 @@
 #include <sqlite3.h>
 
 #include "rpc/log.h"
+#include "server/store/sqlite_history.h"
+#include "server/store/sqlite_reader.h"
+#include "server/store/sqlite_schema.h"
 
 /* The store threads' nice value (see lower_priority). */
 #define STORE_NICE 5
@@ -98,12 +101,6 @@ static const migration migrations[] = {
     {"ALTER TABLE jobs ADD COLUMN lease_secret BLOB;", NULL},
 };
 
-/* The columns of migration 3, and the ones after it. */
-#define JOB_COLUMNS_V3                                                         \
-  "seq, state, pool_id, job_type_id, priority, not_before_us, created_us,"     \
-  " lease_expires_us, lease_seconds, max_attempts, idempotency_key,"           \
-  " subject, job, status, result"
-#define JOB_COLUMNS JOB_COLUMNS_V3 ", leases, lease_secret"
 /* history || ?: blobs concatenate bytewise; the CAST keeps a blob. */
 #define SAVE_JOB_SQL                                                           \
   "INSERT INTO jobs (" JOB_COLUMNS ", history) VALUES (?1, ?2, ?3, ?4, ?5,"    \
@@ -126,102 +123,6 @@ static const migration migrations[] = {
   " status = ?5, result = COALESCE(?6, result), history = CASE WHEN ?7 IS"     \
   " NULL THEN history ELSE CAST(COALESCE(history, x'') || ?7 AS BLOB) END"     \
   " WHERE seq = ?1"
-#define LOAD_JOBS_SQL "SELECT " JOB_COLUMNS " FROM jobs ORDER BY seq"
-#define LOAD_RESULT_SQL "SELECT result FROM jobs WHERE seq = ?1"
-#define LOAD_HISTORY_SQL "SELECT history FROM jobs WHERE seq = ?1"
-
-/* Events in a row's history, one after another:
- *   from u8, to u8, time_us i64, worker_idx u64, actor size u32,
- *   detail size u32 (0: none), actor with its NUL, detail with its NUL;
- * integers little-endian. */
-#define EVENT_HEADER_SIZE 26
-
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) {
-    p[i] = (uint8_t)(v >> (8 * i));
-  }
-}
-
-static void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) {
-    p[i] = (uint8_t)(v >> (8 * i));
-  }
-}
-
-static uint32_t get_u32(const uint8_t *p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; i++) {
-    v |= (uint32_t)p[i] << (8 * i);
-  }
-  return v;
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) {
-    v |= (uint64_t)p[i] << (8 * i);
-  }
-  return v;
-}
-
-static size_t text_size(const char *text) {
-  return text != NULL ? strlen(text) + 1 : 0;
-}
-
-/* event_size is the encoded size of event; event_encode writes it. */
-static size_t event_size(const stored_event *event) {
-  return EVENT_HEADER_SIZE + text_size(event->actor ? event->actor : "") +
-         text_size(event->detail);
-}
-
-static void event_encode(const stored_event *event, uint8_t *out) {
-  const char *actor = event->actor ? event->actor : "";
-  uint32_t actor_size = (uint32_t)text_size(actor);
-  uint32_t detail_size = (uint32_t)text_size(event->detail);
-  out[0] = (uint8_t)event->from_state;
-  out[1] = (uint8_t)event->to_state;
-  put_u64(out + 2, (uint64_t)event->time_us);
-  put_u64(out + 10, event->worker_idx);
-  put_u32(out + 18, actor_size);
-  put_u32(out + 22, detail_size);
-  memcpy(out + EVENT_HEADER_SIZE, actor, actor_size);
-  if (detail_size > 0) {
-    memcpy(out + EVENT_HEADER_SIZE + actor_size, event->detail, detail_size);
-  }
-}
-
-/* event_decode reads the event at *offset of history and moves past it.
- * Returns 0, or -1 when the bytes there are not an event. */
-static int event_decode(const uint8_t *history, size_t size, size_t *offset,
-                        stored_event *event) {
-  size_t at = *offset;
-  if (size - at < EVENT_HEADER_SIZE) {
-    return -1;
-  }
-  const uint8_t *p = history + at;
-  uint32_t actor_size = get_u32(p + 18);
-  uint32_t detail_size = get_u32(p + 22);
-  size_t left = size - at - EVENT_HEADER_SIZE;
-  if (actor_size == 0 || actor_size > left || detail_size > left - actor_size) {
-    return -1;
-  }
-  const char *actor = (const char *)p + EVENT_HEADER_SIZE;
-  const char *detail = actor + actor_size;
-  if (actor[actor_size - 1] != '\0' ||
-      (detail_size > 0 && detail[detail_size - 1] != '\0')) {
-    return -1;
-  }
-  *event = (stored_event){
-      .from_state = p[0],
-      .to_state = p[1],
-      .time_us = (int64_t)get_u64(p + 2),
-      .worker_idx = get_u64(p + 10),
-      .actor = actor,
-      .detail = detail_size > 0 ? detail : NULL,
-  };
-  *offset = at + EVENT_HEADER_SIZE + actor_size + detail_size;
-  return 0;
-}
 
 /* A queued write: the record and, after it in data, copies of every
  * string and blob it points to, and the encoded event (history). */
@@ -249,14 +150,12 @@ typedef struct write_op {
 #define WRITE_OP_POOLED_CAPACITY 1024
 #define WRITE_OP_POOL_MAX 4096
 
-struct job_store {
+struct sqlite_store {
+  job_store base; /* first: the handle the core holds */
   sqlite3 *writer;
-  sqlite3 *reader;
+  sqlite_reader *reader;
   sqlite3_stmt *save_job;
   sqlite3_stmt *update_job;
-  sqlite3_stmt *load_result;
-  sqlite3_stmt *load_jobs;
-  sqlite3_stmt *load_history;
   pthread_t thread;
   bool thread_started;
   pthread_mutex_t lock;
@@ -290,10 +189,10 @@ struct job_store {
 };
 
 /* Records the cause of a failure for job_store_error. */
-static void set_error(job_store *store, const char *fmt, ...)
+static void set_error(sqlite_store *store, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static void set_error(job_store *store, const char *fmt, ...) {
+static void set_error(sqlite_store *store, const char *fmt, ...) {
   char why[sizeof(store->last_error)];
   va_list args;
   va_start(args, fmt);
@@ -368,7 +267,7 @@ static void bind_secret(sqlite3_stmt *stmt, int index,
   }
 }
 
-static int update_job(job_store *store, const write_op *op) {
+static int update_job(sqlite_store *store, const write_op *op) {
   const stored_job *job = &op->job;
   sqlite3_stmt *s = store->update_job;
   sqlite3_bind_int64(s, 1, (sqlite3_int64)job->sequence);
@@ -387,7 +286,7 @@ static int update_job(job_store *store, const write_op *op) {
   return sqlite3_changes(store->writer) == 1 ? 0 : JOB_STORE_REFUSED;
 }
 
-static int write_job(job_store *store, const write_op *op) {
+static int write_job(sqlite_store *store, const write_op *op) {
   const stored_job *job = &op->job;
   if (job->job == NULL) {
     return update_job(store, op);
@@ -414,7 +313,7 @@ static int write_job(job_store *store, const write_op *op) {
   return run_statement(s) == 0 ? 0 : failure_of(store->writer);
 }
 
-static write_op *write_op_new(job_store *store, size_t size) {
+static write_op *write_op_new(sqlite_store *store, size_t size) {
   if (size <= WRITE_OP_POOLED_CAPACITY && store->spare_ops != NULL) {
     write_op *op = store->spare_ops;
     store->spare_ops = op->next;
@@ -430,7 +329,7 @@ static write_op *write_op_new(job_store *store, size_t size) {
   return op;
 }
 
-static void write_op_free(job_store *store, write_op *op) {
+static void write_op_free(sqlite_store *store, write_op *op) {
   free(op->merged_history);
   if (op->capacity == WRITE_OP_POOLED_CAPACITY &&
       store->spare_count < WRITE_OP_POOL_MAX) {
@@ -491,7 +390,7 @@ static int merge_into(write_op *prev, write_op *op) {
  * submit, lease and result of a job often in one group, that is one row
  * write instead of three. Uses the store's table of the last write of
  * each sequence (open addressing). */
-static void merge_writes(job_store *store, write_op *group, size_t count) {
+static void merge_writes(sqlite_store *store, write_op *group, size_t count) {
   size_t capacity = 16;
   while (capacity < count * 2) {
     capacity *= 2;
@@ -525,7 +424,7 @@ static void merge_writes(job_store *store, write_op *group, size_t count) {
 
 /* Fails every write of group with status (JOB_STORE_FULL or _IO): the
  * transaction is rolled back, so none of them stands. */
-static void fail_group(job_store *store, write_op *group, int status,
+static void fail_group(sqlite_store *store, write_op *group, int status,
                        const char *step) {
   const char *why = sqlite3_errmsg(store->writer);
   rpc_log(RPC_LOG_ERROR, "store_group_failed", "step=%s error=\"%s\"", step,
@@ -541,7 +440,7 @@ static void fail_group(job_store *store, write_op *group, int status,
 
 /* The probe's write: the schema version, set to what it is (a change of
  * the database header, so a page of the log). */
-static int write_probe(job_store *store) {
+static int write_probe(sqlite_store *store) {
   char pragma[64];
   snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d",
            (int)(sizeof(migrations) / sizeof(migrations[0])));
@@ -555,7 +454,7 @@ static int write_probe(job_store *store) {
  * fail them all, the transaction rolled back: SQLite may already have
  * rolled it back itself, and the writes after it would then commit one
  * by one. */
-static void commit_group(job_store *store, write_op *group) {
+static void commit_group(sqlite_store *store, write_op *group) {
   size_t count = 0;
   if (sqlite3_exec(store->writer, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
       SQLITE_OK) {
@@ -625,7 +524,7 @@ static void lower_priority(void) {
  * committed before it durable; so the next group is written while the
  * last one syncs. */
 static void *writer_main(void *arg) {
-  job_store *store = arg;
+  sqlite_store *store = arg;
   lower_priority();
   for (;;) {
     pthread_mutex_lock(&store->lock);
@@ -650,7 +549,7 @@ static void *writer_main(void *arg) {
 }
 
 static void *syncer_main(void *arg) {
-  job_store *store = arg;
+  sqlite_store *store = arg;
   lower_priority();
   for (;;) {
     pthread_mutex_lock(&store->lock);
@@ -682,12 +581,12 @@ static void *syncer_main(void *arg) {
   }
 }
 
-static int queue_op(job_store *store, write_op *op);
+static int queue_op(sqlite_store *store, write_op *op);
 
 static void on_probe_timer(struct ev_loop *loop, ev_timer *timer, int events) {
   (void)loop;
   (void)events;
-  job_store *store = timer->data;
+  sqlite_store *store = timer->data;
   if (store->probe_pending) {
     return;
   }
@@ -703,7 +602,7 @@ static void on_probe_timer(struct ev_loop *loop, ev_timer *timer, int events) {
 /* Follows the outcome of each completed write, in commit order: the
  * store is writable after a write that succeeded, not after one that
  * failed for the disk. While it is not, the probe timer runs. */
-static void track_writable(job_store *store, int status) {
+static void track_writable(sqlite_store *store, int status) {
   bool writable = store->writable;
   if (status == 0) {
     writable = true;
@@ -726,7 +625,7 @@ static void track_writable(job_store *store, int status) {
   }
 }
 
-static void deliver_completions(job_store *store) {
+static void deliver_completions(sqlite_store *store) {
   pthread_mutex_lock(&store->lock);
   write_op *list = store->done_head;
   store->done_head = store->done_tail = NULL;
@@ -776,9 +675,10 @@ static const uint8_t *copy_blob(write_op *op, size_t *used, const uint8_t *blob,
   return copy;
 }
 
-int job_store_save_job(job_store *store, const stored_job *job,
-                       const stored_event *event, job_store_done_fn done,
-                       void *arg) {
+static int save_job(job_store *base, const stored_job *job,
+                    const stored_event *event, job_store_done_fn done,
+                    void *arg) {
+  sqlite_store *store = (sqlite_store *)base;
   if (job->sequence > INT64_MAX) {
     return -1;
   }
@@ -788,9 +688,10 @@ int job_store_save_job(job_store *store, const stored_job *job,
         e->to_state > 255) {
       return -1;
     }
-    history_size += event_size(e);
+    history_size += history_event_size(e);
   }
-  size_t size = text_size(job->idempotency_key) + text_size(job->subject) +
+  size_t size = history_text_size(job->idempotency_key) +
+                history_text_size(job->subject) +
                 (job->job ? job->job_size : 0) +
                 (job->result ? job->result_size : 0) +
                 (job->status ? job->status_size : 0) + history_size;
@@ -810,15 +711,15 @@ int job_store_save_job(job_store *store, const stored_job *job,
     op->history = op->data + used;
     op->history_size = history_size;
     for (const stored_event *e = event; e != NULL; e = e->next) {
-      event_encode(e, op->data + used);
-      used += event_size(e);
+      history_event_encode(e, op->data + used);
+      used += history_event_size(e);
     }
   }
   return queue_op(store, op);
 }
 
 /* Hands op to the writer. Returns 0, or -1 (closing: op is freed). */
-static int queue_op(job_store *store, write_op *op) {
+static int queue_op(sqlite_store *store, write_op *op) {
   pthread_mutex_lock(&store->lock);
   if (store->closing) {
     pthread_mutex_unlock(&store->lock);
@@ -831,140 +732,54 @@ static int queue_op(job_store *store, write_op *op) {
   return 0;
 }
 
-/* Reading. */
-
 static const char *column_text(sqlite3_stmt *s, int column) {
   return (const char *)sqlite3_column_text(s, column);
 }
 
-int job_store_load_jobs(job_store *store,
-                        int (*each)(const stored_job *job, void *arg),
-                        void *arg) {
-  sqlite3_stmt *s = store->load_jobs;
-  int rv = 0;
-  int step = SQLITE_DONE;
-  while (rv == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
-    stored_job job = {
-        .sequence = (uint64_t)sqlite3_column_int64(s, 0),
-        .state = sqlite3_column_int(s, 1),
-        .pool_id = (uint32_t)sqlite3_column_int64(s, 2),
-        .job_type_id = (uint32_t)sqlite3_column_int64(s, 3),
-        .priority = sqlite3_column_int(s, 4),
-        .not_before_us = sqlite3_column_int64(s, 5),
-        .created_us = sqlite3_column_int64(s, 6),
-        .lease_expires_us = sqlite3_column_int64(s, 7),
-        .lease_seconds = (uint32_t)sqlite3_column_int64(s, 8),
-        .max_attempts = (uint32_t)sqlite3_column_int64(s, 9),
-        .idempotency_key = column_text(s, 10),
-        .subject = column_text(s, 11),
-        .job = sqlite3_column_blob(s, 12),
-        .job_size = (size_t)sqlite3_column_bytes(s, 12),
-        .status = sqlite3_column_blob(s, 13),
-        .status_size = (size_t)sqlite3_column_bytes(s, 13),
-        .result = sqlite3_column_blob(s, 14),
-        .result_size = (size_t)sqlite3_column_bytes(s, 14),
-        .leases = (uint32_t)sqlite3_column_int64(s, 15),
-    };
-    if (sqlite3_column_bytes(s, 16) == STORED_LEASE_SECRET_SIZE) {
-      memcpy(job.lease_secret, sqlite3_column_blob(s, 16),
-             STORED_LEASE_SECRET_SIZE);
-    }
-    rv = each(&job, arg);
-  }
-  if (rv == 0 && step != SQLITE_DONE) {
-    rpc_log(RPC_LOG_ERROR, "store_read_failed", "error=\"%s\"",
-            sqlite3_errmsg(store->reader));
-    rv = -1;
-  }
-  sqlite3_reset(s);
-  return rv;
+static int load_jobs(job_store *base,
+                     int (*each)(const stored_job *job, void *arg), void *arg) {
+  return sqlite_reader_load_jobs(((sqlite_store *)base)->reader, each, arg);
 }
 
-int job_store_load_events(job_store *store, uint64_t sequence,
-                          int (*each)(const stored_event *event, void *arg),
-                          void *arg) {
-  sqlite3_stmt *s = store->load_history;
-  sqlite3_bind_int64(s, 1, (sqlite3_int64)sequence);
-  int rv = 0;
-  int step = sqlite3_step(s);
-  if (step == SQLITE_ROW) {
-    const uint8_t *history = sqlite3_column_blob(s, 0);
-    size_t size = (size_t)sqlite3_column_bytes(s, 0);
-    size_t offset = 0;
-    stored_event event;
-    while (rv == 0 && offset < size) {
-      if (event_decode(history, size, &offset, &event) != 0) {
-        rpc_log(RPC_LOG_ERROR, "store_history_damaged", "job=%016llx",
-                (unsigned long long)sequence);
-        rv = -1;
-        break;
-      }
-      rv = each(&event, arg);
-    }
-  } else if (step != SQLITE_DONE) {
-    rpc_log(RPC_LOG_ERROR, "store_read_failed", "error=\"%s\"",
-            sqlite3_errmsg(store->reader));
-    rv = -1;
-  }
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  return rv;
+static int load_result(job_store *base, uint64_t sequence,
+                       job_store_read_fn done, void *arg) {
+  return sqlite_reader_load(((sqlite_store *)base)->reader, sequence, false,
+                            done, arg);
 }
 
-int job_store_load_result(job_store *store, uint64_t sequence, uint8_t **result,
-                          size_t *result_size) {
-  sqlite3_stmt *s = store->load_result;
-  sqlite3_bind_int64(s, 1, (sqlite3_int64)sequence);
-  int rv = 0;
-  *result = NULL;
-  *result_size = 0;
-  int step = sqlite3_step(s);
-  if (step == SQLITE_ROW) {
-    const void *blob = sqlite3_column_blob(s, 0);
-    size_t size = (size_t)sqlite3_column_bytes(s, 0);
-    if (blob != NULL || sqlite3_column_type(s, 0) != SQLITE_NULL) {
-      *result = malloc(size > 0 ? size : 1);
-      if (*result == NULL) {
-        rv = -1;
-      } else {
-        memcpy(*result, blob, size);
-        *result_size = size;
-      }
-    }
-  } else if (step != SQLITE_DONE) {
-    rpc_log(RPC_LOG_ERROR, "store_read_failed", "error=\"%s\"",
-            sqlite3_errmsg(store->reader));
-    rv = -1;
-  }
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  return rv;
+static int load_events(job_store *base, uint64_t sequence,
+                       job_store_read_fn done, void *arg) {
+  return sqlite_reader_load(((sqlite_store *)base)->reader, sequence, true,
+                            done, arg);
 }
 
-void job_store_on_written(job_store *store,
-                          void (*fn)(uint64_t sequence, void *arg), void *arg) {
+static void on_written(job_store *base,
+                       void (*fn)(uint64_t sequence, void *arg), void *arg) {
+  sqlite_store *store = (sqlite_store *)base;
   store->on_written = fn;
   store->on_written_arg = arg;
 }
 
-void job_store_on_writable(job_store *store,
-                           void (*fn)(bool writable, void *arg), void *arg) {
+static void on_writable(job_store *base, void (*fn)(bool writable, void *arg),
+                        void *arg) {
+  sqlite_store *store = (sqlite_store *)base;
   store->on_writable = fn;
   store->on_writable_arg = arg;
 }
 
-void job_store_error(job_store *store, char *why, size_t why_size) {
+static void error_cause(job_store *base, char *why, size_t why_size) {
+  sqlite_store *store = (sqlite_store *)base;
   pthread_mutex_lock(&store->lock);
   snprintf(why, why_size, "%s", store->last_error);
   pthread_mutex_unlock(&store->lock);
 }
 
-uint64_t job_store_commits(const job_store *store) {
-  return atomic_load(&store->commits);
+static uint64_t commits(const job_store *base) {
+  return atomic_load(&((const sqlite_store *)base)->commits);
 }
 
-uint64_t job_store_writes(const job_store *store) {
-  return atomic_load(&store->writes);
+static uint64_t writes(const job_store *base) {
+  return atomic_load(&((const sqlite_store *)base)->writes);
 }
 
 /* Opening and closing. */
@@ -1021,14 +836,14 @@ static int migrate_to_sequence_keys(sqlite3 *db, char *err, size_t err_size) {
         .worker_idx = (uint64_t)sqlite3_column_int64(events, 5),
         .detail = column_text(events, 6),
     };
-    size_t size = event_size(&event);
+    size_t size = history_event_size(&event);
     uint8_t *grown = realloc(buffer, size);
     if (grown == NULL) {
       snprintf(err, err_size, "out of memory");
       goto out;
     }
     buffer = grown;
-    event_encode(&event, buffer);
+    history_event_encode(&event, buffer);
     sqlite3_bind_int64(append, 1,
                        (sqlite3_int64)strtoull(id ? id : "0", NULL, 16));
     sqlite3_bind_blob(append, 2, buffer, (int)size, SQLITE_STATIC);
@@ -1120,8 +935,10 @@ static void configure_sqlite(void) {
   (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
-                          size_t err_size) {
+static void close_store(job_store *base);
+
+static job_store *open_store(const char *dir, struct ev_loop *loop, char *err,
+                             size_t err_size) {
   static pthread_once_t configured = PTHREAD_ONCE_INIT;
   (void)pthread_once(&configured, configure_sqlite);
   if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
@@ -1139,11 +956,12 @@ job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
             "starting with no jobs\"",
             path);
   }
-  job_store *store = calloc(1, sizeof(*store));
+  sqlite_store *store = calloc(1, sizeof(*store));
   if (store == NULL) {
     snprintf(err, err_size, "out of memory");
     return NULL;
   }
+  store->base.ops = &job_store_sqlite_ops;
   pthread_mutex_init(&store->lock, NULL);
   pthread_cond_init(&store->wake, NULL);
   pthread_cond_init(&store->sync_wake, NULL);
@@ -1180,21 +998,14 @@ job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
     snprintf(err, err_size, "cannot open %s: %s", wal_path, strerror(errno));
     goto fail;
   }
-  store->reader =
-      open_connection(path, "PRAGMA busy_timeout = 5000;", err, err_size);
+  store->reader = sqlite_reader_open(path, loop, err, err_size);
   if (store->reader == NULL) {
     goto fail;
   }
   if (sqlite3_prepare_v2(store->writer, SAVE_JOB_SQL, -1, &store->save_job,
                          NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(store->writer, UPDATE_JOB_SQL, -1, &store->update_job,
-                         NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(store->reader, LOAD_RESULT_SQL, -1,
-                         &store->load_result, NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(store->reader, LOAD_JOBS_SQL, -1, &store->load_jobs,
-                         NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(store->reader, LOAD_HISTORY_SQL, -1,
-                         &store->load_history, NULL) != SQLITE_OK) {
+                         NULL) != SQLITE_OK) {
     snprintf(err, err_size, "cannot prepare statements: %s",
              sqlite3_errmsg(store->writer));
     goto fail;
@@ -1219,16 +1030,16 @@ job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
   }
   store->thread_started = true;
   (void)pthread_setname_np(store->thread, "store-writer");
-  return store;
+  return &store->base;
 fail:
-  job_store_close(store);
+  close_store(&store->base);
   return NULL;
 }
 
-void job_store_close(job_store *store) {
-  if (store == NULL) {
-    return;
-  }
+/* The writes first: their callbacks may ask for reads (History after its
+ * write), which the reader still does. */
+static void close_store(job_store *base) {
+  sqlite_store *store = (sqlite_store *)base;
   pthread_mutex_lock(&store->lock);
   store->closing = true;
   pthread_cond_signal(&store->wake);
@@ -1257,13 +1068,25 @@ void job_store_close(job_store *store) {
   }
   sqlite3_finalize(store->save_job);
   sqlite3_finalize(store->update_job);
-  sqlite3_finalize(store->load_result);
-  sqlite3_finalize(store->load_jobs);
-  sqlite3_finalize(store->load_history);
-  sqlite3_close(store->reader);
+  sqlite_reader_close(store->reader);
   sqlite3_close(store->writer);
   pthread_cond_destroy(&store->wake);
   pthread_cond_destroy(&store->sync_wake);
   pthread_mutex_destroy(&store->lock);
   free(store);
 }
+
+const job_store_ops job_store_sqlite_ops = {
+    .name = "sqlite",
+    .open = open_store,
+    .save_job = save_job,
+    .load_jobs = load_jobs,
+    .load_result = load_result,
+    .load_events = load_events,
+    .commits = commits,
+    .writes = writes,
+    .on_written = on_written,
+    .error = error_cause,
+    .on_writable = on_writable,
+    .close = close_store,
+};

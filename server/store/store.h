@@ -1,11 +1,13 @@
-/* store.h: the hub's durable state, in SQLite in WAL mode, one file in the
- * data folder (jobhub.db). Writes are queued to a writer thread that
- * commits them in groups: every write that arrives while a commit runs
- * goes into the next transaction, so one fsync makes a whole group
- * durable. Each write's callback runs on the core's loop once the write is
- * durable (or failed): a job is acknowledged only then. Reads (start-up
- * recovery, history) are synchronous on the calling thread, through a
- * connection of their own that WAL lets read while the writer writes. */
+/* store.h: the interface of the hub's durable state: a table of
+ * operations (job_store_ops) that hub_open is given, and the records they
+ * take. The core calls a store only through its table, so that SQLite
+ * (server/store/sqlite.h) or another store (a test's, PostgreSQL's) can be
+ * given. Every operation is called on the core's thread; whatever blocks
+ * (the disk, a network round trip) runs on threads of the store's own,
+ * and its completions come back on the core's loop: writes (save_job)
+ * and the reads that answer calls (load_result, load_events) alike. Only
+ * open, load_jobs (the recovery, before the core serves calls) and close
+ * may block. */
 #ifndef JOBHUB_SERVER_STORE_STORE_H
 #define JOBHUB_SERVER_STORE_STORE_H
 
@@ -15,7 +17,14 @@
 
 struct ev_loop;
 
-typedef struct job_store job_store;
+typedef struct job_store_ops job_store_ops;
+
+/* An open store. Each store's own state begins with one (its first
+ * member), so that the core reaches the store's operations from the
+ * handle alone; the rest is the store's. */
+typedef struct job_store {
+  const job_store_ops *ops;
+} job_store;
 
 /* Bytes of a lease id's secret (job_record.h LEASE_SECRET_SIZE). */
 #define STORED_LEASE_SECRET_SIZE 16
@@ -39,7 +48,7 @@ typedef struct stored_job {
   const char *subject;         /* NULL or "": none */
   uint32_t lease_seconds;      /* as submitted; 0: the hub's default */
   uint32_t max_attempts;
-  uint32_t leases;    /* leases the job had (lease ids' numbers) */
+  uint32_t leases; /* leases the job had (lease ids' numbers) */
   /* The random part of its last lease id; all zero: none (a row written
    * before migration 5). */
   uint8_t lease_secret[STORED_LEASE_SECRET_SIZE];
@@ -78,70 +87,143 @@ typedef void (*job_store_done_fn)(int status, void *arg);
 #define JOB_STORE_FULL (-2)
 #define JOB_STORE_IO (-3)
 
-/* job_store_open opens (creating, migrating) dir/jobhub.db and starts the
- * writer thread, whose completions run on loop. Returns NULL with a
- * message in err. */
-job_store *job_store_open(const char *dir, struct ev_loop *loop, char *err,
-                          size_t err_size);
+/* What an asynchronous read found about job sequence, borrowed for the
+ * completion only: for load_result the serialized jobhub.v1.JobResult
+ * (NULL: the job has none, or is not stored), for load_events its
+ * events, oldest first, linked through next (NULL: none). */
+typedef struct stored_read {
+  uint64_t sequence;
+  const uint8_t *result;
+  size_t result_size;
+  const stored_event *events;
+} stored_read;
+
+/* Called on the core loop once a read is done: status 0 with what it
+ * found, or JOB_STORE_IO (a read error, a damaged history, no memory;
+ * logged) with nothing found. */
+typedef void (*job_store_read_fn)(int status, const stored_read *read,
+                                  void *arg);
+
+/* A store's operations. The job_store_* functions below call them: see
+ * there what each does. */
+struct job_store_ops {
+  const char *name; /* for logs: "sqlite" */
+  job_store *(*open)(const char *dir, struct ev_loop *loop, char *err,
+                     size_t err_size);
+  int (*save_job)(job_store *store, const stored_job *job,
+                  const stored_event *event, job_store_done_fn done, void *arg);
+  int (*load_jobs)(job_store *store,
+                   int (*each)(const stored_job *job, void *arg), void *arg);
+  int (*load_result)(job_store *store, uint64_t sequence,
+                     job_store_read_fn done, void *arg);
+  int (*load_events)(job_store *store, uint64_t sequence,
+                     job_store_read_fn done, void *arg);
+  uint64_t (*commits)(const job_store *store);
+  uint64_t (*writes)(const job_store *store);
+  void (*on_written)(job_store *store, void (*fn)(uint64_t sequence, void *arg),
+                     void *arg);
+  void (*error)(job_store *store, char *why, size_t why_size);
+  void (*on_writable)(job_store *store, void (*fn)(bool writable, void *arg),
+                      void *arg);
+  void (*close)(job_store *store);
+};
+
+/* job_store_open opens the store of ops in the data folder dir (SQLite:
+ * dir/jobhub.db, created and migrated) and starts its threads, whose
+ * completions run on loop. Returns NULL with a message in err. */
+static inline job_store *job_store_open(const job_store_ops *ops,
+                                        const char *dir, struct ev_loop *loop,
+                                        char *err, size_t err_size) {
+  return ops->open(dir, loop, err, err_size);
+}
 
 /* job_store_save_job queues an insert-or-replace of job (copied) with
  * optional events (a list through next, copied; NULL for none) appended to
  * the job's history in the same transaction; when job->job is NULL it updates
  * only state, not_before_us, lease_expires_us, leases, lease_secret, status and
  * (when not NULL) result of a stored job, and fails (status -1) for a job that
- * is not stored. done (NULL: nobody waits) runs once, on the loop. Returns 0,
- * or -1 (a sequence over INT64_MAX, an event state outside 0..255, no memory,
- * or the store is closing: done is then never called). */
-int job_store_save_job(job_store *store, const stored_job *job,
-                       const stored_event *event, job_store_done_fn done,
-                       void *arg);
+ * is not stored. done (NULL: nobody waits) runs once, on the loop. Writes
+ * are durable in the order they were queued. Returns 0, or -1 (a sequence
+ * over INT64_MAX, an event state outside 0..255, no memory, or the store
+ * is closing: done is then never called). */
+static inline int job_store_save_job(job_store *store, const stored_job *job,
+                                     const stored_event *event,
+                                     job_store_done_fn done, void *arg) {
+  return store->ops->save_job(store, job, event, done, arg);
+}
 
 /* job_store_load_jobs calls each for every stored job, in sequence order,
- * until each returns non-zero. The record is borrowed for the call.
- * Returns 0, each's non-zero return, or -1 on a read error. */
-int job_store_load_jobs(job_store *store,
-                        int (*each)(const stored_job *job, void *arg),
-                        void *arg);
+ * until each returns non-zero: the recovery at start-up, on the calling
+ * thread. The record is borrowed for the call. Returns 0, each's non-zero
+ * return, or -1 on a read error. */
+static inline int
+job_store_load_jobs(job_store *store,
+                    int (*each)(const stored_job *job, void *arg), void *arg) {
+  return store->ops->load_jobs(store, each, arg);
+}
 
-/* job_store_load_result stores in *result a malloc'd copy of the result
- * of job sequence (the caller frees it), or NULL when there is none.
- * Returns 0, or -1 on a read error or no memory. */
-int job_store_load_result(job_store *store, uint64_t sequence, uint8_t **result,
-                          size_t *result_size);
+/* job_store_load_result reads the result of job sequence off the loop;
+ * done runs once, on the loop, with it (read->result). A read sees every
+ * write whose done ran before the read was asked for; reads complete in
+ * the order they were asked for. Returns 0, or -1 (no memory, or the
+ * store is closing: done is then never called). */
+static inline int job_store_load_result(job_store *store, uint64_t sequence,
+                                        job_store_read_fn done, void *arg) {
+  return store->ops->load_result(store, sequence, done, arg);
+}
 
-/* job_store_load_events calls each for every event of job sequence, oldest
- * first (the event is borrowed for the call). Returns as
- * job_store_load_jobs; -1 also when the stored history is damaged. */
-int job_store_load_events(job_store *store, uint64_t sequence,
-                          int (*each)(const stored_event *event, void *arg),
-                          void *arg);
+/* job_store_load_events reads the events of job sequence (read->events,
+ * oldest first) as job_store_load_result reads its result; a damaged
+ * stored history is a read error. */
+static inline int job_store_load_events(job_store *store, uint64_t sequence,
+                                        job_store_read_fn done, void *arg) {
+  return store->ops->load_events(store, sequence, done, arg);
+}
 
 /* job_store_commits returns how many transactions the writer committed,
  * and job_store_writes how many writes they held: their ratio is the
  * group size. */
-uint64_t job_store_commits(const job_store *store);
-uint64_t job_store_writes(const job_store *store);
+static inline uint64_t job_store_commits(const job_store *store) {
+  return store->ops->commits(store);
+}
+static inline uint64_t job_store_writes(const job_store *store) {
+  return store->ops->writes(store);
+}
 
 /* job_store_on_written sets fn to run on the loop after each write (with
  * its job's sequence), before the write's own done: how the hub counts
  * the writes of a job that are not durable yet. */
-void job_store_on_written(job_store *store,
-                          void (*fn)(uint64_t sequence, void *arg), void *arg);
+static inline void
+job_store_on_written(job_store *store, void (*fn)(uint64_t sequence, void *arg),
+                     void *arg) {
+  store->ops->on_written(store, fn, arg);
+}
 
 /* job_store_error copies into why the cause of the latest failed write
  * (SQLite's message or the errno's), "" if none failed yet. */
-void job_store_error(job_store *store, char *why, size_t why_size);
+static inline void job_store_error(job_store *store, char *why,
+                                   size_t why_size) {
+  store->ops->error(store, why, why_size);
+}
 
 /* job_store_on_writable sets fn to run on the loop whenever the store
  * turns not writable (a write failed with JOB_STORE_FULL or _IO) or
  * writable again (a later write, or the probe the store then commits
  * every second on its own, succeeded). */
-void job_store_on_writable(job_store *store,
-                           void (*fn)(bool writable, void *arg), void *arg);
+static inline void job_store_on_writable(job_store *store,
+                                         void (*fn)(bool writable, void *arg),
+                                         void *arg) {
+  store->ops->on_writable(store, fn, arg);
+}
 
-/* job_store_close waits for every queued write to be committed, runs the
- * callbacks still owed on the calling thread (the loop's), stops the
- * writer and closes the database. */
-void job_store_close(job_store *store);
+/* job_store_close waits for every queued write and read to be done, runs
+ * the callbacks still owed on the calling thread (the loop's; a read or
+ * write they ask for is refused), stops the store's threads and frees
+ * the store. NULL: nothing. */
+static inline void job_store_close(job_store *store) {
+  if (store != NULL) {
+    store->ops->close(store);
+  }
+}
 
 #endif

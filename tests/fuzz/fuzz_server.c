@@ -42,6 +42,7 @@
 #include "rpc/tls.h"
 #include "rpc_descriptor_set.h"
 #include "server/core/hub.h"
+#include "server/store/sqlite.h"
 
 #define PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define MAX_ROUNDS 64
@@ -154,6 +155,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   rpc_loop_thread *core = rpc_loop_thread_new(loop);
   hub_options hub_config = {
       .data_dir = temp_dir,
+      .store = &job_store_sqlite_ops,
       .lease_seconds = 60,
       .max_attempts = 3,
       .retry_backoff_ms = 1000,

@@ -1,6 +1,8 @@
-/* test_store.c: the SQLite job store: durability across reopen, upsert,
- * the update path that leaves the fixed part alone, results, events oldest
- * first, group commit, per-write failures, and schema checks. */
+/* test_store.c: the SQLite job store through its operations table:
+ * durability across reopen, upsert, the update path that leaves the fixed
+ * part alone, results and events read off the loop (in order, seeing every
+ * write acknowledged, at close), group commit, per-write failures, and
+ * schema checks. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,7 +20,7 @@
 #include <ev.h>
 #include <sqlite3.h>
 
-#include "server/store/store.h"
+#include "server/store/sqlite.h"
 
 #define JOBS 2000
 /* Sequences of the jobs of the later tests, apart from 0..JOBS+1. */
@@ -42,6 +44,17 @@ static int remove_dir(void **state) {
   char command[128];
   snprintf(command, sizeof(command), "rm -rf %s", dir);
   return system(command) == 0 ? 0 : -1;
+}
+
+/* Opens the SQLite store in path, through its operations table. */
+static job_store *open_store(const char *path, struct ev_loop *loop) {
+  char err[256];
+  job_store *store =
+      job_store_open(&job_store_sqlite_ops, path, loop, err, sizeof(err));
+  if (store == NULL) {
+    fail_msg("open: %s", err);
+  }
+  return store;
 }
 
 typedef struct tally {
@@ -83,6 +96,92 @@ static void wait_done(struct ev_loop *loop, tally *t, int want) {
   assert_int_equal(t->done, want);
 }
 
+typedef struct event_log {
+  int count;
+  stored_event events[16]; /* actor and detail point into the arrays */
+  char actors[16][16], details[16][16];
+  int has_detail[16];
+} event_log;
+
+/* Copies the event: it is borrowed for the call only. */
+static void log_event(const stored_event *event, event_log *log) {
+  assert_true(log->count < 16);
+  int i = log->count++;
+  log->events[i] = *event;
+  assert_non_null(event->actor);
+  snprintf(log->actors[i], sizeof(log->actors[i]), "%s", event->actor);
+  log->has_detail[i] = event->detail != NULL;
+  snprintf(log->details[i], sizeof(log->details[i]), "%s",
+           event->detail ? event->detail : "");
+  log->events[i].actor = log->actors[i];
+  log->events[i].detail = log->has_detail[i] ? log->details[i] : NULL;
+}
+
+/* A read's completion, copied (what it is given is borrowed). */
+typedef struct read_outcome {
+  int calls;
+  int status;
+  uint64_t sequence;
+  int order; /* how many reads had completed before it, plus one */
+  bool has_result;
+  uint8_t result[64];
+  size_t result_size;
+  event_log log;
+} read_outcome;
+
+static int reads_completed;
+
+static void on_read(int status, const stored_read *read, void *arg) {
+  read_outcome *out = arg;
+  out->calls++;
+  out->status = status;
+  out->sequence = read->sequence;
+  out->order = ++reads_completed;
+  out->has_result = read->result != NULL;
+  out->result_size = read->result_size;
+  if (read->result != NULL) {
+    assert_true(read->result_size <= sizeof(out->result));
+    memcpy(out->result, read->result, read->result_size);
+  }
+  for (const stored_event *e = read->events; e != NULL; e = e->next) {
+    log_event(e, &out->log);
+  }
+}
+
+/* Runs loop until out's read completed (bounded by 20 s). */
+static void wait_read(struct ev_loop *loop, const read_outcome *out) {
+  for (int i = 0; i < 20000 && out->calls == 0; i++) {
+    ev_run(loop, EVRUN_ONCE | EVRUN_NOWAIT);
+    usleep(1000);
+  }
+  assert_int_equal(out->calls, 1);
+}
+
+/* Reads job sequence's events (events true) or result into *out and
+ * waits for it: the completion never runs before the call returns. */
+static void read_job(job_store *store, struct ev_loop *loop, uint64_t sequence,
+                     bool events, read_outcome *out) {
+  *out = (read_outcome){0};
+  assert_int_equal(events
+                       ? job_store_load_events(store, sequence, on_read, out)
+                       : job_store_load_result(store, sequence, on_read, out),
+                   0);
+  assert_int_equal(out->calls, 0);
+  wait_read(loop, out);
+  assert_true(out->sequence == sequence);
+  assert_int_equal(events ? out->has_result : out->log.count, 0);
+}
+
+static void read_result(job_store *store, struct ev_loop *loop,
+                        uint64_t sequence, read_outcome *out) {
+  read_job(store, loop, sequence, false, out);
+}
+
+static void read_events(job_store *store, struct ev_loop *loop,
+                        uint64_t sequence, read_outcome *out) {
+  read_job(store, loop, sequence, true, out);
+}
+
 static int count_job(const stored_job *job, void *arg) {
   int *count = arg;
   assert_int_equal(job->job_size, 100);
@@ -92,10 +191,8 @@ static int count_job(const stored_job *job, void *arg) {
 
 static void test_jobs_survive_reopen_and_are_group_committed(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store = job_store_open(dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(dir, loop);
   tally t = {0};
   for (int i = 0; i < JOBS; i++) {
     char key[32];
@@ -114,8 +211,7 @@ static void test_jobs_survive_reopen_and_are_group_committed(void **state) {
   assert_true(commits < JOBS / 4); /* writes were grouped */
   job_store_close(store);
 
-  store = job_store_open(dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  store = open_store(dir, loop);
   int count = 0;
   assert_int_equal(job_store_load_jobs(store, count_job, &count), 0);
   assert_int_equal(count, JOBS);
@@ -134,19 +230,10 @@ static int find_state(const stored_job *job, void *arg) {
   return 0;
 }
 
-static int collect_event(const stored_event *event, void *arg) {
-  int *states = arg;
-  states[states[0] + 1] = event->to_state;
-  states[0]++;
-  return 0;
-}
-
 static void test_upsert_and_events(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store = job_store_open(dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(dir, loop);
   char key[32];
   stored_job job = job_record(7, key, sizeof(key));
   job.state = 3;
@@ -165,20 +252,20 @@ static void test_upsert_and_events(void **state) {
   int found = 0;
   assert_int_equal(job_store_load_jobs(store, find_state, &found), 0);
   assert_int_equal(found, 3);
-  int states[8] = {0};
-  assert_int_equal(job_store_load_events(store, 7, collect_event, states), 0);
-  assert_int_equal(states[0], 2); /* submitted, then done */
-  assert_int_equal(states[1], 1);
-  assert_int_equal(states[2], 3);
+  read_outcome events;
+  read_events(store, loop, 7, &events);
+  assert_int_equal(events.status, 0);
+  assert_int_equal(events.log.count, 2); /* submitted, then done */
+  assert_int_equal(events.log.events[0].to_state, 1);
+  assert_int_equal(events.log.events[1].to_state, 3);
   job_store_close(store);
   ev_loop_destroy(loop);
 }
 
 static void test_duplicate_idempotency_key_fails_alone(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store = job_store_open(dir, loop, err, sizeof(err));
+  job_store *store = open_store(dir, loop);
   char key[32];
   stored_job clash = job_record(1, key, sizeof(key));
   clash.sequence = 900001; /* another job, with the key of job 1 */
@@ -201,9 +288,8 @@ static void test_duplicate_idempotency_key_fails_alone(void **state) {
 
 static void test_close_runs_owed_callbacks(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store = job_store_open(dir, loop, err, sizeof(err));
+  job_store *store = open_store(dir, loop);
   tally t = {0};
   for (int i = 0; i < 50; i++) {
     char key[32];
@@ -292,20 +378,18 @@ static void save_and_wait(job_store *store, struct ev_loop *loop,
   assert_int_equal(t.failed, 0);
 }
 
-static void check_result(job_store *store, uint64_t sequence,
-                         const char *want) {
-  static uint8_t unset[1];
-  uint8_t *result = unset;
-  size_t size = 99;
-  assert_int_equal(job_store_load_result(store, sequence, &result, &size), 0);
+static void check_result(job_store *store, struct ev_loop *loop,
+                         uint64_t sequence, const char *want) {
+  read_outcome out;
+  read_result(store, loop, sequence, &out);
+  assert_int_equal(out.status, 0);
   if (want == NULL) {
-    assert_null(result);
-    assert_int_equal(size, 0);
+    assert_false(out.has_result);
+    assert_int_equal(out.result_size, 0);
   } else {
-    assert_non_null(result);
-    assert_int_equal(size, strlen(want));
-    assert_memory_equal(result, want, size);
-    free(result);
+    assert_true(out.has_result);
+    assert_int_equal(out.result_size, strlen(want));
+    assert_memory_equal(out.result, want, out.result_size);
   }
 }
 
@@ -326,10 +410,8 @@ static void check_fixed_columns(const job_copy *c) {
 
 static void test_update_writes_only_the_changing_fields(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store = job_store_open(dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(dir, loop);
   stored_job job = {.sequence = UPDATED,
                     .state = 1,
                     .pool_id = 2,
@@ -355,7 +437,7 @@ static void test_update_writes_only_the_changing_fields(void **state) {
   assert_int_equal(c.status_size, 2);
   assert_memory_equal(c.status, "s1", 2);
   assert_false(c.has_result);
-  check_result(store, UPDATED, NULL);
+  check_result(store, loop, UPDATED, NULL);
 
   /* An update: every other field differs, and none of them may land. */
   stored_job update = {.sequence = UPDATED,
@@ -381,7 +463,7 @@ static void test_update_writes_only_the_changing_fields(void **state) {
   assert_int_equal(c.status_size, 9);
   assert_memory_equal(c.status, "s2-longer", 9);
   assert_false(c.has_result);
-  check_result(store, UPDATED, NULL);
+  check_result(store, loop, UPDATED, NULL);
 
   /* An update with a result writes it... */
   update.state = 3;
@@ -399,7 +481,7 @@ static void test_update_writes_only_the_changing_fields(void **state) {
   assert_true(c.has_result);
   assert_int_equal(c.result_size, 8);
   assert_memory_equal(c.result, "result-1", 8);
-  check_result(store, UPDATED, "result-1");
+  check_result(store, loop, UPDATED, "result-1");
 
   /* ...and a later one without a result keeps it. */
   update.state = 5;
@@ -416,7 +498,7 @@ static void test_update_writes_only_the_changing_fields(void **state) {
   assert_true(c.has_result);
   assert_int_equal(c.result_size, 8);
   assert_memory_equal(c.result, "result-1", 8);
-  check_result(store, UPDATED, "result-1");
+  check_result(store, loop, UPDATED, "result-1");
 
   /* An update of a job never stored fails and inserts nothing. */
   stored_job stray = {.sequence = NEVER_STORED,
@@ -431,17 +513,16 @@ static void test_update_writes_only_the_changing_fields(void **state) {
   assert_int_equal(t.failed, 1);
   c = load_copy(store, NEVER_STORED);
   assert_int_equal(c.found, 0);
-  check_result(store, NEVER_STORED, NULL);
+  check_result(store, loop, NEVER_STORED, NULL);
   job_store_close(store);
 
   /* All of it was durable. */
-  store = job_store_open(dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  store = open_store(dir, loop);
   c = load_copy(store, UPDATED);
   check_fixed_columns(&c);
   assert_int_equal(c.state, 5);
   assert_memory_equal(c.status, "s4", 2);
-  check_result(store, UPDATED, "result-1");
+  check_result(store, loop, UPDATED, "result-1");
   job_store_close(store);
   ev_loop_destroy(loop);
 }
@@ -477,10 +558,8 @@ static off_t file_size(const char *name) {
  * once the file may grow, without any other write. */
 static void test_failed_file_write_fails_the_group(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store = job_store_open(dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(dir, loop);
   writable_log log = {0, true};
   job_store_on_writable(store, on_writable, &log);
   signal(SIGXFSZ, SIG_IGN);
@@ -526,8 +605,7 @@ static void test_failed_file_write_fails_the_group(void **state) {
   assert_int_equal(ok.failed, 0);
   job_store_close(store);
 
-  store = job_store_open(dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  store = open_store(dir, loop);
   int stored = 0; /* the one written after, none of the refused */
   assert_int_equal(job_store_load_jobs(store, count_probe_range, &stored), 0);
   assert_int_equal(stored, 1);
@@ -537,10 +615,8 @@ static void test_failed_file_write_fails_the_group(void **state) {
 
 static void test_load_result(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store = job_store_open(dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(dir, loop);
   /* A result with zero bytes inside, saved with the whole job. */
   static const uint8_t result[] = {0x0a, 0x00, 0x1a, 0x03, 0x00, 0xff, 0x00};
   stored_job job = {.sequence = WITH_RESULT,
@@ -550,58 +626,26 @@ static void test_load_result(void **state) {
                     .result = result,
                     .result_size = sizeof(result)};
   save_and_wait(store, loop, &job, NULL);
-  uint8_t *loaded = NULL;
-  size_t size = 0;
-  assert_int_equal(job_store_load_result(store, WITH_RESULT, &loaded, &size),
-                   0);
-  assert_non_null(loaded);
-  assert_int_equal(size, sizeof(result));
-  assert_memory_equal(loaded, result, sizeof(result));
-  free(loaded);
+  read_outcome loaded;
+  read_result(store, loop, WITH_RESULT, &loaded);
+  assert_int_equal(loaded.status, 0);
+  assert_true(loaded.has_result);
+  assert_int_equal(loaded.result_size, sizeof(result));
+  assert_memory_equal(loaded.result, result, sizeof(result));
   /* Unknown jobs and jobs without one have none; reads repeat. */
-  check_result(store, NEVER_STORED, NULL);
-  check_result(store, UINT64_MAX, NULL);
-  check_result(store, 3, NULL); /* saved without a result */
-  loaded = NULL;
-  assert_int_equal(job_store_load_result(store, WITH_RESULT, &loaded, &size),
-                   0);
-  assert_int_equal(size, sizeof(result));
-  free(loaded);
+  check_result(store, loop, NEVER_STORED, NULL);
+  check_result(store, loop, UINT64_MAX, NULL);
+  check_result(store, loop, 3, NULL); /* saved without a result */
+  read_result(store, loop, WITH_RESULT, &loaded);
+  assert_int_equal(loaded.result_size, sizeof(result));
   job_store_close(store);
   ev_loop_destroy(loop);
 }
 
-typedef struct event_log {
-  int count;
-  int stop_at; /* 1-based call that returns stop_with; 0: never */
-  int stop_with;
-  stored_event events[16]; /* actor and detail point into the arrays */
-  char actors[16][16], details[16][16];
-  int has_detail[16];
-} event_log;
-
-/* Copies the event: it is borrowed for the call only. */
-static int log_event(const stored_event *event, void *arg) {
-  event_log *log = arg;
-  assert_true(log->count < 16);
-  int i = log->count++;
-  log->events[i] = *event;
-  assert_non_null(event->actor);
-  snprintf(log->actors[i], sizeof(log->actors[i]), "%s", event->actor);
-  log->has_detail[i] = event->detail != NULL;
-  snprintf(log->details[i], sizeof(log->details[i]), "%s",
-           event->detail ? event->detail : "");
-  log->events[i].actor = log->actors[i];
-  log->events[i].detail = log->has_detail[i] ? log->details[i] : NULL;
-  return log->count == log->stop_at ? log->stop_with : 0;
-}
-
 static void test_events_come_oldest_first(void **state) {
   (void)state;
-  char err[256];
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store = job_store_open(dir, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(dir, loop);
   static const struct {
     uint64_t sequence;
     int from, to;
@@ -650,59 +694,78 @@ static void test_events_come_oldest_first(void **state) {
   for (int pass = 0; pass < 2; pass++) { /* the read can be repeated */
     if (pass == 1) {                     /* and survives a reopen */
       job_store_close(store);
-      store = job_store_open(dir, loop, err, sizeof(err));
-      assert_non_null(store);
+      store = open_store(dir, loop);
     }
     static const uint64_t jobs[] = {EVENTS_A, EVENTS_B};
     for (size_t j = 0; j < 2; j++) {
-      event_log log = {0};
-      assert_int_equal(job_store_load_events(store, jobs[j], log_event, &log),
-                       0);
+      read_outcome read;
+      read_events(store, loop, jobs[j], &read);
+      assert_int_equal(read.status, 0);
+      const event_log *log = &read.log;
       int k = 0;
       for (size_t i = 0; i < N; i++) {
         if (history[i].sequence != jobs[j]) {
           continue;
         }
-        assert_true(k < log.count);
-        assert_int_equal(log.events[k].from_state, history[i].from);
-        assert_int_equal(log.events[k].to_state, history[i].to);
-        assert_true(log.events[k].time_us == 1000 + (int64_t)i);
-        assert_string_equal(log.actors[k], history[i].actor);
-        assert_true(log.events[k].worker_idx == history[i].worker_idx);
-        assert_int_equal(log.has_detail[k], history[i].detail != NULL);
+        assert_true(k < log->count);
+        assert_int_equal(log->events[k].from_state, history[i].from);
+        assert_int_equal(log->events[k].to_state, history[i].to);
+        assert_true(log->events[k].time_us == 1000 + (int64_t)i);
+        assert_string_equal(log->actors[k], history[i].actor);
+        assert_true(log->events[k].worker_idx == history[i].worker_idx);
+        assert_int_equal(log->has_detail[k], history[i].detail != NULL);
         if (history[i].detail != NULL) {
-          assert_string_equal(log.details[k], history[i].detail);
+          assert_string_equal(log->details[k], history[i].detail);
         }
         k++;
       }
-      assert_int_equal(log.count, k);
+      assert_int_equal(log->count, k);
     }
   }
 
-  /* A job without events, one never stored; a callback that stops the
-   * read, and a read after it. */
+  /* A job without events, and one never stored, have none. */
   stored_job quiet = {.sequence = EVENTS_NONE,
                       .state = 1,
                       .job = (const uint8_t *)"j",
                       .job_size = 1};
   save_and_wait(store, loop, &quiet, NULL);
-  event_log none = {0};
-  assert_int_equal(job_store_load_events(store, EVENTS_NONE, log_event, &none),
-                   0);
-  assert_int_equal(none.count, 0);
-  assert_int_equal(job_store_load_events(store, NEVER_STORED, log_event, &none),
-                   0);
-  assert_int_equal(none.count, 0);
-  event_log stopped = {.stop_at = 2, .stop_with = 9};
-  assert_int_equal(job_store_load_events(store, EVENTS_A, log_event, &stopped),
-                   9);
-  assert_int_equal(stopped.count, 2);
-  assert_int_equal(stopped.events[1].to_state, 2);
-  event_log again = {0};
-  assert_int_equal(job_store_load_events(store, EVENTS_A, log_event, &again),
-                   0);
-  assert_int_equal(again.count, 5);
-  assert_int_equal(again.events[0].to_state, 1);
+  read_outcome none;
+  read_events(store, loop, EVENTS_NONE, &none);
+  assert_int_equal(none.status, 0);
+  assert_int_equal(none.log.count, 0);
+  read_events(store, loop, NEVER_STORED, &none);
+  assert_int_equal(none.status, 0);
+  assert_int_equal(none.log.count, 0);
+
+  /* Reads asked for at once, of both kinds, complete in that order, none
+   * before the loop runs. */
+  read_outcome reads[6] = {0};
+  static const uint64_t asked[] = {EVENTS_A,     EVENTS_B, EVENTS_A,
+                                   NEVER_STORED, EVENTS_B, EVENTS_A};
+  for (size_t i = 0; i < 6; i++) {
+    assert_int_equal(
+        i % 2 == 0 ? job_store_load_events(store, asked[i], on_read, &reads[i])
+                   : job_store_load_result(store, asked[i], on_read, &reads[i]),
+        0);
+  }
+  usleep(20000); /* time for the reader: still, nothing runs off the loop */
+  for (size_t i = 0; i < 6; i++) {
+    assert_int_equal(reads[i].calls, 0);
+  }
+  wait_read(loop, &reads[5]);
+  for (size_t i = 0; i < 6; i++) {
+    assert_int_equal(reads[i].calls, 1);
+    assert_int_equal(reads[i].status, 0);
+    assert_true(reads[i].sequence == asked[i]);
+    assert_int_equal(reads[i].order, reads[0].order + (int)i);
+  }
+  assert_int_equal(reads[0].log.count, 5);
+  assert_int_equal(reads[0].log.events[0].to_state, 1);
+  assert_int_equal(reads[2].log.count, 5);
+  assert_int_equal(reads[4].log.count, 2);
+  for (size_t i = 1; i < 6; i += 2) {
+    assert_false(reads[i].has_result); /* saved without one, or never */
+  }
   job_store_close(store);
   ev_loop_destroy(loop);
 }
@@ -729,7 +792,7 @@ static void damage_history(uint64_t sequence, const void *bytes, size_t size) {
 
 static void test_damaged_history_is_a_read_error(void **state) {
   (void)state;
-  char err[256], path[128];
+  char path[128];
   snprintf(path, sizeof(path), "%s/jobhub.db", dir);
   /* The intact history of job 7 (two events, from the earlier tests). */
   uint8_t intact[512];
@@ -766,18 +829,19 @@ static void test_damaged_history_is_a_read_error(void **state) {
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     damage_history(7, cases[i].bytes, cases[i].size);
-    job_store *store = job_store_open(dir, loop, err, sizeof(err));
-    assert_non_null(store);
-    event_log log = {0};
-    assert_int_equal(job_store_load_events(store, 7, log_event, &log), -1);
+    job_store *store = open_store(dir, loop);
+    read_outcome damaged;
+    read_events(store, loop, 7, &damaged);
+    assert_int_equal(damaged.status, JOB_STORE_IO);
+    assert_int_equal(damaged.log.count, 0);
     job_store_close(store);
   }
   damage_history(7, intact, intact_size);
-  job_store *store = job_store_open(dir, loop, err, sizeof(err));
-  assert_non_null(store);
-  event_log log = {0};
-  assert_int_equal(job_store_load_events(store, 7, log_event, &log), 0);
-  assert_int_equal(log.count, 2);
+  job_store *store = open_store(dir, loop);
+  read_outcome intact_read;
+  read_events(store, loop, 7, &intact_read);
+  assert_int_equal(intact_read.status, 0);
+  assert_int_equal(intact_read.log.count, 2);
   job_store_close(store);
   ev_loop_destroy(loop);
 }
@@ -799,15 +863,16 @@ static int stop_at_second(const stored_job *job, void *arg) {
  * a larger one is refused. */
 static void test_jobs_load_in_sequence_order(void **state) {
   (void)state;
-  char err[256], sub[96];
+  char sub[96];
   snprintf(sub, sizeof(sub), "%s/order", dir);
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store = job_store_open(sub, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(sub, loop);
   for (size_t i = 0; i < 2; i++) {
     uint64_t too_big = i == 0 ? (uint64_t)1 << 63 : UINT64_MAX;
-    stored_job job = {.sequence = too_big, .state = 1,
-                      .job = (const uint8_t *)"j", .job_size = 1};
+    stored_job job = {.sequence = too_big,
+                      .state = 1,
+                      .job = (const uint8_t *)"j",
+                      .job_size = 1};
     assert_int_equal(job_store_save_job(store, &job, NULL, NULL, NULL), -1);
   }
   static const uint64_t saved[] = {INT64_MAX, 5, (uint64_t)1 << 62,
@@ -843,15 +908,16 @@ static void test_newer_schema_and_bad_dir_are_refused(void **state) {
   snprintf(path, sizeof(path), "%s/jobhub.db", dir);
   sqlite3 *db;
   assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL,
-                                NULL),
-                   SQLITE_OK);
+  assert_int_equal(
+      sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL),
+      SQLITE_OK);
   sqlite3_close(db);
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  assert_null(job_store_open(dir, loop, err, sizeof(err)));
+  assert_null(
+      job_store_open(&job_store_sqlite_ops, dir, loop, err, sizeof(err)));
   assert_non_null(strstr(err, "schema version 99"));
-  assert_null(job_store_open("/proc/jobhub-no-such-dir", loop, err,
-                             sizeof(err)));
+  assert_null(job_store_open(&job_store_sqlite_ops, "/proc/jobhub-no-such-dir",
+                             loop, err, sizeof(err)));
   assert_non_null(strstr(err, "/proc/jobhub-no-such-dir"));
   ev_loop_destroy(loop);
 }
@@ -885,7 +951,7 @@ static int collect_migrated(const stored_job *job, void *arg) {
 
 static void test_schema_2_is_migrated(void **state) {
   (void)state;
-  char err[256], sub[96], path[128];
+  char sub[96], path[128];
   snprintf(sub, sizeof(sub), "%s/v2", dir);
   assert_int_equal(mkdir(sub, 0700), 0);
   snprintf(path, sizeof(path), "%s/jobhub.db", sub);
@@ -923,29 +989,31 @@ static void test_schema_2_is_migrated(void **state) {
   sqlite3_close(db);
 
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  job_store *store = job_store_open(sub, loop, err, sizeof(err));
-  if (store == NULL) {
-    fail_msg("migration refused: %s", err);
-  }
+  job_store *store = open_store(sub, loop);
   int seen[4] = {0};
   assert_int_equal(job_store_load_jobs(store, collect_migrated, seen), 0);
   assert_int_equal(seen[0], 2);
   assert_int_equal(seen[1], 0x2a);
   assert_int_equal(seen[2], 0x2b);
-  check_result(store, 0x2a, "res");
-  event_log log = {0};
-  assert_int_equal(job_store_load_events(store, 0x2a, log_event, &log), 0);
-  assert_int_equal(log.count, 3);
-  assert_int_equal(log.events[0].to_state, 1);
-  assert_int_equal(log.events[1].to_state, 2);
-  assert_int_equal(log.events[1].worker_idx, 9);
-  assert_string_equal(log.events[1].actor, "worker:9");
-  assert_int_equal(log.events[2].to_state, 3);
-  assert_int_equal(log.events[2].time_us, 160);
-  assert_string_equal(log.events[2].detail, "done");
+  check_result(store, loop, 0x2a, "res");
+  read_outcome read;
+  read_events(store, loop, 0x2a, &read);
+  assert_int_equal(read.status, 0);
+  const event_log *log = &read.log;
+  assert_int_equal(log->count, 3);
+  assert_int_equal(log->events[0].to_state, 1);
+  assert_int_equal(log->events[1].to_state, 2);
+  assert_int_equal(log->events[1].worker_idx, 9);
+  assert_string_equal(log->events[1].actor, "worker:9");
+  assert_int_equal(log->events[2].to_state, 3);
+  assert_int_equal(log->events[2].time_us, 160);
+  assert_string_equal(log->events[2].detail, "done");
   /* The key is still unique after the migration. */
-  stored_job clash = {.sequence = 0x2c, .state = 1, .idempotency_key = "k1",
-                      .job = (const uint8_t *)"j", .job_size = 1};
+  stored_job clash = {.sequence = 0x2c,
+                      .state = 1,
+                      .idempotency_key = "k1",
+                      .job = (const uint8_t *)"j",
+                      .job_size = 1};
   tally t = {0};
   assert_int_equal(job_store_save_job(store, &clash, NULL, on_done, &t), 0);
   wait_done(loop, &t, 1);
@@ -977,12 +1045,11 @@ static int collect_secret(const stored_job *job, void *arg) {
 
 static void test_schema_4_is_migrated_and_lease_secrets_survive(void **state) {
   (void)state;
-  char err[256], sub[96], path[128];
+  char sub[96], path[128];
   snprintf(sub, sizeof(sub), "%s/v4", dir);
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
   /* The current schema less migration 5 is schema 4. */
-  job_store *store = job_store_open(sub, loop, err, sizeof(err));
-  assert_non_null(store);
+  job_store *store = open_store(sub, loop);
   stored_job old = {.sequence = 7,
                     .state = 2,
                     .leases = 2,
@@ -1001,10 +1068,7 @@ static void test_schema_4_is_migrated_and_lease_secrets_survive(void **state) {
                    SQLITE_OK);
   sqlite3_close(db);
 
-  store = job_store_open(sub, loop, err, sizeof(err));
-  if (store == NULL) {
-    fail_msg("migration refused: %s", err);
-  }
+  store = open_store(sub, loop);
   static const uint8_t zero[STORED_LEASE_SECRET_SIZE] = {0};
   secrets_seen seen = {0};
   assert_int_equal(job_store_load_jobs(store, collect_secret, &seen), 0);
@@ -1029,8 +1093,7 @@ static void test_schema_4_is_migrated_and_lease_secrets_survive(void **state) {
   save_and_wait(store, loop, &inserted, NULL);
   job_store_close(store);
 
-  store = job_store_open(sub, loop, err, sizeof(err));
-  assert_non_null(store);
+  store = open_store(sub, loop);
   memset(&seen, 0, sizeof(seen));
   assert_int_equal(job_store_load_jobs(store, collect_secret, &seen), 0);
   assert_int_equal(seen.count, 2);
@@ -1045,6 +1108,104 @@ static void test_schema_4_is_migrated_and_lease_secrets_survive(void **state) {
   ev_loop_destroy(loop);
 }
 
+/* A job whose write's callback asks for its result at once, as GetResult
+ * does after Complete. */
+typedef struct acked_read {
+  job_store *store;
+  uint64_t sequence;
+  int asked; /* load_result's return + 1: 1 asked, 0 refused */
+  read_outcome out;
+  int refused_after; /* a read asked from out's completion: refused */
+} acked_read;
+
+static void read_when_acked(int status, void *arg) {
+  acked_read *r = arg;
+  assert_int_equal(status, 0);
+  r->asked = job_store_load_result(r->store, r->sequence, on_read, &r->out) + 1;
+}
+
+#define ACKED 300
+#define ACKED_FIRST 0x500001
+
+static void test_a_read_sees_every_acknowledged_write(void **state) {
+  (void)state;
+  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+  job_store *store = open_store(dir, loop);
+  static acked_read reads[ACKED];
+  for (int i = 0; i < ACKED; i++) {
+    char result[32];
+    int size = snprintf(result, sizeof(result), "result-%d", i);
+    stored_job job = {.sequence = ACKED_FIRST + (uint64_t)i,
+                      .state = 1,
+                      .job = (const uint8_t *)"j",
+                      .job_size = 1};
+    /* Inserted, then updated with its result: the two may share a group,
+     * and the read comes right after the second is durable. */
+    assert_int_equal(job_store_save_job(store, &job, NULL, NULL, NULL), 0);
+    job.job = NULL;
+    job.state = 3;
+    job.result = (const uint8_t *)result;
+    job.result_size = (size_t)size;
+    reads[i] = (acked_read){.store = store, .sequence = job.sequence};
+    assert_int_equal(
+        job_store_save_job(store, &job, NULL, read_when_acked, &reads[i]), 0);
+    if (i % 7 == 0) {
+      ev_run(loop, EVRUN_NOWAIT); /* some are read while others write */
+    }
+  }
+  wait_read(loop, &reads[ACKED - 1].out);
+  for (int i = 0; i < ACKED; i++) {
+    char want[32];
+    int size = snprintf(want, sizeof(want), "result-%d", i);
+    assert_int_equal(reads[i].asked, 1);
+    assert_int_equal(reads[i].out.calls, 1);
+    assert_int_equal(reads[i].out.status, 0);
+    assert_true(reads[i].out.has_result);
+    assert_int_equal(reads[i].out.result_size, size);
+    assert_memory_equal(reads[i].out.result, want, (size_t)size);
+  }
+  job_store_close(store);
+  ev_loop_destroy(loop);
+}
+
+static void read_then_ask_again(int status, const stored_read *read,
+                                void *arg) {
+  acked_read *r = arg;
+  on_read(status, read, &r->out);
+  r->refused_after =
+      job_store_load_result(r->store, r->sequence, on_read, &r->out) == -1;
+}
+
+static void test_close_does_the_reads_owed(void **state) {
+  (void)state;
+  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+  job_store *store = open_store(dir, loop);
+  stored_job job = {.sequence = ACKED_FIRST + ACKED,
+                    .state = 3,
+                    .job = (const uint8_t *)"j",
+                    .job_size = 1,
+                    .result = (const uint8_t *)"late",
+                    .result_size = 4};
+  acked_read after_write = {.store = store, .sequence = job.sequence};
+  acked_read direct = {.store = store, .sequence = job.sequence};
+  assert_int_equal(
+      job_store_save_job(store, &job, NULL, read_when_acked, &after_write), 0);
+  assert_int_equal(
+      job_store_load_result(store, job.sequence, read_then_ask_again, &direct),
+      0);
+  job_store_close(store); /* no loop run: close delivers them all */
+  /* The read asked for before the write was durable may or may not see
+   * it; the one asked for by the write's callback does. */
+  assert_int_equal(direct.out.calls, 1);
+  assert_int_equal(direct.out.status, 0);
+  assert_int_equal(direct.refused_after, 1);
+  assert_int_equal(after_write.asked, 1);
+  assert_int_equal(after_write.out.calls, 1);
+  assert_true(after_write.out.has_result);
+  assert_memory_equal(after_write.out.result, "late", 4);
+  ev_loop_destroy(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_jobs_survive_reopen_and_are_group_committed),
@@ -1055,6 +1216,8 @@ int main(void) {
       cmocka_unit_test(test_update_writes_only_the_changing_fields),
       cmocka_unit_test(test_load_result),
       cmocka_unit_test(test_events_come_oldest_first),
+      cmocka_unit_test(test_a_read_sees_every_acknowledged_write),
+      cmocka_unit_test(test_close_does_the_reads_owed),
       cmocka_unit_test(test_damaged_history_is_a_read_error),
       cmocka_unit_test(test_jobs_load_in_sequence_order),
       cmocka_unit_test(test_newer_schema_and_bad_dir_are_refused),
