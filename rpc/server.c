@@ -20,10 +20,13 @@
 
 #include "rpc/call_internal.h"
 #include "rpc/h2_io.h"
+#include "rpc/http_request_internal.h"
 #include "rpc/log.h"
 #include "rpc/loop_thread.h"
 #include "rpc/server_internal.h"
 #include "rpc/socket.h"
+#include "rpc/stream.h"
+#include "rpc/tls.h"
 
 #define READ_BUFFER_SIZE 65536
 /* Reads per readiness event before other connections get a turn. */
@@ -38,8 +41,12 @@
 #define CONNECTION_WINDOW_BYTES (16 << 20)
 #define H2_PREFACE_PREFIX "PRI "
 #define TLS_HANDSHAKE_RECORD 0x16
+/* What reading returns when the connection went to the protocol hook: the
+ * connection is freed, touch nothing of it. */
+#define CONNECTION_HANDED_OVER 1
 
 typedef struct server_thread server_thread;
+typedef struct rpc_connection rpc_connection;
 
 typedef struct registered_service {
   const rpc_service_desc *desc;
@@ -74,9 +81,9 @@ struct rpc_connection {
   size_t preface_len;
   rpc_buffer out; /* bytes for the socket, from out_offset */
   size_t out_offset;
-  size_t calls_output; /* bytes queued in its calls' send queues */
-  rpc_call *calls; /* open calls, for teardown */
-  size_t call_count;
+  size_t streams_output; /* bytes queued in its streams' send queues */
+  rpc_stream *streams;   /* open streams, for teardown */
+  size_t stream_count;
   ev_tstamp last_read;
   ev_tstamp last_busy; /* last time a call was open */
   ev_tstamp ping_sent;
@@ -86,6 +93,11 @@ struct rpc_connection {
   bool goaway_sent;
   char *peer_cn; /* verified client certificate CN, or NULL; owned */
   char peer[48]; /* the client's IP address, "" until a call needs it */
+  /* With a protocol hook for requests: the headers of the request stream
+   * hook_headers_stream (0: none) until its content-type says gRPC. */
+  rpc_buffer hook_headers;
+  size_t hook_header_count;
+  int32_t hook_headers_stream;
   double idle_frame_tokens; /* RPC_SERVER_IDLE_FRAME_* bucket */
   ev_tstamp idle_frames_refilled;
   bool frame_may_be_idle; /* last frame: charged unless it proved useful */
@@ -129,12 +141,14 @@ struct rpc_server {
   atomic_uint accepting_threads; /* at shutdown: the last closes listen_fd */
   uint16_t port;
   bool started;
+  rpc_protocol_hook hook; /* all NULL: the server's own answers */
 };
 
 static nghttp2_session_callbacks *session_callbacks;
 static pthread_once_t callbacks_once = PTHREAD_ONCE_INIT;
 
 static void connection_close(rpc_connection *c);
+static void stream_deliver_writable(rpc_stream *stream);
 static void arm_connection_timer(rpc_connection *c);
 
 /* Options and services. */
@@ -203,6 +217,16 @@ int rpc_server_add_service(rpc_server *server, const rpc_service_desc *desc,
   server->services = grown;
   server->services[server->service_count++] =
       (registered_service){desc, handlers, user};
+  return 0;
+}
+
+int rpc_server_set_protocol_hook(rpc_server *server,
+                                 const rpc_protocol_hook *hook) {
+  if (server->started ||
+      (hook->http1_accept != NULL && hook->http1_close_loop == NULL)) {
+    return -1;
+  }
+  server->hook = *hook;
   return 0;
 }
 
@@ -287,24 +311,44 @@ static const char *find_service_name(const rpc_server *server,
 
 /* Output. */
 
-void rpc_connection_output_changed(rpc_connection *c, size_t before,
-                                   size_t after) {
-  if (c != NULL) {
-    c->calls_output = c->calls_output + after - before;
-  }
-}
-
-size_t rpc_connection_queued_output(const rpc_connection *c) {
-  return c == NULL ? 0 : c->calls_output + (c->out.len - c->out_offset);
-}
-
-void rpc_connection_schedule_flush(rpc_connection *c) {
-  if (c == NULL || c->flush_scheduled) {
+static void schedule_flush(rpc_connection *c) {
+  if (c->flush_scheduled) {
     return;
   }
   c->flush_scheduled = true;
   c->flush_next = c->thread->flush_list;
   c->thread->flush_list = c;
+}
+
+/* What the connection's streams may ask of it (rpc/stream.h). */
+
+static void stream_schedule_flush(void *connection) {
+  schedule_flush(connection);
+}
+
+static void stream_output_changed(void *connection, size_t before,
+                                  size_t after) {
+  rpc_connection *c = connection;
+  c->streams_output = c->streams_output + after - before;
+}
+
+static size_t stream_queued_output(const void *connection) {
+  const rpc_connection *c = connection;
+  return c->streams_output + (c->out.len - c->out_offset);
+}
+
+static const rpc_stream_conn_ops stream_conn_ops = {
+    .schedule_flush = stream_schedule_flush,
+    .output_changed = stream_output_changed,
+    .queued_output = stream_queued_output,
+};
+
+/* The client's IP address, looked up once per connection. */
+static const char *connection_peer(rpc_connection *c) {
+  if (c->peer[0] == '\0') {
+    rpc_socket_peer_address(c->socket.fd, c->peer, sizeof(c->peer));
+  }
+  return c->peer;
 }
 
 static bool connection_done(const rpc_connection *c) {
@@ -345,10 +389,10 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *watcher, int events) {
       connection_close(c);
       continue;
     }
-    for (rpc_call *call = c->calls; call != NULL;) {
-      rpc_call *next = call->next;
-      rpc_call_deliver_writable(call);
-      call = next;
+    for (rpc_stream *stream = c->streams; stream != NULL;) {
+      rpc_stream *next = stream->next;
+      stream_deliver_writable(stream);
+      stream = next;
     }
   }
 }
@@ -420,6 +464,53 @@ static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd,
   return 0;
 }
 
+static void link_stream(rpc_connection *c, rpc_stream *stream) {
+  stream->next = c->streams;
+  if (c->streams != NULL) {
+    c->streams->prev = stream;
+  }
+  c->streams = stream;
+  c->stream_count++;
+  nghttp2_session_set_stream_user_data(c->session, stream->id, stream);
+}
+
+static void unlink_stream(rpc_connection *c, rpc_stream *stream) {
+  if (c->session != NULL) {
+    nghttp2_session_set_stream_user_data(c->session, stream->id, NULL);
+  }
+  if (stream->prev != NULL) {
+    stream->prev->next = stream->next;
+  } else {
+    c->streams = stream->next;
+  }
+  if (stream->next != NULL) {
+    stream->next->prev = stream->prev;
+  }
+  stream->prev = stream->next = NULL;
+  c->stream_count--;
+  if (c->stream_count == 0) {
+    c->last_busy = ev_now(c->thread->loop);
+  }
+}
+
+/* The stream is gone: unlinks it and tells its layer, which may free it. */
+static void close_stream(rpc_connection *c, rpc_stream *stream) {
+  unlink_stream(c, stream);
+  if (stream->kind == RPC_STREAM_GRPC_CALL) {
+    rpc_call_on_stream_close(rpc_call_of_stream(stream));
+  } else {
+    rpc_http_request_on_stream_close(rpc_http_request_of_stream(stream));
+  }
+}
+
+static void stream_deliver_writable(rpc_stream *stream) {
+  if (stream->kind == RPC_STREAM_GRPC_CALL) {
+    rpc_call_deliver_writable(rpc_call_of_stream(stream));
+  } else {
+    rpc_http_request_deliver_writable(rpc_http_request_of_stream(stream));
+  }
+}
+
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
                             void *user_data) {
   rpc_connection *c = user_data;
@@ -427,24 +518,43 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
       frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
     return 0;
   }
-  const rpc_server_options *options = &c->thread->server->options;
+  const rpc_server *server = c->thread->server;
+  const rpc_server_options *options = &server->options;
   rpc_call_limits limits = {options->max_receive_message_bytes,
                             options->max_stream_output_bytes,
                             options->max_connection_output_bytes};
-  rpc_call *call =
-      rpc_call_new(c, session, c->thread->runner, frame->hd.stream_id, &limits);
+  rpc_call *call = rpc_call_new(&stream_conn_ops, c, session, c->thread->runner,
+                                frame->hd.stream_id, &limits);
   if (call == NULL) {
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                               NGHTTP2_REFUSED_STREAM);
     return 0;
   }
-  call->next = c->calls;
-  if (c->calls != NULL) {
-    c->calls->prev = call;
+  link_stream(c, &call->stream);
+  if (server->hook.http_request != NULL) {
+    /* Every header is kept until the content-type says gRPC: the request
+     * may be the hook's. Header blocks of streams do not interleave. */
+    rpc_buffer_reset(&c->hook_headers);
+    c->hook_header_count = 0;
+    c->hook_headers_stream = frame->hd.stream_id;
   }
-  c->calls = call;
-  c->call_count++;
-  nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);
+  return 0;
+}
+
+/* Keeps a request header for the protocol hook, until the content-type
+ * shows the request is gRPC. Returns 0 or -1 (no memory). */
+static int keep_header_for_hook(rpc_connection *c, const rpc_call *call,
+                                const uint8_t *name, size_t name_len,
+                                const uint8_t *value, size_t value_len) {
+  if (call->content_type_is_grpc) {
+    c->hook_headers_stream = 0;
+    return 0;
+  }
+  if (rpc_http_request_add_header(&c->hook_headers, name, name_len, value,
+                                  value_len) != 0) {
+    return -1;
+  }
+  c->hook_header_count++;
   return 0;
 }
 
@@ -456,14 +566,26 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   if (frame->hd.type != NGHTTP2_HEADERS) {
     return 0;
   }
-  rpc_call *call =
+  rpc_stream *stream =
       nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-  if (call == NULL ||
-      rpc_call_on_header(call, frame->headers.cat == NGHTTP2_HCAT_REQUEST, name,
-                         name_len, value, value_len,
-                         c->thread->server->options.max_header_list_bytes) ==
-          0) {
+  if (stream == NULL) {
     return 0;
+  }
+  /* RFC 7540 6.5.2: each entry counts its name, value and 32 bytes;
+   * request headers and trailers alike. */
+  stream->header_bytes += name_len + value_len + 32;
+  if (stream->header_bytes <=
+      c->thread->server->options.max_header_list_bytes) {
+    if (stream->kind != RPC_STREAM_GRPC_CALL ||
+        frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+      return 0; /* gRPC clients send no trailers; ignore any */
+    }
+    rpc_call *call = rpc_call_of_stream(stream);
+    rpc_call_on_header(call, name, name_len, value, value_len);
+    if (c->hook_headers_stream != stream->id ||
+        keep_header_for_hook(c, call, name, name_len, value, value_len) == 0) {
+      return 0;
+    }
   }
   /* Over the limit: stop here. Returning 0 would let nghttp2 validate
    * every remaining header, and HPACK makes each 1-byte reference to a
@@ -473,7 +595,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
    * carries ENHANCE_YOUR_CALM, which gRPC clients report as
    * RESOURCE_EXHAUSTED (PROTOCOL-HTTP2 "Errors"), and keeps nghttp2's own
    * INTERNAL_ERROR one from being queued (the stream is then closing). A
-   * trailers-only answer cannot be sent: the queued reset would drop it. */
+   * trailers-only answer cannot be sent: the queued reset would drop it.
+   * No memory to keep a header for the hook ends the stream the same
+   * way. */
   nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                             NGHTTP2_ENHANCE_YOUR_CALM);
   return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -484,9 +608,6 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
 static void authorize_call(rpc_connection *c, rpc_call *call,
                            const route *found) {
   const rpc_server_options *options = &c->thread->server->options;
-  if (c->peer[0] == '\0') {
-    rpc_socket_peer_address(c->socket.fd, c->peer, sizeof(c->peer));
-  }
   const rpc_metadata_entry *authorization =
       rpc_metadata_get(&call->request_metadata, "authorization");
   rpc_auth_request request = {
@@ -495,7 +616,7 @@ static void authorize_call(rpc_connection *c, rpc_call *call,
       .authorization =
           authorization != NULL ? (const char *)authorization->value : NULL,
       .cert_cn = c->peer_cn,
-      .peer = c->peer,
+      .peer = connection_peer(c),
   };
   char message[256] = "";
   rpc_status_code code = options->authorize(options->authorize_user, &request,
@@ -505,43 +626,90 @@ static void authorize_call(rpc_connection *c, rpc_call *call,
   }
 }
 
-static void begin_call(rpc_connection *c, rpc_call *call) {
+/* Gives a request that is not gRPC to the protocol hook in place of its
+ * call, with the headers kept for it. Returns the request's stream, or
+ * NULL (no memory: the stream is reset). */
+static rpc_stream *hand_request_to_hook(rpc_connection *c, rpc_call *call) {
   const rpc_server *server = c->thread->server;
+  rpc_http_request_origin origin = {
+      .conn_ops = &stream_conn_ops,
+      .connection = c,
+      .session = c->session,
+      .stream_id = call->stream.id,
+      .loop_thread = c->thread->runner,
+      .peer = connection_peer(c),
+      .cert_cn = c->peer_cn,
+      .max_stream_output_bytes = server->options.max_stream_output_bytes,
+      .max_connection_output_bytes =
+          server->options.max_connection_output_bytes,
+  };
+  c->hook_headers_stream = 0;
+  rpc_http_request *request =
+      rpc_http_request_new(&origin, &c->hook_headers, c->hook_header_count);
+  size_t header_bytes = call->stream.header_bytes;
+  /* The call was never begun: closing its stream frees it. */
+  close_stream(c, &call->stream);
+  if (request == NULL) {
+    nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, origin.stream_id,
+                              NGHTTP2_INTERNAL_ERROR);
+    return NULL;
+  }
+  rpc_stream *stream = rpc_http_request_stream(request);
+  stream->header_bytes = header_bytes;
+  link_stream(c, stream);
+  server->hook.http_request(server->hook.user, request);
+  return stream;
+}
+
+/* Routes a request whose headers are complete. Returns its stream: the
+ * call's, or the hook's request that replaced it (NULL: none). */
+static rpc_stream *begin_request(rpc_connection *c, rpc_call *call) {
+  const rpc_server *server = c->thread->server;
+  if (c->hook_headers_stream == call->stream.id) {
+    return hand_request_to_hook(c, call);
+  }
   const route *found = call->path != NULL ? find_route(server, call->path) : NULL;
   if (found == NULL) {
     rpc_call_begin(call, NULL, find_service_name(server, call->path), NULL,
                    NULL);
-    return;
+    return &call->stream;
   }
   if (server->options.authorize != NULL) {
     authorize_call(c, call, found);
   }
   rpc_call_begin(call, found->method, found->service->desc->name,
                  found->service->handlers, found->service->user);
+  return &call->stream;
+}
+
+static void stream_on_remote_close(rpc_stream *stream) {
+  if (stream->kind == RPC_STREAM_GRPC_CALL) {
+    rpc_call_on_remote_close(rpc_call_of_stream(stream));
+  } else {
+    rpc_http_request_on_remote_close(rpc_http_request_of_stream(stream));
+  }
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data) {
   rpc_connection *c = user_data;
-  rpc_call *call =
+  rpc_stream *stream =
       frame->hd.stream_id != 0
           ? nghttp2_session_get_stream_user_data(session, frame->hd.stream_id)
           : NULL;
   switch (frame->hd.type) {
   case NGHTTP2_HEADERS:
-    if (call == NULL) {
-      break;
+    if (stream != NULL && frame->headers.cat == NGHTTP2_HCAT_REQUEST &&
+        stream->kind == RPC_STREAM_GRPC_CALL) {
+      stream = begin_request(c, rpc_call_of_stream(stream));
     }
-    if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-      begin_call(c, call);
-    }
-    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
-      rpc_call_on_remote_close(call);
+    if (stream != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+      stream_on_remote_close(stream);
     }
     break;
   case NGHTTP2_DATA:
-    if (call != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
-      rpc_call_on_remote_close(call);
+    if (stream != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+      stream_on_remote_close(stream);
     }
     break;
   case NGHTTP2_PING:
@@ -574,38 +742,24 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags,
   if (len > 0) {
     c->frame_may_be_idle = false;
   }
-  rpc_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
-  if (call != NULL) {
-    rpc_call_on_data(call, data, len);
+  rpc_stream *stream = nghttp2_session_get_stream_user_data(session, stream_id);
+  if (stream == NULL) {
+    return 0;
+  }
+  if (stream->kind == RPC_STREAM_GRPC_CALL) {
+    rpc_call_on_data(rpc_call_of_stream(stream), data, len);
+  } else {
+    rpc_http_request_on_data(rpc_http_request_of_stream(stream), data, len);
   }
   return 0;
-}
-
-static void unlink_call(rpc_connection *c, rpc_call *call) {
-  if (call->prev != NULL) {
-    call->prev->next = call->next;
-  } else {
-    c->calls = call->next;
-  }
-  if (call->next != NULL) {
-    call->next->prev = call->prev;
-  }
-  call->prev = call->next = NULL;
-  c->call_count--;
-  if (c->call_count == 0) {
-    c->last_busy = ev_now(c->thread->loop);
-  }
 }
 
 static int on_stream_close(nghttp2_session *session, int32_t stream_id,
                            uint32_t error_code, void *user_data) {
   (void)error_code;
-  rpc_connection *c = user_data;
-  rpc_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
-  if (call != NULL) {
-    nghttp2_session_set_stream_user_data(session, stream_id, NULL);
-    unlink_call(c, call);
-    rpc_call_on_stream_close(call);
+  rpc_stream *stream = nghttp2_session_get_stream_user_data(session, stream_id);
+  if (stream != NULL) {
+    close_stream(user_data, stream);
   }
   return 0;
 }
@@ -619,10 +773,15 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
   }
   if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
-    rpc_call *call =
+    rpc_stream *stream =
         nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (call != NULL) {
-      rpc_call_on_response_end(call);
+    if (stream == NULL) {
+      return 0;
+    }
+    if (stream->kind == RPC_STREAM_GRPC_CALL) {
+      rpc_call_on_response_end(rpc_call_of_stream(stream));
+    } else {
+      rpc_http_request_on_response_end(rpc_http_request_of_stream(stream));
     }
   }
   return 0;
@@ -677,7 +836,7 @@ static int start_h2(rpc_connection *c) {
                           NULL, 0);
     c->goaway_sent = true;
   }
-  rpc_connection_schedule_flush(c);
+  schedule_flush(c);
   return 0;
 }
 
@@ -691,7 +850,7 @@ static int feed_h2(rpc_connection *c, const uint8_t *data, size_t len) {
     (void)connection_flush(c);
     return -1;
   }
-  rpc_connection_schedule_flush(c);
+  schedule_flush(c);
   return 0;
 }
 
@@ -714,12 +873,44 @@ static int refuse_plaintext(rpc_connection *c) {
   if (rpc_buffer_append(&c->out, reply, sizeof(reply) - 1) != 0) {
     return -1;
   }
-  rpc_connection_schedule_flush(c);
+  schedule_flush(c);
   return 0;
 }
 
+/* Hands an HTTP/1.x connection to the protocol hook with the bytes read
+ * so far (head, then rest). Returns CONNECTION_HANDED_OVER (c is freed),
+ * or -1 (the hook did not take it, or no memory: close it). */
+static int hand_connection_to_hook(rpc_connection *c, const uint8_t *head,
+                                   size_t head_len, const uint8_t *rest,
+                                   size_t rest_len) {
+  const rpc_protocol_hook *hook = &c->thread->server->hook;
+  rpc_buffer preread;
+  rpc_buffer_init(&preread);
+  if ((head_len > 0 && rpc_buffer_append(&preread, head, head_len) != 0) ||
+      (rest_len > 0 && rpc_buffer_append(&preread, rest, rest_len) != 0)) {
+    rpc_buffer_free(&preread);
+    return -1;
+  }
+  rpc_http1_handoff handoff = {
+      .socket = c->socket,
+      .preread = preread.data,
+      .preread_len = preread.len,
+      .loop = c->thread->loop,
+      .loop_thread = c->thread->runner,
+  };
+  int taken = hook->http1_accept(hook->user, &handoff);
+  rpc_buffer_free(&preread);
+  if (taken != 0) {
+    return -1;
+  }
+  rpc_socket_init(&c->socket, -1, NULL); /* the hook's now */
+  connection_close(c);
+  return CONNECTION_HANDED_OVER;
+}
+
 /* Cleartext: HTTP/2 with prior knowledge begins "PRI "; anything else is
- * HTTP/1.x, which this port does not serve yet. */
+ * HTTP/1.x, the protocol hook's if there is one. Returns 0, -1 (close),
+ * or CONNECTION_HANDED_OVER. */
 static int feed_plain_preface(rpc_connection *c, const uint8_t *data,
                               size_t len) {
   size_t need = sizeof(c->preface) - c->preface_len;
@@ -733,6 +924,11 @@ static int feed_plain_preface(rpc_connection *c, const uint8_t *data,
   if (options->tls != NULL && !options->allow_plaintext) {
     return refuse_plaintext(c);
   }
+  if (memcmp(c->preface, H2_PREFACE_PREFIX, sizeof(c->preface)) != 0 &&
+      c->thread->server->hook.http1_accept != NULL) {
+    return hand_connection_to_hook(c, c->preface, sizeof(c->preface),
+                                   data + take, len - take);
+  }
   if (memcmp(c->preface, H2_PREFACE_PREFIX, sizeof(c->preface)) != 0) {
     static const char reply[] =
         "HTTP/1.1 505 HTTP Version Not Supported\r\n"
@@ -743,7 +939,7 @@ static int feed_plain_preface(rpc_connection *c, const uint8_t *data,
     if (rpc_buffer_append(&c->out, reply, sizeof(reply) - 1) != 0) {
       return -1;
     }
-    rpc_connection_schedule_flush(c);
+    schedule_flush(c);
     return 0;
   }
   if (start_h2(c) != 0) {
@@ -755,6 +951,7 @@ static int feed_plain_preface(rpc_connection *c, const uint8_t *data,
   return len > take ? feed_h2(c, data + take, len - take) : 0;
 }
 
+/* Returns 0, -1 (close), or CONNECTION_HANDED_OVER. */
 static int feed(rpc_connection *c, const uint8_t *data, size_t len) {
   switch (c->phase) {
   case PHASE_H2:
@@ -776,10 +973,13 @@ static int sniff(rpc_connection *c) {
   if (n < 0) {
     return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
   }
-  SSL_CTX *tls = c->thread->server->options.tls;
+  const rpc_server *server = c->thread->server;
+  SSL_CTX *tls = server->options.tls;
   if (first == TLS_HANDSHAKE_RECORD && tls != NULL) {
     SSL *ssl = SSL_new(tls);
-    if (ssl == NULL || SSL_set_fd(ssl, c->socket.fd) != 1) {
+    if (ssl == NULL || SSL_set_fd(ssl, c->socket.fd) != 1 ||
+        (server->hook.http1_accept != NULL &&
+         rpc_tls_server_offer_http1(ssl) != 0)) {
       SSL_free(ssl);
       return -1;
     }
@@ -792,6 +992,9 @@ static int sniff(rpc_connection *c) {
   return 0;
 }
 
+/* Drives the TLS handshake; when done, serves HTTP/2 (ALPN h2) or hands
+ * the connection to the protocol hook. Returns 0, -1 (close), or
+ * CONNECTION_HANDED_OVER. */
 static int handshake(rpc_connection *c) {
   int rv = rpc_socket_handshake(&c->socket);
   if (rv < 0) {
@@ -806,25 +1009,31 @@ static int handshake(rpc_connection *c) {
     return 0;
   }
   c->read_needs_write = false;
+  const rpc_server *server = c->thread->server;
   if (!rpc_socket_alpn_is_h2(&c->socket)) {
+    if (server->hook.http1_accept != NULL) {
+      return hand_connection_to_hook(c, NULL, 0, NULL, 0);
+    }
     rpc_log_folded(RPC_LOG_DEBUG, "tls_without_h2", NULL);
     return -1;
   }
-  if (c->thread->server->options.authorize != NULL) {
+  if (server->options.authorize != NULL || server->hook.http_request != NULL) {
     c->peer_cn = rpc_socket_peer_cn(&c->socket); /* once per connection */
   }
   return start_h2(c);
 }
 
-/* Reads and processes what the socket has. Returns 0 or -1 (close). */
+/* Reads and processes what the socket has. Returns 0, -1 (close), or
+ * CONNECTION_HANDED_OVER (c is freed). */
 static int connection_read(rpc_connection *c) {
   server_thread *thread = c->thread;
   if (c->phase == PHASE_SNIFF && sniff(c) != 0) {
     return -1;
   }
   if (c->phase == PHASE_TLS_HANDSHAKE) {
-    if (handshake(c) != 0) {
-      return -1;
+    int rv = handshake(c);
+    if (rv != 0) {
+      return rv;
     }
     if (c->phase == PHASE_TLS_HANDSHAKE) {
       return 0;
@@ -851,8 +1060,9 @@ static int connection_read(rpc_connection *c) {
       thread->last_input = ev_time();
       ev_idle_start(thread->loop, &thread->spinner);
     }
-    if (feed(c, thread->read_buffer, (size_t)n) != 0) {
-      return -1;
+    int rv = feed(c, thread->read_buffer, (size_t)n);
+    if (rv != 0) {
+      return rv;
     }
     if ((size_t)n < sizeof(thread->read_buffer) && c->socket.ssl == NULL) {
       return 0; /* drained the kernel buffer */
@@ -865,7 +1075,7 @@ static void on_readable(struct ev_loop *loop, ev_io *watcher, int events) {
   (void)loop;
   (void)events;
   rpc_connection *c = watcher->data;
-  if (connection_read(c) != 0) {
+  if (connection_read(c) < 0) {
     connection_close(c);
   }
 }
@@ -876,8 +1086,11 @@ static void on_writable(struct ev_loop *loop, ev_io *watcher, int events) {
   rpc_connection *c = watcher->data;
   if (c->read_needs_write) {
     c->read_needs_write = false;
-    if (connection_read(c) != 0) {
-      connection_close(c);
+    int rv = connection_read(c);
+    if (rv != 0) {
+      if (rv < 0) {
+        connection_close(c);
+      }
       return;
     }
   }
@@ -894,7 +1107,7 @@ static void submit_goaway(rpc_connection *c) {
   nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
                         nghttp2_session_get_last_proc_stream_id(c->session),
                         NGHTTP2_NO_ERROR, NULL, 0);
-  rpc_connection_schedule_flush(c);
+  schedule_flush(c);
 }
 
 /* Arms the connection's one timer for its next check: half the shortest
@@ -932,13 +1145,14 @@ static void on_connection_timer(struct ev_loop *loop, ev_timer *timer,
       connection_close(c);
       return;
     }
-  } else if (c->call_count == 0 && now - c->last_busy >= options->idle_timeout) {
+  } else if (c->stream_count == 0 &&
+             now - c->last_busy >= options->idle_timeout) {
     submit_goaway(c);
   } else if (now - c->last_read >= options->keepalive_interval) {
     if (nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL) == 0) {
       c->ping_outstanding = true;
       c->ping_sent = now;
-      rpc_connection_schedule_flush(c);
+      schedule_flush(c);
     }
   }
   arm_connection_timer(c);
@@ -980,14 +1194,10 @@ static void connection_close(rpc_connection *c) {
   ev_io_stop(thread->loop, &c->read_watcher);
   ev_io_stop(thread->loop, &c->write_watcher);
   ev_timer_stop(thread->loop, &c->timer);
-  /* nghttp2_session_del calls no stream-close callback: end calls here. */
-  while (c->calls != NULL) {
-    rpc_call *call = c->calls;
-    if (c->session != NULL) {
-      nghttp2_session_set_stream_user_data(c->session, call->stream_id, NULL);
-    }
-    unlink_call(c, call);
-    rpc_call_on_stream_close(call);
+  /* nghttp2_session_del calls no stream-close callback: end streams
+   * here. */
+  while (c->streams != NULL) {
+    close_stream(c, c->streams);
   }
   if (c->flush_scheduled) {
     rpc_connection **link = &thread->flush_list;
@@ -999,6 +1209,7 @@ static void connection_close(rpc_connection *c) {
   nghttp2_session_del(c->session);
   rpc_socket_close(&c->socket);
   rpc_buffer_free(&c->out);
+  rpc_buffer_free(&c->hook_headers);
   free(c->peer_cn);
   if (c->prev != NULL) {
     c->prev->next = c->next;
@@ -1087,6 +1298,14 @@ int rpc_server_run_on_loops(rpc_server *server,
   return 0;
 }
 
+/* Closes what the protocol hook took on the thread's loop. */
+static void close_hook_connections(server_thread *thread) {
+  const rpc_protocol_hook *hook = &thread->server->hook;
+  if (hook->http1_close_loop != NULL) {
+    hook->http1_close_loop(hook->user, thread->loop);
+  }
+}
+
 static void on_grace_expired(struct ev_loop *loop, ev_timer *timer,
                              int events) {
   (void)events;
@@ -1114,6 +1333,7 @@ static void begin_shutdown(struct ev_loop *loop, void *arg) {
     close(server->listen_fd);
     server->listen_fd = -1;
   }
+  close_hook_connections(thread);
   for (rpc_connection *c = thread->connections, *next; c != NULL; c = next) {
     next = c->next;
     if (c->phase == PHASE_H2) {
@@ -1140,6 +1360,7 @@ static void thread_free(server_thread *thread) {
     connection_close(thread->connections);
   }
   if (thread->runner != NULL) {
+    close_hook_connections(thread);
     ev_prepare_stop(thread->loop, &thread->flusher);
     ev_idle_stop(thread->loop, &thread->spinner);
     ev_io_stop(thread->loop, &thread->accept_watcher);
@@ -1242,6 +1463,7 @@ int rpc_server_adopt_fd(rpc_server *server, int fd) {
 
 void rpc_server_close_connections(rpc_server *server) {
   for (unsigned i = 0; i < server->thread_count; i++) {
+    close_hook_connections(server->threads[i]);
     while (server->threads[i]->connections != NULL) {
       connection_close(server->threads[i]->connections);
     }
