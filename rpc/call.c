@@ -278,10 +278,10 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id,
   (void)stream_id;
   (void)user_data;
   rpc_call *call = source->ptr;
-  size_t queued = call->send_queue.len - call->send_offset;
-  size_t n = rpc_buffer_take(&call->send_queue, &call->send_offset, buf, length);
-  rpc_stream_output_changed(&call->stream, queued, queued - n);
-  if (n == queued) {
+  bool drained;
+  size_t n = rpc_stream_take_output(&call->stream, &call->send_queue,
+                                    &call->send_offset, buf, length, &drained);
+  if (drained) {
     if (call->status_committed) {
       /* PROTOCOL-HTTP2: the status travels in trailers after the data. */
       *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -607,10 +607,10 @@ static ssize_t read_plain_body(nghttp2_session *session, int32_t stream_id,
   (void)stream_id;
   (void)user_data;
   rpc_call *call = source->ptr;
-  size_t queued = call->send_queue.len - call->send_offset;
-  size_t n = rpc_buffer_take(&call->send_queue, &call->send_offset, buf, length);
-  rpc_stream_output_changed(&call->stream, queued, queued - n);
-  if (n == queued) {
+  bool drained;
+  size_t n = rpc_stream_take_output(&call->stream, &call->send_queue,
+                                    &call->send_offset, buf, length, &drained);
+  if (drained) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
   }
   return (ssize_t)n;

@@ -224,11 +224,11 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id,
   (void)stream_id;
   (void)user_data;
   rpc_http_request *request = source->ptr;
-  size_t queued = rpc_http_request_pending_bytes(request);
+  bool drained;
   size_t n =
-      rpc_buffer_take(&request->send_queue, &request->send_offset, buf, length);
-  rpc_stream_output_changed(&request->stream, queued, queued - n);
-  if (n == queued) {
+      rpc_stream_take_output(&request->stream, &request->send_queue,
+                             &request->send_offset, buf, length, &drained);
+  if (drained) {
     if (request->finished) {
       *flags |= end_body(request);
       return (ssize_t)n;

@@ -82,6 +82,17 @@ void server_conn_on_spin(struct ev_loop *loop, ev_idle *watcher, int events) {
   }
 }
 
+/* Sends reply (len bytes) on a connection that is not HTTP/2, then
+ * closes it. Returns 0 or -1 (no memory: close now). */
+static int reply_and_close(rpc_connection *c, const char *reply, size_t len) {
+  c->phase = PHASE_CLOSING;
+  if (rpc_buffer_append(&c->out, reply, len) != 0) {
+    return -1;
+  }
+  server_schedule_flush(c);
+  return 0;
+}
+
 /* With TLS configured, cleartext would bypass the client certificate
  * check (mTLS): it is refused unless allow_plaintext. As Go's net/http
  * does on a TLS port, what looks like HTTP/1.x gets a 400 that says why,
@@ -97,12 +108,7 @@ static int refuse_plaintext(rpc_connection *c) {
       "HTTP/1.0 400 Bad Request\r\n"
       "Content-Type: text/plain\r\nConnection: close\r\n\r\n"
       "Client sent an HTTP request to an HTTPS server.\n";
-  c->phase = PHASE_CLOSING;
-  if (rpc_buffer_append(&c->out, reply, sizeof(reply) - 1) != 0) {
-    return -1;
-  }
-  server_schedule_flush(c);
-  return 0;
+  return reply_and_close(c, reply, sizeof(reply) - 1);
 }
 
 /* Hands an HTTP/1.x connection to the protocol hook with the bytes read
@@ -182,12 +188,7 @@ static int feed_plain_preface(rpc_connection *c, const uint8_t *data,
         "Content-Type: text/plain\r\nConnection: close\r\n"
         "Content-Length: 58\r\n\r\n"
         "this port speaks HTTP/2 (gRPC); use HTTP/2 prior knowledge\n";
-    c->phase = PHASE_CLOSING;
-    if (rpc_buffer_append(&c->out, reply, sizeof(reply) - 1) != 0) {
-      return -1;
-    }
-    server_schedule_flush(c);
-    return 0;
+    return reply_and_close(c, reply, sizeof(reply) - 1);
   }
   if (start_h2(c) != 0) {
     return -1;

@@ -10,10 +10,13 @@
 #ifndef JOBHUB_RPC_STREAM_H
 #define JOBHUB_RPC_STREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <nghttp2/nghttp2.h>
+
+#include "rpc/buffer.h"
 
 typedef enum rpc_stream_kind {
   RPC_STREAM_GRPC_CALL,    /* an rpc_call (call_internal.h) */
@@ -68,6 +71,21 @@ static inline size_t rpc_stream_queued_output(const rpc_stream *stream) {
   return stream->connection != NULL
              ? stream->conn_ops->queued_output(stream->connection)
              : 0;
+}
+
+/* rpc_stream_take_output is the body of a stream's nghttp2 data provider:
+ * it copies up to length bytes of queue (read from *offset) to buf, tells
+ * the connection, and sets *drained when nothing is left queued. Returns
+ * the count copied. */
+static inline size_t rpc_stream_take_output(const rpc_stream *stream,
+                                            rpc_buffer *queue, size_t *offset,
+                                            uint8_t *buf, size_t length,
+                                            bool *drained) {
+  size_t queued = queue->len - *offset;
+  size_t n = rpc_buffer_take(queue, offset, buf, length);
+  rpc_stream_output_changed(stream, queued, queued - n);
+  *drained = n == queued;
+  return n;
 }
 
 #endif
