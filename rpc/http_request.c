@@ -235,6 +235,12 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id,
     }
     if (n == 0) {
       request->writable_wanted = request->hooks.on_writable != NULL;
+      if (request->writable_wanted) {
+        /* This flush may be the socket's (no on_writable hooks run after
+         * it) and the client may send nothing more: make sure a flush of
+         * the loop's, which runs them, follows. */
+        rpc_stream_schedule_flush(&request->stream);
+      }
       return NGHTTP2_ERR_DEFERRED;
     }
   }

@@ -92,6 +92,31 @@ def test_grpc_web_content_type_is_not_grpc(hooked):
     assert "content-type=application/grpc-web+proto body=1" in answer, answer
 
 
+def test_hook_streams_a_large_answer_under_the_output_bound(hooked, tmp_path):
+    """20 MB through a queue bounded at 8 MiB a stream: the hook's writes
+    are refused when full and resume from on_writable."""
+    size = 20_000_000
+    out = tmp_path / "big"
+    result = subprocess.run(
+        ["curl", "-sS", "--max-time", "30", "--http2-prior-knowledge", "-o",
+         str(out), "http://%s/big/%d" % (hooked.address, size)],
+        capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert out.stat().st_size == size
+
+
+def test_hook_refusing_the_body_resets_only_that_stream(hooked, tmp_path):
+    (tmp_path / "body").write_bytes(b"x" * 100000)
+    result = subprocess.run(
+        ["curl", "-sS", "--max-time", "10", "--http2-prior-knowledge",
+         "--data-binary", "@%s" % (tmp_path / "body"),
+         "http://%s/refuse" % hooked.address],
+        capture_output=True, timeout=20)
+    assert result.returncode != 0  # the stream was reset
+    answer = curl("--http2-prior-knowledge", "http://%s/after" % hooked.address)
+    assert answer.startswith("HTTP/2 200"), answer
+
+
 def test_hook_trailers_are_sent(hooked):
     result = subprocess.run(["nghttp", "-v", "http://%s/trailers" %
                              hooked.address], capture_output=True, timeout=20)

@@ -170,6 +170,7 @@ static void http1_close_loop(void *user, struct ev_loop *loop) {
 
 typedef struct http2_exchange {
   size_t body_bytes;
+  size_t bytes_to_send; /* /big/N: zero bytes still to write */
 } http2_exchange;
 
 static void http2_done(rpc_http_request *request, http2_exchange *exchange,
@@ -180,17 +181,52 @@ static void http2_done(rpc_http_request *request, http2_exchange *exchange,
 
 static int on_http2_data(rpc_http_request *request, const uint8_t *data,
                          size_t len, void *arg) {
-  (void)request;
   (void)data;
   http2_exchange *exchange = arg;
   exchange->body_bytes += len;
-  return 0;
+  const char *path = rpc_http_request_header(request, ":path");
+  return path != NULL && strcmp(path, "/refuse") == 0 ? -1 : 0;
+}
+
+/* Writes what is left of a /big/N answer until the queue is full; the
+ * rest follows from on_writable. */
+static void send_big(rpc_http_request *request, http2_exchange *exchange) {
+  static const uint8_t chunk[65536];
+  while (exchange->bytes_to_send > 0) {
+    size_t n = exchange->bytes_to_send < sizeof(chunk) ? exchange->bytes_to_send
+                                                       : sizeof(chunk);
+    int rv = rpc_http_request_write(request, chunk, n);
+    if (rv == RPC_HTTP_REQUEST_ERR_FULL) {
+      return;
+    }
+    if (rv != 0) {
+      break;
+    }
+    exchange->bytes_to_send -= n;
+  }
+  http2_done(request, exchange, NULL, 0);
+}
+
+static void on_http2_writable(rpc_http_request *request, void *arg) {
+  send_big(request, arg);
 }
 
 static void on_http2_end(rpc_http_request *request, void *arg) {
   const char *method = rpc_http_request_header(request, ":method");
   const char *path = rpc_http_request_header(request, ":path");
   const char *type = rpc_http_request_header(request, "content-type");
+  if (path != NULL && strncmp(path, "/big/", 5) == 0) {
+    http2_exchange *exchange = arg;
+    exchange->bytes_to_send = strtoull(path + 5, NULL, 10);
+    const rpc_http_header binary[] = {
+        {"content-type", "application/octet-stream"}};
+    if (rpc_http_request_respond(request, 200, binary, 1) != 0) {
+      http2_done(request, exchange, NULL, 0);
+      return;
+    }
+    send_big(request, exchange);
+    return;
+  }
   char body[600];
   snprintf(body, sizeof(body),
            "http2 hook: %.100s %.300s content-type=%.100s body=%zu\n",
@@ -221,6 +257,7 @@ static void on_http2_request(void *user, rpc_http_request *request) {
       .on_data = on_http2_data,
       .on_end = on_http2_end,
       .on_cancel = on_http2_cancel,
+      .on_writable = on_http2_writable,
   };
   rpc_http_request_set_hooks(request, &hooks, exchange);
 }

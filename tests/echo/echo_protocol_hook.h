@@ -4,8 +4,10 @@
  * HTTP/1.x: answers each connection's first request with 200 and the body
  * "http1 hook: METHOD TARGET\n", then closes. HTTP/2 requests that are not
  * gRPC: 200 with the body "http2 hook: METHOD PATH content-type=TYPE
- * body=BYTES\n" (BYTES: the request body's length), and, for the path
- * /trailers, the trailer "x-hook-trailer: done". */
+ * body=BYTES\n" (BYTES: the request body's length); for the path
+ * /trailers also the trailer "x-hook-trailer: done"; for /big/N, N zero
+ * bytes written as flow control takes them; for /refuse, a reset once
+ * body bytes arrive. */
 #ifndef JOBHUB_TESTS_ECHO_PROTOCOL_HOOK_H
 #define JOBHUB_TESTS_ECHO_PROTOCOL_HOOK_H
 
