@@ -104,9 +104,10 @@ int rpc_http_request_respond(rpc_http_request *request, int status,
  * max_stream_output_bytes, one write always fits an empty queue, and
  * max_connection_output_bytes for the connection): a write past either
  * returns RPC_HTTP_REQUEST_ERR_FULL and queues nothing; on_writable
- * comes once the queue has drained. Returns 0, RPC_HTTP_REQUEST_ERR_FULL,
- * RPC_HTTP_REQUEST_ERR_STATE (before respond or after finish),
- * RPC_HTTP_REQUEST_ERR_CLOSED, or RPC_HTTP_REQUEST_ERR_NOMEM. */
+ * comes once the queue has drained (write large bodies in pieces: one
+ * larger than max_connection_output_bytes never fits). Returns 0,
+ * RPC_HTTP_REQUEST_ERR_FULL, RPC_HTTP_REQUEST_ERR_STATE (before respond or
+ * after finish), RPC_HTTP_REQUEST_ERR_CLOSED, or RPC_HTTP_REQUEST_ERR_NOMEM. */
 int rpc_http_request_write(rpc_http_request *request, const void *data,
                            size_t len);
 
