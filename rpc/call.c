@@ -62,18 +62,20 @@ static bool list_contains(const uint8_t *value, size_t len, const char *token) {
   return false;
 }
 
-rpc_call *rpc_call_new(rpc_connection *connection, nghttp2_session *session,
-                       rpc_loop_thread *loop_thread, int32_t stream_id,
-                       const rpc_call_limits *limits) {
+rpc_call *rpc_call_new(const rpc_stream_conn_ops *conn_ops, void *connection,
+                       nghttp2_session *session, rpc_loop_thread *loop_thread,
+                       int32_t stream_id, const rpc_call_limits *limits) {
   rpc_call *call = calloc(1, sizeof(*call));
   if (call == NULL) {
     return NULL;
   }
-  call->connection = connection;
-  call->session = session;
+  call->stream = (rpc_stream){.kind = RPC_STREAM_GRPC_CALL,
+                              .conn_ops = conn_ops,
+                              .connection = connection,
+                              .session = session,
+                              .id = stream_id};
   call->loop = rpc_loop_thread_loop(loop_thread);
   call->loop_thread = loop_thread;
-  call->stream_id = stream_id;
   call->refs = 1;
   call->max_receive_bytes = limits->max_receive_bytes;
   call->max_stream_output_bytes = limits->max_stream_output_bytes;
@@ -110,18 +112,8 @@ static void release(rpc_call *call) {
   }
 }
 
-int rpc_call_on_header(rpc_call *call, bool is_request, const uint8_t *name,
-                       size_t name_len, const uint8_t *value, size_t value_len,
-                       size_t max_header_bytes) {
-  /* RFC 7540 6.5.2: each entry counts its name, value and 32 bytes. */
-  call->header_bytes += name_len + value_len + 32;
-  if (call->headers_too_large || call->header_bytes > max_header_bytes) {
-    call->headers_too_large = true;
-    return -1;
-  }
-  if (!is_request) {
-    return 0; /* gRPC clients send no trailers; ignore any */
-  }
+void rpc_call_on_header(rpc_call *call, const uint8_t *name, size_t name_len,
+                        const uint8_t *value, size_t value_len) {
   if (name_len > 0 && name[0] == ':') {
     if (header_is(name, name_len, ":path")) {
       free(call->path);
@@ -129,7 +121,7 @@ int rpc_call_on_header(rpc_call *call, bool is_request, const uint8_t *name,
     } else if (header_is(name, name_len, ":method")) {
       call->method_is_post = header_is(value, value_len, "POST");
     }
-    return 0;
+    return;
   }
   if (header_is(name, name_len, "content-type")) {
     /* PROTOCOL-HTTP2: "application/grpc" [("+proto" / "+json" / {custom})] */
@@ -154,7 +146,6 @@ int rpc_call_on_header(rpc_call *call, bool is_request, const uint8_t *name,
       call->metadata_invalid = true;
     }
   }
-  return 0;
 }
 
 /* Adds every entry of md to nva as wire headers; values of -bin keys are
@@ -240,13 +231,13 @@ static int submit_headers(rpc_call *call, bool trailers_only) {
                            &scratch[2]) != 0) {
       goto out;
     }
-    rv = nghttp2_submit_response(call->session, call->stream_id, nva, count,
-                                 NULL);
+    rv = nghttp2_submit_response(call->stream.session, call->stream.id, nva,
+                                 count, NULL);
   } else {
     nghttp2_data_provider provider = {.source.ptr = call,
                                       .read_callback = read_response};
-    rv = nghttp2_submit_response(call->session, call->stream_id, nva, count,
-                                 &provider);
+    rv = nghttp2_submit_response(call->stream.session, call->stream.id, nva,
+                                 count, &provider);
   }
   call->headers_sent = true;
 out:
@@ -266,14 +257,15 @@ static void submit_trailers(rpc_call *call) {
   rpc_buffer_init(&message_scratch);
   if (add_status_headers(call, nva, &count, code_text, &metadata_scratch,
                          &message_scratch) == 0) {
-    int rv = nghttp2_submit_trailer(call->session, call->stream_id, nva, count);
+    int rv = nghttp2_submit_trailer(call->stream.session, call->stream.id, nva,
+                                    count);
     if (rv != 0) {
       rpc_log_folded(RPC_LOG_WARN, "trailers_failed", "error=\"%s\"",
                      nghttp2_strerror(rv));
     }
   } else {
-    nghttp2_submit_rst_stream(call->session, NGHTTP2_FLAG_NONE, call->stream_id,
-                              NGHTTP2_INTERNAL_ERROR);
+    nghttp2_submit_rst_stream(call->stream.session, NGHTTP2_FLAG_NONE,
+                              call->stream.id, NGHTTP2_INTERNAL_ERROR);
   }
   rpc_buffer_free(&metadata_scratch);
   rpc_buffer_free(&message_scratch);
@@ -286,10 +278,10 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id,
   (void)stream_id;
   (void)user_data;
   rpc_call *call = source->ptr;
-  size_t queued = call->send_queue.len - call->send_offset;
-  size_t n = rpc_buffer_take(&call->send_queue, &call->send_offset, buf, length);
-  rpc_connection_output_changed(call->connection, queued, queued - n);
-  if (n == queued) {
+  bool drained;
+  size_t n = rpc_stream_take_output(&call->stream, &call->send_queue,
+                                    &call->send_offset, buf, length, &drained);
+  if (drained) {
     if (call->status_committed) {
       /* PROTOCOL-HTTP2: the status travels in trailers after the data. */
       *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -306,7 +298,7 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id,
 
 /* Makes sure queued data or a committed status will go out. */
 static void kick(rpc_call *call) {
-  if (call->session == NULL) {
+  if (call->stream.session == NULL) {
     return;
   }
   if (!call->headers_sent) {
@@ -315,14 +307,14 @@ static void kick(rpc_call *call) {
     if (rv != 0) {
       rpc_log_folded(RPC_LOG_WARN, "response_failed", "error=\"%s\"",
                      rv < 0 ? nghttp2_strerror(rv) : "no memory");
-      nghttp2_submit_rst_stream(call->session, NGHTTP2_FLAG_NONE,
-                                call->stream_id, NGHTTP2_INTERNAL_ERROR);
+      nghttp2_submit_rst_stream(call->stream.session, NGHTTP2_FLAG_NONE,
+                                call->stream.id, NGHTTP2_INTERNAL_ERROR);
     }
   } else {
     /* Not deferred is fine: the provider will be called anyway. */
-    (void)nghttp2_session_resume_data(call->session, call->stream_id);
+    (void)nghttp2_session_resume_data(call->stream.session, call->stream.id);
   }
-  rpc_connection_schedule_flush(call->connection);
+  rpc_stream_schedule_flush(&call->stream);
 }
 
 /* Decides the final status once. The handler may still own the call. */
@@ -360,8 +352,8 @@ static void on_deadline(struct ev_loop *loop, ev_timer *timer, int events) {
   commit_status(call, RPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
   /* The client gets the status; the handler learns it was cancelled. */
   fire_cancel(call, RPC_STATUS_DEADLINE_EXCEEDED);
-  if (call->session != NULL && !call->remote_closed) {
-    rpc_connection_schedule_flush(call->connection);
+  if (call->stream.session != NULL && !call->remote_closed) {
+    rpc_stream_schedule_flush(&call->stream);
   }
   release(call);
 }
@@ -562,19 +554,18 @@ void rpc_call_on_remote_close(rpc_call *call) {
 }
 
 void rpc_call_on_response_end(rpc_call *call) {
-  if (!call->remote_closed && call->session != NULL) {
+  if (!call->remote_closed && call->stream.session != NULL) {
     /* RFC 7540 8.1: a complete response may end the request with
      * RST_STREAM NO_ERROR. */
-    nghttp2_submit_rst_stream(call->session, NGHTTP2_FLAG_NONE, call->stream_id,
-                              NGHTTP2_NO_ERROR);
+    nghttp2_submit_rst_stream(call->stream.session, NGHTTP2_FLAG_NONE,
+                              call->stream.id, NGHTTP2_NO_ERROR);
   }
 }
 
 void rpc_call_on_stream_close(rpc_call *call) {
-  rpc_connection_output_changed(call->connection, rpc_call_pending_bytes(call),
-                                0);
-  call->session = NULL;
-  call->connection = NULL;
+  rpc_stream_output_changed(&call->stream, rpc_call_pending_bytes(call), 0);
+  call->stream.session = NULL;
+  call->stream.connection = NULL;
   call->cancel_owed = false; /* fire_cancel below covers it */
   if (!call->status_committed) {
     fire_cancel(call, RPC_STATUS_CANCELLED);
@@ -616,10 +607,10 @@ static ssize_t read_plain_body(nghttp2_session *session, int32_t stream_id,
   (void)stream_id;
   (void)user_data;
   rpc_call *call = source->ptr;
-  size_t queued = call->send_queue.len - call->send_offset;
-  size_t n = rpc_buffer_take(&call->send_queue, &call->send_offset, buf, length);
-  rpc_connection_output_changed(call->connection, queued, queued - n);
-  if (n == queued) {
+  bool drained;
+  size_t n = rpc_stream_take_output(&call->stream, &call->send_queue,
+                                    &call->send_offset, buf, length, &drained);
+  if (drained) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
   }
   return (ssize_t)n;
@@ -640,14 +631,15 @@ void rpc_call_respond_http(rpc_call *call, int http_status, const char *body) {
                                     .read_callback = read_plain_body};
   size_t before = rpc_call_pending_bytes(call);
   int appended = rpc_buffer_append(&call->send_queue, body, strlen(body));
-  rpc_connection_output_changed(call->connection, before,
-                                rpc_call_pending_bytes(call));
-  if (appended != 0 || nghttp2_submit_response(call->session, call->stream_id,
-                                               nva, 2, &provider) != 0) {
-    nghttp2_submit_rst_stream(call->session, NGHTTP2_FLAG_NONE, call->stream_id,
-                              NGHTTP2_INTERNAL_ERROR);
+  rpc_stream_output_changed(&call->stream, before,
+                            rpc_call_pending_bytes(call));
+  if (appended != 0 ||
+      nghttp2_submit_response(call->stream.session, call->stream.id, nva, 2,
+                              &provider) != 0) {
+    nghttp2_submit_rst_stream(call->stream.session, NGHTTP2_FLAG_NONE,
+                              call->stream.id, NGHTTP2_INTERNAL_ERROR);
   }
-  rpc_connection_schedule_flush(call->connection);
+  rpc_stream_schedule_flush(&call->stream);
 }
 
 /* Public API for handlers. */
@@ -710,7 +702,8 @@ size_t rpc_call_pending_bytes(const rpc_call *call) {
 /* Returns 0 when a message may be sent, deciding on the first one whether
  * responses announce gzip. */
 static int prepare_send(rpc_call *call, size_t size) {
-  if (call->status_committed || call->cancelled || call->session == NULL) {
+  if (call->status_committed || call->cancelled ||
+      call->stream.session == NULL) {
     return RPC_CALL_ERR_CLOSED;
   }
   if (!call->headers_sent && call->accepts_gzip &&
@@ -728,7 +721,7 @@ static int prepare_send(rpc_call *call, size_t size) {
  * RPC_CALL_ERR_CLOSED. */
 static int admit_output(rpc_call *call, size_t size) {
   size_t pending = rpc_call_pending_bytes(call);
-  size_t connection_queued = rpc_connection_queued_output(call->connection);
+  size_t connection_queued = rpc_stream_queued_output(&call->stream);
   bool streamed = call->method != NULL &&
                   (call->method->shape == RPC_SHAPE_SERVER_STREAMING ||
                    call->method->shape == RPC_SHAPE_BIDI_STREAMING);
@@ -752,8 +745,8 @@ static int admit_output(rpc_call *call, size_t size) {
 }
 
 static int sent(rpc_call *call, size_t before, int rv) {
-  rpc_connection_output_changed(call->connection, before,
-                                rpc_call_pending_bytes(call));
+  rpc_stream_output_changed(&call->stream, before,
+                            rpc_call_pending_bytes(call));
   if (rv != 0) {
     return rv == RPC_MESSAGE_ERR_TOO_LARGE ? RPC_CALL_ERR_TOO_LARGE
                                            : RPC_CALL_ERR_NOMEM;

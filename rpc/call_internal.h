@@ -1,5 +1,7 @@
-/* call_internal.h: what the server's connection layer (server.c) and the
- * call layer (call.c) say to each other. Not for handlers. */
+/* call_internal.h: what the server's connection layer (server.c) tells
+ * the call layer (call.c). The call reaches back to its connection only
+ * through the rpc_stream_conn_ops it is given (rpc/stream.h). Not for
+ * handlers. */
 #ifndef JOBHUB_RPC_CALL_INTERNAL_H
 #define JOBHUB_RPC_CALL_INTERNAL_H
 
@@ -12,23 +14,7 @@
 
 #include "rpc/call.h"
 #include "rpc/frame.h"
-
-/* The connection a call lives on; defined by server.c. */
-typedef struct rpc_connection rpc_connection;
-
-/* rpc_connection_schedule_flush asks the connection to hand what nghttp2
- * has queued to the socket before the loop next waits. */
-void rpc_connection_schedule_flush(rpc_connection *connection);
-
-/* rpc_connection_output_changed tells the connection (may be NULL) that a
- * call's queued response bytes went from before to after. */
-void rpc_connection_output_changed(rpc_connection *connection, size_t before,
-                                   size_t after);
-
-/* rpc_connection_queued_output returns the response bytes the
- * connection's calls have queued plus those waiting for its socket (0 for
- * NULL). */
-size_t rpc_connection_queued_output(const rpc_connection *connection);
+#include "rpc/stream.h"
 
 /* Limits a call gets from the server's options. */
 typedef struct rpc_call_limits {
@@ -38,24 +24,19 @@ typedef struct rpc_call_limits {
 } rpc_call_limits;
 
 struct rpc_call {
-  rpc_connection *connection; /* NULL once the stream is gone */
-  nghttp2_session *session;   /* NULL once the stream is gone */
+  rpc_stream stream; /* first: kind RPC_STREAM_GRPC_CALL */
   struct ev_loop *loop;
   rpc_loop_thread *loop_thread; /* the loop's mailbox */
-  int32_t stream_id;
-  rpc_call *prev, *next; /* the connection's list of open calls */
-  int refs;              /* the stream's, the handler's, temporary ones */
+  int refs; /* the stream's, the handler's, temporary ones */
 
   /* Request, as the headers arrive. */
   char *path;
   bool method_is_post;
   bool content_type_is_grpc;
   bool timeout_invalid;
-  bool headers_too_large;
   bool metadata_invalid;
   char *request_encoding; /* grpc-encoding, NULL for identity */
   bool accepts_gzip;      /* grpc-accept-encoding lists gzip */
-  size_t header_bytes;
   uint64_t timeout_ns; /* 0: no deadline */
   rpc_metadata request_metadata;
 
@@ -94,21 +75,24 @@ struct rpc_call {
   char *denied_message;
 };
 
-/* rpc_call_new makes the call for a new request stream, holding the
- * stream's reference; limits are copied. Returns NULL when memory is
- * exhausted. */
-rpc_call *rpc_call_new(rpc_connection *connection, nghttp2_session *session,
-                       rpc_loop_thread *loop_thread, int32_t stream_id,
-                       const rpc_call_limits *limits);
+/* rpc_call_new makes the call for a new request stream of session,
+ * holding the stream's reference; conn_ops (static) and connection are
+ * how it reaches its connection, limits are copied. Returns NULL when
+ * memory is exhausted. */
+rpc_call *rpc_call_new(const rpc_stream_conn_ops *conn_ops, void *connection,
+                       nghttp2_session *session, rpc_loop_thread *loop_thread,
+                       int32_t stream_id, const rpc_call_limits *limits);
 
-/* rpc_call_on_header counts one header of the stream (request headers
- * and trailers alike) against max_header_bytes and records it if is_request.
- * Returns 0 (problems with a header are remembered and answered by
- * rpc_call_begin), or -1 once the stream's headers are over the limit:
- * nothing more is recorded and the caller refuses the stream. */
-int rpc_call_on_header(rpc_call *call, bool is_request, const uint8_t *name,
-                       size_t name_len, const uint8_t *value, size_t value_len,
-                       size_t max_header_bytes);
+/* rpc_call_of_stream returns the call whose stream (kind
+ * RPC_STREAM_GRPC_CALL) this is. */
+static inline rpc_call *rpc_call_of_stream(rpc_stream *stream) {
+  return (rpc_call *)stream;
+}
+
+/* rpc_call_on_header records one request header. Problems with a header
+ * are remembered and answered by rpc_call_begin. */
+void rpc_call_on_header(rpc_call *call, const uint8_t *name, size_t name_len,
+                        const uint8_t *value, size_t value_len);
 
 /* rpc_call_deny makes rpc_call_begin answer code and message (copied) at
  * once, trailers-only, instead of starting a known method: the server's

@@ -14,6 +14,7 @@
 
 #include "rpc/loop_thread.h"
 #include "rpc/method.h"
+#include "rpc/protocol_hook.h"
 #include "rpc/status.h"
 
 struct ev_loop;
@@ -107,6 +108,14 @@ rpc_server *rpc_server_new(const rpc_server_options *options, char *err,
  * Returns 0, or -1 if the service is already added or no memory. */
 int rpc_server_add_service(rpc_server *server, const rpc_service_desc *desc,
                            const void *handlers, void *user);
+
+/* rpc_server_set_protocol_hook gives the server what serves HTTP/1.x
+ * connections and HTTP/2 requests that are not gRPC (rpc/protocol_hook.h;
+ * hook is copied, its functions and user borrowed). Only before start.
+ * Returns 0, or -1 when started or when http1_accept is set without
+ * http1_close_loop. */
+int rpc_server_set_protocol_hook(rpc_server *server,
+                                 const rpc_protocol_hook *hook);
 
 /* rpc_server_service_count and rpc_server_service return the added
  * services, in order. */

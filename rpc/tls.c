@@ -1,12 +1,34 @@
 /* tls.c: OpenSSL contexts: TLS 1.2+, ALPN h2, optional mTLS. */
 #include "rpc/tls.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <openssl/err.h>
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
+/* h2 first: SSL_select_next_proto picks the first of ours the client has. */
+static const unsigned char alpn_h2_http1[] = {2,   'h', '2', 8,   'h', 't',
+                                              't', 'p', '/', '1', '.', '1'};
+
+/* The SSL ex_data slot that marks a connection that also takes
+ * http/1.1; -1 until made (or when OpenSSL could not make it). */
+static int http1_index = -1;
+static pthread_once_t http1_index_once = PTHREAD_ONCE_INIT;
+
+static void make_http1_index(void) {
+  http1_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+int rpc_tls_server_offer_http1(SSL *ssl) {
+  pthread_once(&http1_index_once, make_http1_index);
+  static char marker;
+  return http1_index >= 0 && SSL_set_ex_data(ssl, http1_index, &marker) == 1
+             ? 0
+             : -1;
+}
 
 /* TLS 1.2 suites: ECDHE with AEAD only, as RFC 7540 9.2.2 asks of HTTP/2
  * (TLS 1.3 suites all qualify and keep OpenSSL's defaults). */
@@ -25,15 +47,20 @@ static void openssl_error(const char *what, char *err, size_t err_size) {
   snprintf(err, err_size, "%s: %s", what, reason);
 }
 
-/* ALPN: the server speaks h2 only; a client without it is refused. */
+/* ALPN: the server speaks h2, and http/1.1 too where the connection was
+ * marked by rpc_tls_server_offer_http1; a client with neither is
+ * refused. */
 static int select_h2(SSL *ssl, const unsigned char **out,
                      unsigned char *out_len, const unsigned char *in,
                      unsigned int in_len, void *arg) {
-  (void)ssl;
   (void)arg;
+  pthread_once(&http1_index_once, make_http1_index);
+  bool http1 = http1_index >= 0 && SSL_get_ex_data(ssl, http1_index) != NULL;
+  const unsigned char *ours = http1 ? alpn_h2_http1 : alpn_h2;
+  unsigned int ours_len = http1 ? sizeof(alpn_h2_http1) : sizeof(alpn_h2);
   unsigned char *selected = NULL;
-  if (SSL_select_next_proto(&selected, out_len, alpn_h2, sizeof(alpn_h2), in,
-                            in_len) != OPENSSL_NPN_NEGOTIATED) {
+  if (SSL_select_next_proto(&selected, out_len, ours, ours_len, in, in_len) !=
+      OPENSSL_NPN_NEGOTIATED) {
     return SSL_TLSEXT_ERR_ALERT_FATAL;
   }
   *out = selected;

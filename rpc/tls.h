@@ -15,6 +15,12 @@ SSL_CTX *rpc_tls_server_context(const char *cert_file, const char *key_file,
                                 const char *client_ca_file, char *err,
                                 size_t err_size);
 
+/* rpc_tls_server_offer_http1 makes ssl, made from a context of
+ * rpc_tls_server_context, also accept ALPN "http/1.1" when the client
+ * does not offer h2 (for a server with an HTTP/1.1 hook). Returns 0, or
+ * -1 (no memory: ssl offers h2 only). */
+int rpc_tls_server_offer_http1(SSL *ssl);
+
 /* rpc_tls_client_context verifies servers against ca_file (NULL: the
  * system store); cert_file and key_file, both or neither, are the client
  * certificate for mTLS. Offers ALPN "h2". Returns the context or NULL with

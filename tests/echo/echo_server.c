@@ -1,5 +1,11 @@
-/* echo_server.c: jobhub-test-server, jobhubd plus jobhub.test.Echo. */
+/* echo_server.c: jobhub-test-server, jobhubd plus jobhub.test.Echo, and
+ * with JOBHUB_TEST_PROTOCOL_HOOK=1 in the environment the test protocol
+ * hook (echo_protocol_hook.h) for what is not gRPC. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "echo_descriptor_set.h"
+#include "echo_protocol_hook.h"
 #include "echo_service.h"
 #include "server/daemon.h"
 
@@ -7,6 +13,11 @@ static int add_echo(rpc_server *server, rpc_descriptor_pool *pool, void *arg) {
   (void)arg;
   if (rpc_descriptor_pool_add_set(pool, echo_descriptor_set,
                                   echo_descriptor_set_size) != 0) {
+    return -1;
+  }
+  const char *hook = getenv("JOBHUB_TEST_PROTOCOL_HOOK");
+  if (hook != NULL && strcmp(hook, "1") == 0 &&
+      echo_protocol_hook_install(server) != 0) {
     return -1;
   }
   return echo_service_add(server);
