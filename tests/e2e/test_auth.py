@@ -17,10 +17,9 @@ import health_pb2
 import reflection_v1_pb2
 import reflection_v1alpha_pb2
 from conftest import JOBHUBD
-from hub_client import (DONE, common_pb2, jobs_pb2, new_pool, start_hub,
-                        stop_hub, wait_until)
+from hub_client import (DONE, Worker, common_pb2, jobs_pb2, new_pool,
+                        start_hub, stop_hub, wait_until)
 from test_cli import STATUS_BASE, ok, run
-from test_worker_binary import Worker
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED

@@ -230,10 +230,8 @@ def test_resent_result_with_its_lease_id_succeeds_after_a_sigkill():
                                     progress=0.5)
             client.history_ending(stream_job.id, QUEUED, IN_PROGRESS)
             client.history_ending(unary_job.id, QUEUED, IN_PROGRESS)
-        hub.process.kill()
-        hub.process.wait()
+        hub.kill()  # also removes its folder (not the store)
         worker.cancel()
-        hub.stop()  # reaped already; cleans up its folder, not the store
         restarted = start_hub(["--data", data])
         with HubClient(restarted.address) as client:
             assert client.get(stream_job.id).state == IN_PROGRESS
@@ -275,9 +273,7 @@ def test_resent_result_with_its_lease_id_succeeds_after_a_sigkill():
                                    client_id="unary-keeper")
             assert done.state == DONE
     finally:
-        if hub.process.poll() is None:
-            hub.process.kill()
-        hub.stop()
+        hub.stop()  # killed already, unless the test failed first
         if restarted is not None:
             stop_hub(restarted)
         shutil.rmtree(data, ignore_errors=True)

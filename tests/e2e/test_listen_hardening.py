@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 import health_pb2
-from conftest import BUILD, JOBHUBD, start_server
+from conftest import BUILD, JOBHUBD, Server, start_server
 from test_transport import make_pki
 
 WORKER = os.path.join(BUILD, "worker", "jobhub-worker")
@@ -187,47 +187,14 @@ def proc_open_files_limits(pid):
     raise AssertionError("no Max open files in /proc/%d/limits" % pid)
 
 
-class LimitedHub:
+def limited_hub(nofile):
     """jobhubd started under prlimit (which execs it: same pid)."""
-
-    def __init__(self, nofile, extra=()):
-        self.dir = tempfile.mkdtemp(prefix="jobhub-e2e-fd-")
-        port_file = os.path.join(self.dir, "port")
-        self.log_path = os.path.join(self.dir, "log")
-        self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            ["prlimit", "--nofile=%s" % nofile, JOBHUBD,
-             "--listen", "127.0.0.1:0", "--port-file", port_file,
-             "--data", os.path.join(self.dir, "var"), "--threads", "2",
-             "--keepalive-timeout", "60"] + list(extra),
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(port_file):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("jobhubd did not start:\n" + self.output())
-            time.sleep(0.02)
-        with open(port_file) as f:
-            self.port = int(f.read())
-        self.address = "127.0.0.1:%d" % self.port
-
-    def output(self):
-        self.log.flush()
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            return self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+    return Server(JOBHUBD, ["--threads", "2", "--keepalive-timeout", "60"],
+                  wrapper=["prlimit", "--nofile=%s" % nofile])
 
 
 def test_soft_fd_limit_is_raised_to_the_hard_limit():
-    hub = LimitedHub("256:1024")
+    hub = limited_hub("256:1024")
     try:
         assert proc_open_files_limits(hub.process.pid) == (1024, 1024)
         assert "event=fd_limit soft=1024 hard=1024" in hub.output()
@@ -236,7 +203,7 @@ def test_soft_fd_limit_is_raised_to_the_hard_limit():
 
 
 def test_out_of_descriptors_neither_spins_nor_floods_the_log():
-    hub = LimitedHub("64:64")
+    hub = limited_hub("64:64")
     clients = []
     try:
         pid = hub.process.pid
