@@ -210,12 +210,19 @@ def test_timeout_is_deadline_exceeded(hub):
 
 
 def test_metadata_and_token_reach_the_server(hub):
-    # Echo copies x-echo-* metadata to its headers; the call succeeds with
-    # custom metadata and a bearer token on a hub without auth.
+    # Echo answers with the metadata it received, one "key: value" line
+    # each: the -H header and the token as a bearer credential (a hub
+    # without auth takes the call either way).
     out = ok_json(hub, "-H", "x-echo-a: 1", "--token", "secret", "call",
-                  "jobhub.test.Echo/Unary",
-                  '{"message": "md", "echoMetadata": true}')
-    assert out["message"] == "md"
+                  "jobhub.test.Echo/Unary", '{"metadataInMessage": true}')
+    lines = out["message"].splitlines()
+    assert "x-echo-a: 1" in lines, lines
+    assert "authorization: Bearer secret" in lines, lines
+    # Without them, neither arrives.
+    out = ok_json(hub, "call", "jobhub.test.Echo/Unary",
+                  '{"metadataInMessage": true}')
+    assert not [line for line in out.get("message", "").splitlines()
+                if line.startswith(("x-echo-a:", "authorization:"))], out
 
 
 # Watching, waiting, the real worker.
