@@ -108,9 +108,7 @@ static void note_run(struct ev_loop *loop, void *arg) {
   ((drop_record *)arg)->ran++;
 }
 
-static void note_drop(void *arg) {
-  ((drop_record *)arg)->dropped++;
-}
+static void note_drop(void *arg) { ((drop_record *)arg)->dropped++; }
 
 static void test_unrun_tasks_are_dropped(void **state) {
   (void)state;
