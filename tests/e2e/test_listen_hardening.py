@@ -13,11 +13,11 @@ import pytest
 
 import health_pb2
 from conftest import BUILD, JOBHUBD, Server, start_server
+from raw_h2 import PREFACE
 from test_transport import make_pki
 
 WORKER = os.path.join(BUILD, "worker", "jobhub-worker")
 CLI = os.path.join(BUILD, "client", "jobhub")
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_cleartext_is_refused_when_tls_is_configured(pki):
         with grpc.secure_channel(server.address, mtls_credentials(pki)) as ch:
             assert health(ch) == health_pb2.HealthCheckResponse.SERVING
         # The HTTP/2 preface gets no answer, just the close.
-        assert raw_exchange(server.address, H2_PREFACE) == b""
+        assert raw_exchange(server.address, PREFACE) == b""
         # HTTP/1.x gets a 400 that says why (Go net/http's convention).
         answer = raw_exchange(server.address,
                               b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

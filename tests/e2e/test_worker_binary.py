@@ -6,9 +6,6 @@ results re-sent)."""
 import os
 import signal
 import tempfile
-import time
-
-import grpc
 
 from hub_client import (CANCELLED, DONE, FAILED, IN_PROGRESS, QUEUED,
                         HubClient, Worker,
