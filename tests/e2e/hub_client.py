@@ -73,10 +73,12 @@ WORKER = os.path.join(BUILD, "worker", "jobhub-worker")
 
 class Worker:
     """A jobhub-worker process (log level debug, its log in a file).
-    stop() and kill() check its exit code, as Server's do."""
+    stop() and kill() check its exit code, as Server's do. As a context
+    manager it kills, on the way out, a worker the test left running (the
+    test failed before its stop())."""
 
     def __init__(self, address, pool, job_type, module="echo", capacity=4,
-                 client_id=None, extra=()):
+                 client_id=None, extra=(), env=None):
         self.log = tempfile.NamedTemporaryFile(prefix="jobhub-worker-",
                                                suffix=".log", delete=False)
         args = [WORKER, "--addr", address, "--pool", str(pool), "--job-type",
@@ -85,7 +87,15 @@ class Worker:
         if client_id is not None:
             args += ["--client-id", client_id]
         self.process = subprocess.Popen(args, stdout=self.log,
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT, env=env)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def output(self):
         with open(self.log.name, "rb") as f:
