@@ -167,6 +167,30 @@ def fresh_server():
     s.stop()  # checks the exit code of one the test stopped itself, too
 
 
+@pytest.fixture
+def hub_args():
+    """The command-line arguments of the hub fixture's jobhubd; a test
+    module overrides this fixture to give others."""
+    return []
+
+
+@pytest.fixture
+def hub(hub_args):
+    """A jobhubd of the test's own (its own store), stopped after the test
+    with its exit code checked."""
+    h = start_server(hub_args, binary=JOBHUBD)
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def client(hub):
+    """A HubClient (hub_client.py) on the hub fixture's jobhubd."""
+    from hub_client import HubClient  # hub_client imports this module
+    with HubClient(hub.address) as c:
+        yield c
+
+
 @pytest.fixture(scope="module")
 def channel(server):
     import grpc

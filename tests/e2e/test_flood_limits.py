@@ -28,8 +28,7 @@ import pytest
 
 import health_pb2
 from conftest import JOBHUBD, RSS_FACTOR, THREADS, Server
-from hub_client import (HubClient, common_pb2, jobs_pb2, new_pool, start_hub,
-                        stop_hub)
+from hub_client import HubClient, common_pb2, jobs_pb2, new_pool, stop_hub
 from raw_h2 import (ACK, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM,
                     GOAWAY, HEADERS, PING, PRIORITY, RST_STREAM, WINDOW_UPDATE,
                     connect, frame, frames_until_closed, goaway_error, literal,
@@ -61,13 +60,6 @@ def health_check(address, timeout=10):
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=health_pb2.HealthCheckResponse.FromString)(
                 health_pb2.HealthCheckRequest(), timeout=timeout)
-
-
-@pytest.fixture
-def hub():
-    h = start_hub()
-    yield h
-    stop_hub(h)
 
 
 @pytest.fixture

@@ -20,16 +20,8 @@ BACKOFF_MS = 50
 
 
 @pytest.fixture
-def hub():
-    server = start_hub(["--retry-backoff-ms", str(BACKOFF_MS)])
-    yield server
-    stop_hub(server)
-
-
-@pytest.fixture
-def client(hub):
-    with HubClient(hub.address) as c:
-        yield c
+def hub_args():
+    return ["--retry-backoff-ms", str(BACKOFF_MS)]
 
 
 def transitions(events):

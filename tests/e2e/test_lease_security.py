@@ -8,7 +8,6 @@ import tempfile
 import time
 
 import grpc
-import pytest
 
 from hub_client import (DONE, FAILED, IN_PROGRESS, QUEUED, ConnectWorker,
                         HubClient, common_pb2, expect_error, jobs_pb2,
@@ -62,13 +61,6 @@ def complete_as_owner(client, assignment, value):
     assert done.state == DONE
     assert client.jobs.GetResult(
         id=assignment.job.id).value.string_value == value
-
-
-@pytest.fixture
-def hub():
-    h = start_hub()
-    yield h
-    stop_hub(h)
 
 
 def unchanged(client, job_id, attempts=1):
