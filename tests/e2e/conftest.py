@@ -36,6 +36,14 @@ def _cmake_option(name):
 # program's own bytes are multiplied by this on a TSan build.
 RSS_FACTOR = 3 if _cmake_option("JOBHUB_TSAN") else 1
 
+
+def cpu_seconds(pid):
+    """User plus system CPU time of the whole process, from /proc (utime
+    and stime, fields 14 and 15 of stat(5), in clock ticks)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 _generated = tempfile.mkdtemp(prefix="jobhub-e2e-pb2-")
 atexit.register(shutil.rmtree, _generated, ignore_errors=True)
 subprocess.run(

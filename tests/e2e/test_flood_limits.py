@@ -27,7 +27,7 @@ import h2.settings
 import pytest
 
 import health_pb2
-from conftest import JOBHUBD, RSS_FACTOR, THREADS, Server
+from conftest import JOBHUBD, RSS_FACTOR, THREADS, Server, cpu_seconds
 from hub_client import HubClient, common_pb2, jobs_pb2, new_pool, stop_hub
 from raw_h2 import (ACK, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM,
                     GOAWAY, HEADERS, PING, PRIORITY, RST_STREAM, WINDOW_UPDATE,
@@ -36,13 +36,6 @@ from raw_h2 import (ACK, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM,
 
 RESOURCE_EXHAUSTED = 8  # the gRPC status code
 MIB = 1 << 20
-
-
-def cpu_seconds(pid):
-    """User plus system CPU time of the whole process, from /proc."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_bytes(pid):

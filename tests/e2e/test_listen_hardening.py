@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 import health_pb2
-from conftest import BUILD, JOBHUBD, Server, start_server
+from conftest import BUILD, JOBHUBD, Server, cpu_seconds, start_server
 from raw_h2 import PREFACE
 from test_transport import make_pki
 
@@ -171,13 +171,6 @@ def test_port_0_with_two_threads_spreads_connections():
 
 # (c) Out of file descriptors.
 
-def proc_cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # utime and stime are fields 14 and 15 of stat(5), in clock ticks.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def proc_open_files_limits(pid):
     with open("/proc/%d/limits" % pid) as f:
         for line in f:
@@ -218,9 +211,9 @@ def test_out_of_descriptors_neither_spins_nor_floods_the_log():
             time.sleep(0.05)
         time.sleep(0.3)  # let the server settle into the EMFILE state
         log_before = len(hub.output().splitlines())
-        cpu_before = proc_cpu_seconds(pid)
+        cpu_before = cpu_seconds(pid)
         time.sleep(2)
-        cpu = proc_cpu_seconds(pid) - cpu_before
+        cpu = cpu_seconds(pid) - cpu_before
         new_lines = hub.output().splitlines()[log_before:]
         accept_lines = [l for l in new_lines if "accept" in l]
         print("out of fds for 2 s: %.3f s CPU, %d accept lines" % (
