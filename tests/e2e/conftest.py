@@ -36,6 +36,14 @@ def _cmake_option(name):
 # program's own bytes are multiplied by this on a TSan build.
 RSS_FACTOR = 3 if _cmake_option("JOBHUB_TSAN") else 1
 
+
+def cpu_seconds(pid):
+    """User plus system CPU time of the whole process, from /proc (utime
+    and stime, fields 14 and 15 of stat(5), in clock ticks)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 _generated = tempfile.mkdtemp(prefix="jobhub-e2e-pb2-")
 atexit.register(shutil.rmtree, _generated, ignore_errors=True)
 subprocess.run(
@@ -65,19 +73,25 @@ _load("reflection_v1alpha_pb2", "grpc/reflection/v1alpha/reflection_pb2.py")
 
 
 class Server:
-    """A running server process; stop() asserts a clean exit."""
+    """A running server process. stop() and kill() check its exit code, so
+    a crash or a sanitizer report (ASan aborts with abort_on_error=1, TSan
+    exits 66) fails the test that started it."""
 
-    def __init__(self, binary, args, env=None):
+    def __init__(self, binary, args, env=None, wrapper=()):
         self.dir = tempfile.mkdtemp(prefix="jobhub-e2e-")
         port_file = os.path.join(self.dir, "port")
         self.log_path = os.path.join(self.dir, "server.log")
         self.log = open(self.log_path, "wb")
+        self.name = os.path.basename(binary)
+        self.code = None  # the exit code, once stop() or kill() reaped it
         args = list(args)
         if "--data" not in args:
             # Each server its own store; ./var must stay untouched.
             args += ["--data", os.path.join(self.dir, "var")]
+        # wrapper: a command that execs the server (e.g. prlimit): same pid.
         self.process = subprocess.Popen(
-            [binary, "--listen", "127.0.0.1:0", "--port-file", port_file] + args,
+            list(wrapper) + [binary, "--listen", "127.0.0.1:0",
+                             "--port-file", port_file] + args,
             stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 10
         while not os.path.exists(port_file):
@@ -98,19 +112,42 @@ class Server:
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
-    def stop(self, timeout=15):
-        """SIGTERM, then wait; returns the exit code (SIGKILL past timeout)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+    def stop(self, timeout=15, expect=0):
+        """SIGTERM (if still running), then wait; asserts the exit code is
+        expect (0: a clean shutdown) and returns it. Removes the server's
+        folder (not a --data store the test gave). A second call returns
+        the code again."""
+        if self.code is not None:
+            return self.code
         try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError("server ignored SIGTERM:\n" + self.output())
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                self.code = self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.code = self.process.wait()
+                raise AssertionError("server ignored SIGTERM:\n" +
+                                     self.output()[-4000:])
+            assert self.code == expect, "%s exit code %s, expected %s\n%s" % (
+                self.name, self.code, expect,
+                self.output()[-4000:])
+            return self.code
         finally:
             self.log.close()
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def kill(self):
+        """SIGKILL, as a crash would, then stop(): asserts the server was
+        still running until then (it had not died on its own)."""
+        early = self.process.poll()
+        if early is not None:
+            output = self.output()[-4000:]
+            self.stop(expect=early)  # reaped: cleans up
+            raise AssertionError("%s exited with %s before SIGKILL\n%s" % (
+                self.name, early, output))
+        self.process.kill()
+        return self.stop(expect=-signal.SIGKILL)
 
 
 # JOBHUB_E2E_THREADS=1 runs the suite on one loop thread, which the hub
@@ -127,8 +164,7 @@ def start_server(args=(), binary=SERVER):
 def server():
     s = start_server()
     yield s
-    code = s.stop()
-    assert code == 0, "exit code %s\n%s" % (code, s.output())
+    s.stop()
 
 
 @pytest.fixture
@@ -136,7 +172,31 @@ def fresh_server():
     """A server of the test's own, for tests that stop or restart it."""
     s = start_server()
     yield s
-    s.stop()  # also cleans up after a server the test stopped itself
+    s.stop()  # checks the exit code of one the test stopped itself, too
+
+
+@pytest.fixture
+def hub_args():
+    """The command-line arguments of the hub fixture's jobhubd; a test
+    module overrides this fixture to give others."""
+    return []
+
+
+@pytest.fixture
+def hub(hub_args):
+    """A jobhubd of the test's own (its own store), stopped after the test
+    with its exit code checked."""
+    h = start_server(hub_args, binary=JOBHUBD)
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def client(hub):
+    """A HubClient (hub_client.py) on the hub fixture's jobhubd."""
+    from hub_client import HubClient  # hub_client imports this module
+    with HubClient(hub.address) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

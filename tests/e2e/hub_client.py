@@ -1,7 +1,8 @@
 """Client helpers for the hub's end-to-end tests: the jobhub.v1 message
 classes (generated with protoc when this module is first imported), a
 unary() call helper, a HubClient whose services are called by method name,
-a Connect worker running on its own threads, and bounded polling.
+a Connect worker running on its own threads, the real jobhub-worker
+process, and bounded polling.
 
 Run with Debian's python3-grpcio and python3-protobuf (/usr/bin/python3).
 """
@@ -9,6 +10,7 @@ import atexit
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,7 +20,7 @@ import time
 import grpc
 from google.protobuf import struct_pb2, symbol_database
 
-from conftest import JOBHUBD, ROOT, start_server
+from conftest import BUILD, JOBHUBD, ROOT, start_server
 
 _out = tempfile.mkdtemp(prefix="jobhub-e2e-hub-pb2-")
 atexit.register(shutil.rmtree, _out, ignore_errors=True)
@@ -63,9 +65,74 @@ def start_hub(args=()):
 
 def stop_hub(hub):
     """Stops a hub started by start_hub and asserts a clean exit."""
-    output = hub.output()  # stop() removes the log
-    code = hub.stop()
-    assert code == 0, "jobhubd exit code %s\n%s" % (code, output[-4000:])
+    hub.stop()
+
+
+WORKER = os.path.join(BUILD, "worker", "jobhub-worker")
+
+
+class Worker:
+    """A jobhub-worker process (log level debug, its log in a file).
+    stop() and kill() check its exit code, as Server's do. As a context
+    manager it kills, on the way out, a worker the test left running (the
+    test failed before its stop())."""
+
+    def __init__(self, address, pool, job_type, module="echo", capacity=4,
+                 client_id=None, extra=(), env=None):
+        self.log = tempfile.NamedTemporaryFile(prefix="jobhub-worker-",
+                                               suffix=".log", delete=False)
+        args = [WORKER, "--addr", address, "--pool", str(pool), "--job-type",
+                str(job_type), "--module", module, "--capacity",
+                str(capacity), "--log-level", "debug"] + list(extra)
+        if client_id is not None:
+            args += ["--client-id", client_id]
+        self.process = subprocess.Popen(args, stdout=self.log,
+                                        stderr=subprocess.STDOUT, env=env)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def output(self):
+        with open(self.log.name, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def signal(self, sig):
+        self.process.send_signal(sig)
+
+    def wait(self, timeout=30):
+        """Waits for the worker to exit; returns its exit code."""
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError("jobhub-worker did not exit:\n" +
+                                 self.output())
+
+    def stop(self, timeout=30, expect=0):
+        """SIGTERM (if still running), then wait; asserts the exit code is
+        expect (0: drained and left) and returns it; removes the log."""
+        if self.process.poll() is None:
+            self.signal(signal.SIGTERM)
+        code = self.wait(timeout)
+        assert code == expect, "jobhub-worker exit code %s, expected %s\n%s" % (
+            code, expect, self.output()[-4000:])
+        os.unlink(self.log.name)
+        return code
+
+    def kill(self):
+        """SIGKILL, as a crash would; asserts the worker was still running
+        until then."""
+        early = self.process.poll()
+        assert early is None, "jobhub-worker exited with %s before SIGKILL" \
+            "\n%s" % (early, self.output()[-4000:])
+        self.process.kill()
+        return self.stop(expect=-signal.SIGKILL)
 
 
 _symbols = symbol_database.Default()

@@ -9,9 +9,7 @@ import subprocess
 import tempfile
 
 from conftest import BUILD, ROOT
-from hub_client import start_hub, stop_hub
-
-WORKER = os.path.join(BUILD, "worker", "jobhub-worker")
+from hub_client import Worker, start_hub, stop_hub
 
 
 def build_settings():
@@ -52,9 +50,7 @@ def test_installed_library_builds_and_runs_the_example():
                        ["-o", program,
                         os.path.join(ROOT, "examples", "submit_and_wait.c")] +
                        pkg, check=True, cwd=prefix)
-        worker = subprocess.Popen([WORKER, "--addr", hub.address, "--pool",
-                                   "5", "--job-type", "6", "--log-level",
-                                   "warn"])
+        worker = Worker(hub.address, 5, 6)
         run = subprocess.run([program, hub.address, "5", "6", "from C"],
                              capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, run.stdout + run.stderr
@@ -67,9 +63,9 @@ def test_installed_library_builds_and_runs_the_example():
                              capture_output=True, text=True, timeout=60)
         assert bad.returncode == 1
         assert "Submit: INVALID_ARGUMENT" in bad.stderr
+        worker.stop()
     finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(timeout=30)
+        if worker is not None and worker.process.poll() is None:
+            worker.process.kill()
         stop_hub(hub)
         shutil.rmtree(prefix, ignore_errors=True)

@@ -259,13 +259,11 @@ def test_sigkill_mid_load_loses_no_acknowledged_job():
         # Kill it mid-load: submissions and completions under way.
         wait_until(lambda: len(acked) >= 250 and completions[0] >= 100,
                    timeout=120, what="the load to build up")
-        hub.process.kill()
-        hub.process.wait()
+        hub.kill()  # also removes its folder (not the store)
         with cond:
             before_kill = {key: value[0] for key, value in acked.items()}
         assert len(before_kill) < submitters * per_submitter, (
             "the load was over before the kill")
-        hub.stop()  # reaped already; cleans up its folder
         restarted = start_hub(args)
         with cond:
             current["address"] = restarted.address
@@ -321,9 +319,7 @@ def test_sigkill_mid_load_loses_no_acknowledged_job():
             cond.notify_all()
         for thread in threads:
             thread.join(timeout=60)
-        if hub.process.poll() is None:
-            hub.process.kill()
-        hub.stop()  # reaps it and removes its folder (not the store)
+        hub.stop()  # killed already, unless the test failed first
         if restarted is not None:
             stop_hub(restarted)
         shutil.rmtree(data, ignore_errors=True)

@@ -27,101 +27,15 @@ import h2.settings
 import pytest
 
 import health_pb2
-from conftest import JOBHUBD, RSS_FACTOR, THREADS, Server
-from hub_client import (HubClient, common_pb2, jobs_pb2, new_pool, start_hub,
-                        stop_hub)
+from conftest import JOBHUBD, RSS_FACTOR, THREADS, Server, cpu_seconds
+from hub_client import HubClient, common_pb2, jobs_pb2, new_pool, stop_hub
+from raw_h2 import (ACK, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM,
+                    GOAWAY, HEADERS, PING, PRIORITY, RST_STREAM, WINDOW_UPDATE,
+                    connect, frame, frames_until_closed, goaway_error, literal,
+                    read_frame, request_headers)
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS = 0, 1, 2, 3, 4
-PING, GOAWAY, WINDOW_UPDATE = 6, 7, 8
-END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
-ENHANCE_YOUR_CALM = 0xb
-RESOURCE_EXHAUSTED = 8
+RESOURCE_EXHAUSTED = 8  # the gRPC status code
 MIB = 1 << 20
-
-
-def frame(kind, flags, stream, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + \
-        struct.pack(">I", stream) + payload
-
-
-def hpack_int(value, prefix_bits, first_byte):
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes([first_byte | value])
-    out = [first_byte | limit]
-    value -= limit
-    while value >= 128:
-        out.append((value & 127) | 128)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def literal(name, value, indexed=False):
-    """A literal header with a new name, without Huffman coding; indexed:
-    also added to the HPACK dynamic table (RFC 7541 6.2.1)."""
-    return (b"\x40" if indexed else b"\x00") + \
-        hpack_int(len(name), 7, 0) + name + hpack_int(len(value), 7, 0) + value
-
-
-def request_headers(path):
-    """:method POST, :scheme http (static table), then the rest."""
-    return b"\x83\x86" + literal(b":path", path) + \
-        literal(b":authority", b"localhost") + \
-        literal(b"content-type", b"application/grpc") + \
-        literal(b"te", b"trailers")
-
-
-def read_frame(sock):
-    """(type, flags, stream, payload), or None at end of stream."""
-    header = b""
-    while len(header) < 9:
-        chunk = sock.recv(9 - len(header))
-        if not chunk:
-            return None
-        header += chunk
-    length = int.from_bytes(header[:3], "big")
-    payload = b""
-    while len(payload) < length:
-        chunk = sock.recv(length - len(payload))
-        if not chunk:
-            return None
-        payload += chunk
-    stream = struct.unpack(">I", header[5:9])[0] & 0x7fffffff
-    return header[3], header[4], stream, payload
-
-
-def frames_until_closed(sock, seconds):
-    """Frames the server sends until it closes (None last) or seconds
-    pass; a reset counts as closed."""
-    got = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            f = read_frame(sock)
-        except socket.timeout:
-            continue
-        except (ConnectionResetError, BrokenPipeError):
-            f = None
-        got.append(f)
-        if f is None:
-            break
-    return got
-
-
-def raw_connect(hub):
-    sock = socket.create_connection(("127.0.0.1", hub.port), timeout=10)
-    sock.sendall(PREFACE + frame(SETTINGS, 0, 0))
-    return sock
-
-
-def cpu_seconds(pid):
-    """User plus system CPU time of the whole process, from /proc."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_bytes(pid):
@@ -139,13 +53,6 @@ def health_check(address, timeout=10):
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=health_pb2.HealthCheckResponse.FromString)(
                 health_pb2.HealthCheckRequest(), timeout=timeout)
-
-
-@pytest.fixture
-def hub():
-    h = start_hub()
-    yield h
-    stop_hub(h)
 
 
 @pytest.fixture
@@ -226,7 +133,7 @@ def test_hpack_bomb_costs_little_cpu_and_health_answers(hub):
     prober = threading.Thread(target=probe)
     prober.start()
     try:
-        sock = raw_connect(hub)
+        sock = connect(hub)
         sock.settimeout(60)
         before = cpu_seconds(pid)
         resets = []
@@ -297,7 +204,7 @@ def flood_frames(kind):
 def test_frame_flood_gets_goaway_enhance_your_calm(hub, kind):
     with HubClient(hub.address) as normal:
         assert normal.jobs.List(page_size=1) is not None
-        sock = raw_connect(hub)
+        sock = connect(hub)
         setup, flood = flood_frames(kind)
         try:
             sock.sendall(setup + flood)
@@ -309,7 +216,7 @@ def test_frame_flood_gets_goaway_enhance_your_calm(hub, kind):
             [f[0] for f in got if f][-5:],)
         goaways = [f for f in got if f is not None and f[0] == GOAWAY]
         assert goaways, "closed without GOAWAY"
-        error = struct.unpack(">I", goaways[-1][3][4:8])[0]
+        error = goaway_error(goaways[-1])
         assert error == ENHANCE_YOUR_CALM, error
         # Other connections are served as before.
         assert normal.jobs.List(page_size=1) is not None

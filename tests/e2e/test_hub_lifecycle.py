@@ -15,7 +15,7 @@ from hub_client import common_pb2, jobs_pb2, unary, workers_pb2
 def hub():
     server = start_server(["--retry-backoff-ms", "50"])
     yield server
-    server.stop()
+    server.stop()  # asserts a clean exit
 
 
 def test_submit_lease_complete_result_history(hub):
@@ -90,9 +90,7 @@ def test_jobs_survive_a_restart():
         ids = [unary(channel, "Jobs", "Submit", jobs_pb2.SubmitRequest(
             pool_id=1, job_type_id=1, idempotency_key="k%d" % i),
             common_pb2.Job).id for i in range(20)]
-    server.process.kill()  # SIGKILL: only what was durable survives
-    server.process.wait()
-    server.log.close()
+    server.kill()  # SIGKILL: only what was durable survives
     server = start_server(["--data", data])
     with grpc.insecure_channel(server.address) as channel:
         for i, job_id in enumerate(ids):

@@ -18,8 +18,7 @@ import grpc
 import pytest
 
 from conftest import BUILD
-from hub_client import (HubClient, common_pb2, expect_error,
-                        new_pool, start_hub, stop_hub, struct)
+from hub_client import common_pb2, expect_error, new_pool, struct
 
 REQUEST_DEPTH = 96  # RPC_MAX_REQUEST_DEPTH
 TIMEOUT = 30
@@ -86,19 +85,6 @@ def raw_call(channel, path, body):
 def health_serving(channel):
     # grpc.health.v1.HealthCheckResponse{status: SERVING} is 08 01.
     return raw_call(channel, "/grpc.health.v1.Health/Check", b"") == b"\x08\x01"
-
-
-@pytest.fixture
-def hub():
-    server = start_hub()
-    yield server
-    stop_hub(server)
-
-
-@pytest.fixture
-def client(hub):
-    with HubClient(hub.address) as c:
-        yield c
 
 
 def expect_invalid(channel, path, body):

@@ -39,6 +39,30 @@ def result_of(value):
     return result
 
 
+def lease_answers(client, word):
+    """Each unary call that answers for a lease, with the fields besides
+    client_id, job_id and lease_id: (method, fields)."""
+    return [(client.workers.Complete, dict(result=result_of(word))),
+            (client.workers.Fail, dict(error=word, retryable=False)),
+            (client.workers.Fail, dict(error=word, retryable=True)),
+            (client.workers.Progress, dict(progress=0.5))]
+
+
+def first_result_ack(worker, what):
+    """The first ResultAck the Connect worker got (waits for it)."""
+    return worker.wait_for(
+        lambda w: [m.result_ack for m in w.messages
+                   if m.WhichOneof("message") == "result_ack"], what=what)[0]
+
+
+def complete_as_owner(client, assignment, value):
+    """The lease's holder, "owner", completes it: DONE, with its result."""
+    done = client.complete(assignment, value=value, client_id="owner")
+    assert done.state == DONE
+    assert client.jobs.GetResult(
+        id=assignment.job.id).value.string_value == value
+
+
 def unchanged(client, job_id, attempts=1):
     job = client.get(job_id)
     assert job.state == IN_PROGRESS, job
@@ -46,132 +70,94 @@ def unchanged(client, job_id, attempts=1):
     return job
 
 
-def test_forged_lease_id_is_not_found_and_changes_nothing():
-    hub = start_hub()
-    try:
-        with HubClient(hub.address) as client:
-            pool, job_type = new_pool()
-            job = client.submit(pool, job_type)
-            real = client.lease_one(pool, job_type, client_id="owner")
-            match = LEASE_ID.match(real.lease_id)
-            assert match, real.lease_id
-            secret = match.group(3)
-            wrong = ("0" if secret[0] != "0" else "1") + secret[1:]
-            forged = [
-                job.id + ".1",  # the form lease ids had: job id, number
-                job.id + ".1." + wrong,  # one hex digit off
-                job.id + ".1." + "0" * 32,
-                job.id + ".2." + secret,  # the secret, another number
-            ]
-            for lease_id in forged:
-                # Even with the holder's own client_id.
-                for client_id in ("owner", "intruder"):
-                    for call, fields in (
-                            (client.workers.Complete,
-                             dict(result=result_of("forged"))),
-                            (client.workers.Fail,
-                             dict(error="forged", retryable=False)),
-                            (client.workers.Progress, dict(progress=0.5))):
-                        expect_error(grpc.StatusCode.NOT_FOUND, call,
-                                     client_id=client_id, job_id=job.id,
-                                     lease_id=lease_id, **fields)
-                    expect_error(grpc.StatusCode.NOT_FOUND,
-                                 client.workers.Heartbeat,
-                                 client_id=client_id, lease_ids=[lease_id])
-                unchanged(client, job.id)
-            done = client.complete(real, value="real", client_id="owner")
-            assert done.state == DONE
-            assert client.jobs.GetResult(id=job.id).value.string_value == \
-                "real"
-    finally:
-        stop_hub(hub)
-
-
-def test_lease_of_another_worker_is_permission_denied():
-    hub = start_hub()
-    try:
-        with HubClient(hub.address) as client:
-            pool, job_type = new_pool()
-            job = client.submit(pool, job_type)
-            real = client.lease_one(pool, job_type, client_id="owner")
-            for call, fields in (
-                    (client.workers.Complete,
-                     dict(result=result_of("stolen"))),
-                    (client.workers.Fail,
-                     dict(error="stolen", retryable=False)),
-                    (client.workers.Fail,
-                     dict(error="stolen", retryable=True)),
-                    (client.workers.Progress, dict(progress=0.5))):
-                message = expect_error(
-                    grpc.StatusCode.PERMISSION_DENIED, call,
-                    client_id="intruder", job_id=job.id,
-                    lease_id=real.lease_id, **fields)
-                assert "another worker" in message
-                unchanged(client, job.id)
-            expect_error(grpc.StatusCode.PERMISSION_DENIED,
-                         client.workers.Heartbeat, client_id="intruder",
-                         lease_ids=[real.lease_id])
+def test_forged_lease_id_is_not_found_and_changes_nothing(hub):
+    with HubClient(hub.address) as client:
+        pool, job_type = new_pool()
+        job = client.submit(pool, job_type)
+        real = client.lease_one(pool, job_type, client_id="owner")
+        match = LEASE_ID.match(real.lease_id)
+        assert match, real.lease_id
+        secret = match.group(3)
+        wrong = ("0" if secret[0] != "0" else "1") + secret[1:]
+        forged = [
+            job.id + ".1",  # the form lease ids had: job id, number
+            job.id + ".1." + wrong,  # one hex digit off
+            job.id + ".1." + "0" * 32,
+            job.id + ".2." + secret,  # the secret, another number
+        ]
+        for lease_id in forged:
+            # Even with the holder's own client_id.
+            for client_id in ("owner", "intruder"):
+                for call, fields in lease_answers(client, "forged"):
+                    expect_error(grpc.StatusCode.NOT_FOUND, call,
+                                 client_id=client_id, job_id=job.id,
+                                 lease_id=lease_id, **fields)
+                expect_error(grpc.StatusCode.NOT_FOUND,
+                             client.workers.Heartbeat,
+                             client_id=client_id, lease_ids=[lease_id])
             unchanged(client, job.id)
-            # The holder's own calls work.
-            client.workers.Heartbeat(client_id="owner",
-                                     lease_ids=[real.lease_id])
+        complete_as_owner(client, real, "real")
+
+
+def test_lease_of_another_worker_is_permission_denied(hub):
+    with HubClient(hub.address) as client:
+        pool, job_type = new_pool()
+        job = client.submit(pool, job_type)
+        real = client.lease_one(pool, job_type, client_id="owner")
+        for call, fields in lease_answers(client, "stolen"):
+            message = expect_error(
+                grpc.StatusCode.PERMISSION_DENIED, call,
+                client_id="intruder", job_id=job.id,
+                lease_id=real.lease_id, **fields)
+            assert "another worker" in message
+            unchanged(client, job.id)
+        expect_error(grpc.StatusCode.PERMISSION_DENIED,
+                     client.workers.Heartbeat, client_id="intruder",
+                     lease_ids=[real.lease_id])
+        unchanged(client, job.id)
+        # The holder's own calls work.
+        client.workers.Heartbeat(client_id="owner",
+                                 lease_ids=[real.lease_id])
+        client.workers.Progress(client_id="owner", job_id=job.id,
+                                lease_id=real.lease_id, progress=0.25)
+        assert client.get(job.id).progress == 0.25
+        complete_as_owner(client, real, "mine")
+
+
+def test_lease_of_a_connect_worker_is_bound_to_its_stream(hub):
+    with HubClient(hub.address) as client:
+        pool, job_type = new_pool()
+        with ConnectWorker(hub.address, "owner", pool, [job_type]) as owner, \
+                ConnectWorker(hub.address, "intruder", pool,
+                              [job_type + 1]) as intruder:
+            owner.wait_welcome()
+            intruder.wait_welcome()
+            job = client.submit(pool, job_type)
+            real = owner.wait_assignments(1)[0]
+            # Another stream sends the owner's lease: refused with
+            # PERMISSION_DENIED in its ResultAck; nothing changes.
+            intruder.progress(real, 0.5)
+            intruder.send(workers_pb2.WorkerMessage(
+                heartbeat=workers_pb2.HeartbeatRequest(
+                    client_id="intruder", lease_ids=[real.lease_id])))
+            intruder.complete(real, value="stolen")
+            ack = first_result_ack(intruder, "the intruder's ResultAck")
+            assert ack.code == PERMISSION_DENIED, ack
+            assert ack.lease_id == real.lease_id
+            unchanged(client, job.id)
+            # A unary call with another client_id, too.
+            expect_error(grpc.StatusCode.PERMISSION_DENIED,
+                         client.complete, real, client_id="intruder")
+            unchanged(client, job.id)
+            # The holder: its own client_id on a unary call, and its
+            # stream.
             client.workers.Progress(client_id="owner", job_id=job.id,
-                                    lease_id=real.lease_id, progress=0.25)
-            assert client.get(job.id).progress == 0.25
-            done = client.complete(real, value="mine", client_id="owner")
-            assert done.state == DONE
-            assert client.jobs.GetResult(id=job.id).value.string_value == \
-                "mine"
-    finally:
-        stop_hub(hub)
-
-
-def test_lease_of_a_connect_worker_is_bound_to_its_stream():
-    hub = start_hub()
-    try:
-        with HubClient(hub.address) as client:
-            pool, job_type = new_pool()
-            owner = ConnectWorker(hub.address, "owner", pool, [job_type])
-            intruder = ConnectWorker(hub.address, "intruder", pool,
-                                     [job_type + 1])
-            try:
-                owner.wait_welcome()
-                intruder.wait_welcome()
-                job = client.submit(pool, job_type)
-                real = owner.wait_assignments(1)[0]
-                # Another stream sends the owner's lease: refused with
-                # PERMISSION_DENIED in its ResultAck; nothing changes.
-                intruder.progress(real, 0.5)
-                intruder.send(workers_pb2.WorkerMessage(
-                    heartbeat=workers_pb2.HeartbeatRequest(
-                        client_id="intruder", lease_ids=[real.lease_id])))
-                intruder.complete(real, value="stolen")
-                ack = intruder.wait_for(
-                    lambda w: [m.result_ack for m in w.messages
-                               if m.WhichOneof("message") == "result_ack"],
-                    what="the intruder's ResultAck")[0]
-                assert ack.code == PERMISSION_DENIED, ack
-                assert ack.lease_id == real.lease_id
-                unchanged(client, job.id)
-                # A unary call with another client_id, too.
-                expect_error(grpc.StatusCode.PERMISSION_DENIED,
-                             client.complete, real, client_id="intruder")
-                unchanged(client, job.id)
-                # The holder: its own client_id on a unary call, and its
-                # stream.
-                client.workers.Progress(client_id="owner", job_id=job.id,
-                                        lease_id=real.lease_id,
-                                        progress=0.75)
-                owner.complete(real, value="mine")
-                wait_until(lambda: client.get(job.id).state == DONE,
-                           what="the owner's result")
-                assert client.jobs.GetResult(
-                    id=job.id).value.string_value == "mine"
-            finally:
-                owner.cancel()
-                intruder.cancel()
-    finally:
-        stop_hub(hub)
+                                    lease_id=real.lease_id, progress=0.75)
+            owner.complete(real, value="mine")
+            wait_until(lambda: client.get(job.id).state == DONE,
+                       what="the owner's result")
+            assert client.jobs.GetResult(
+                id=job.id).value.string_value == "mine"
 
 
 def test_lease_ids_carry_a_secret_that_differs_between_leases():
@@ -230,10 +216,8 @@ def test_resent_result_with_its_lease_id_succeeds_after_a_sigkill():
                                     progress=0.5)
             client.history_ending(stream_job.id, QUEUED, IN_PROGRESS)
             client.history_ending(unary_job.id, QUEUED, IN_PROGRESS)
-        hub.process.kill()
-        hub.process.wait()
+        hub.kill()  # also removes its folder (not the store)
         worker.cancel()
-        hub.stop()  # reaped already; cleans up its folder, not the store
         restarted = start_hub(["--data", data])
         with HubClient(restarted.address) as client:
             assert client.get(stream_job.id).state == IN_PROGRESS
@@ -261,10 +245,7 @@ def test_resent_result_with_its_lease_id_succeeds_after_a_sigkill():
                 assert back.worker_idx == welcome.worker_idx
                 assert back.running == 1  # the recovered lease is its own
                 again.complete(held, value="after the restart")
-                ack = again.wait_for(
-                    lambda w: [m.result_ack for m in w.messages
-                               if m.WhichOneof("message") == "result_ack"],
-                    what="the ResultAck")[0]
+                ack = first_result_ack(again, "the ResultAck")
                 assert ack.code == 0, ack
             job = client.get(stream_job.id)
             assert job.state == DONE and job.attempts == 1
@@ -275,32 +256,26 @@ def test_resent_result_with_its_lease_id_succeeds_after_a_sigkill():
                                    client_id="unary-keeper")
             assert done.state == DONE
     finally:
-        if hub.process.poll() is None:
-            hub.process.kill()
-        hub.stop()
+        hub.stop()  # killed already, unless the test failed first
         if restarted is not None:
             stop_hub(restarted)
         shutil.rmtree(data, ignore_errors=True)
 
 
-def test_connect_capacity_is_capped_at_the_default():
-    hub = start_hub()
-    try:
-        pool, job_type = new_pool()
-        with HubClient(hub.address) as client:
-            submit_many(client.channel, pool, job_type, 1100)
-            with ConnectWorker(hub.address, "greedy", pool, [job_type],
-                               capacity=1000000) as worker:
-                assert worker.wait_welcome().capacity == 1024
-                worker.wait_assignments(1024, timeout=30)
-                time.sleep(1.0)  # would more come?
-                assert len(worker.assignments) == 1024
-                stats = client.workers.Stats(pool_id=pool).job_types[0]
-                assert stats.in_progress == 1024 and stats.queued == 76
-        output = hub.output()
-        assert output.count("worker_capacity_capped") == 1, output[-3000:]
-    finally:
-        stop_hub(hub)
+def test_connect_capacity_is_capped_at_the_default(hub):
+    pool, job_type = new_pool()
+    with HubClient(hub.address) as client:
+        submit_many(client.channel, pool, job_type, 1100)
+        with ConnectWorker(hub.address, "greedy", pool, [job_type],
+                           capacity=1000000) as worker:
+            assert worker.wait_welcome().capacity == 1024
+            worker.wait_assignments(1024, timeout=30)
+            time.sleep(1.0)  # would more come?
+            assert len(worker.assignments) == 1024
+            stats = client.workers.Stats(pool_id=pool).job_types[0]
+            assert stats.in_progress == 1024 and stats.queued == 76
+    output = hub.output()
+    assert output.count("worker_capacity_capped") == 1, output[-3000:]
 
 
 def test_capacity_and_max_jobs_are_capped_by_the_flag():
@@ -330,85 +305,77 @@ def test_capacity_and_max_jobs_are_capped_by_the_flag():
         stop_hub(hub)
 
 
-def test_a_stream_that_ends_before_its_worker_starts_does_not_use_attempts():
-    hub = start_hub()
-    try:
-        pool, job_type = new_pool()
-        with HubClient(hub.address) as client:
-            ids = [client.submit(pool, job_type).id for _ in range(3)]
-            with ConnectWorker(hub.address, "half", pool, [job_type],
-                               capacity=3) as worker:
+def test_a_stream_that_ends_before_its_worker_starts_does_not_use_attempts(hub):
+    pool, job_type = new_pool()
+    with HubClient(hub.address) as client:
+        ids = [client.submit(pool, job_type).id for _ in range(3)]
+        with ConnectWorker(hub.address, "half", pool, [job_type],
+                           capacity=3) as worker:
+            worker.wait_welcome()
+            got = worker.wait_assignments(3)
+            by_id = {a.job.id: a for a in got}
+            # It starts one (Started) and heartbeats another; the
+            # third it never acknowledges.
+            worker.send(workers_pb2.WorkerMessage(
+                started=workers_pb2.Started(
+                    lease_ids=[by_id[ids[0]].lease_id])))
+            worker.send(workers_pb2.WorkerMessage(
+                heartbeat=workers_pb2.HeartbeatRequest(
+                    client_id="half",
+                    lease_ids=[by_id[ids[1]].lease_id])))
+            # Sent in order: once a progress of the first is seen, the
+            # messages before it were handled.
+            worker.progress(by_id[ids[0]], 0.1)
+            wait_until(lambda: client.get(ids[0]).progress == 0.1,
+                       what="the progress")
+        wait_until(lambda: all(client.get(i).state == QUEUED
+                               for i in ids), timeout=5,
+                   what="the jobs back in the queue")
+        assert [client.get(i).attempts for i in ids] == [1, 1, 0]
+        # Its lease number was used: a late result of it is refused.
+        expect_error(grpc.StatusCode.NOT_FOUND, client.complete,
+                     by_id[ids[2]], client_id="half")
+
+
+def test_a_flapping_worker_burns_no_attempts_and_is_paused(hub):
+    pool, job_type = new_pool()
+    with HubClient(hub.address) as client:
+        ids = submit_many(client.channel, pool, job_type, 2000,
+                          max_attempts=3)
+        started = time.monotonic()
+        for _ in range(3):
+            worker = ConnectWorker(hub.address, "flappy", pool,
+                                   [job_type], capacity=100)
+            try:
                 worker.wait_welcome()
-                got = worker.wait_assignments(3)
-                by_id = {a.job.id: a for a in got}
-                # It starts one (Started) and heartbeats another; the
-                # third it never acknowledges.
-                worker.send(workers_pb2.WorkerMessage(
-                    started=workers_pb2.Started(
-                        lease_ids=[by_id[ids[0]].lease_id])))
-                worker.send(workers_pb2.WorkerMessage(
-                    heartbeat=workers_pb2.HeartbeatRequest(
-                        client_id="half",
-                        lease_ids=[by_id[ids[1]].lease_id])))
-                # Sent in order: once a progress of the first is seen, the
-                # messages before it were handled.
-                worker.progress(by_id[ids[0]], 0.1)
-                wait_until(lambda: client.get(ids[0]).progress == 0.1,
-                           what="the progress")
-            wait_until(lambda: all(client.get(i).state == QUEUED
-                                   for i in ids), timeout=5,
-                       what="the jobs back in the queue")
-            assert [client.get(i).attempts for i in ids] == [1, 1, 0]
-            # Its lease number was used: a late result of it is refused.
-            expect_error(grpc.StatusCode.NOT_FOUND, client.complete,
-                         by_id[ids[2]], client_id="half")
-    finally:
-        stop_hub(hub)
-
-
-def test_a_flapping_worker_burns_no_attempts_and_is_paused():
-    hub = start_hub()
-    try:
-        pool, job_type = new_pool()
-        with HubClient(hub.address) as client:
-            ids = submit_many(client.channel, pool, job_type, 2000,
-                              max_attempts=3)
-            started = time.monotonic()
-            for _ in range(3):
-                worker = ConnectWorker(hub.address, "flappy", pool,
-                                       [job_type], capacity=100)
-                try:
-                    worker.wait_welcome()
-                    held = worker.wait_assignments(100, timeout=15)
-                finally:
-                    worker.cancel()  # drops the stream, jobs not started
-                wait_until(lambda: all(
-                    client.get(a.job.id).state != IN_PROGRESS
-                    for a in held[::10]), timeout=5,
-                    what="the dropped jobs out of the stream's hands")
-            assert time.monotonic() - started < 10
-            jobs = client.list_all(pool_id=pool, job_type_id=job_type)
-            assert len(jobs) == 2000
-            assert [j.id for j in jobs if j.state != QUEUED] == []
-            assert [j.id for j in jobs if j.attempts != 0] == []
-            # Its next Connect gets no jobs for a while (the pause).
-            with ConnectWorker(hub.address, "flappy", pool, [job_type],
-                               capacity=100) as paused:
-                paused.wait_welcome()
-                time.sleep(1.2)
-                assert paused.assignments == []
-            output = hub.output()
-            assert output.count("worker_backoff") == 1, output[-3000:]
-            assert "flappy" in output[output.index("worker_backoff"):][:300]
-            # Another worker finishes them all; none failed.
-            with ConnectWorker(hub.address, "good", pool, [job_type],
-                               capacity=200, auto_complete=True):
-                wait_until(lambda: all(
-                    j.state == DONE for j in client.list_all(
-                        pool_id=pool, job_type_id=job_type)),
-                    timeout=120, interval=0.5, what="every job DONE")
-            jobs = client.list_all(pool_id=pool, job_type_id=job_type)
-            assert sorted(j.id for j in jobs) == sorted(ids)
-            assert [j.id for j in jobs if j.state == FAILED] == []
-    finally:
-        stop_hub(hub)
+                held = worker.wait_assignments(100, timeout=15)
+            finally:
+                worker.cancel()  # drops the stream, jobs not started
+            wait_until(lambda: all(
+                client.get(a.job.id).state != IN_PROGRESS
+                for a in held[::10]), timeout=5,
+                what="the dropped jobs out of the stream's hands")
+        assert time.monotonic() - started < 10
+        jobs = client.list_all(pool_id=pool, job_type_id=job_type)
+        assert len(jobs) == 2000
+        assert [j.id for j in jobs if j.state != QUEUED] == []
+        assert [j.id for j in jobs if j.attempts != 0] == []
+        # Its next Connect gets no jobs for a while (the pause).
+        with ConnectWorker(hub.address, "flappy", pool, [job_type],
+                           capacity=100) as paused:
+            paused.wait_welcome()
+            time.sleep(1.2)
+            assert paused.assignments == []
+        output = hub.output()
+        assert output.count("worker_backoff") == 1, output[-3000:]
+        assert "flappy" in output[output.index("worker_backoff"):][:300]
+        # Another worker finishes them all; none failed.
+        with ConnectWorker(hub.address, "good", pool, [job_type],
+                           capacity=200, auto_complete=True):
+            wait_until(lambda: all(
+                j.state == DONE for j in client.list_all(
+                    pool_id=pool, job_type_id=job_type)),
+                timeout=120, interval=0.5, what="every job DONE")
+        jobs = client.list_all(pool_id=pool, job_type_id=job_type)
+        assert sorted(j.id for j in jobs) == sorted(ids)
+        assert [j.id for j in jobs if j.state == FAILED] == []

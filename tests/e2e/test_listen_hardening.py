@@ -12,12 +12,12 @@ import grpc
 import pytest
 
 import health_pb2
-from conftest import BUILD, JOBHUBD, start_server
+from conftest import BUILD, JOBHUBD, Server, cpu_seconds, start_server
+from raw_h2 import PREFACE
 from test_transport import make_pki
 
 WORKER = os.path.join(BUILD, "worker", "jobhub-worker")
 CLI = os.path.join(BUILD, "client", "jobhub")
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_cleartext_is_refused_when_tls_is_configured(pki):
         with grpc.secure_channel(server.address, mtls_credentials(pki)) as ch:
             assert health(ch) == health_pb2.HealthCheckResponse.SERVING
         # The HTTP/2 preface gets no answer, just the close.
-        assert raw_exchange(server.address, H2_PREFACE) == b""
+        assert raw_exchange(server.address, PREFACE) == b""
         # HTTP/1.x gets a 400 that says why (Go net/http's convention).
         answer = raw_exchange(server.address,
                               b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -171,13 +171,6 @@ def test_port_0_with_two_threads_spreads_connections():
 
 # (c) Out of file descriptors.
 
-def proc_cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # utime and stime are fields 14 and 15 of stat(5), in clock ticks.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def proc_open_files_limits(pid):
     with open("/proc/%d/limits" % pid) as f:
         for line in f:
@@ -187,47 +180,14 @@ def proc_open_files_limits(pid):
     raise AssertionError("no Max open files in /proc/%d/limits" % pid)
 
 
-class LimitedHub:
+def limited_hub(nofile):
     """jobhubd started under prlimit (which execs it: same pid)."""
-
-    def __init__(self, nofile, extra=()):
-        self.dir = tempfile.mkdtemp(prefix="jobhub-e2e-fd-")
-        port_file = os.path.join(self.dir, "port")
-        self.log_path = os.path.join(self.dir, "log")
-        self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            ["prlimit", "--nofile=%s" % nofile, JOBHUBD,
-             "--listen", "127.0.0.1:0", "--port-file", port_file,
-             "--data", os.path.join(self.dir, "var"), "--threads", "2",
-             "--keepalive-timeout", "60"] + list(extra),
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(port_file):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("jobhubd did not start:\n" + self.output())
-            time.sleep(0.02)
-        with open(port_file) as f:
-            self.port = int(f.read())
-        self.address = "127.0.0.1:%d" % self.port
-
-    def output(self):
-        self.log.flush()
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            return self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+    return Server(JOBHUBD, ["--threads", "2", "--keepalive-timeout", "60"],
+                  wrapper=["prlimit", "--nofile=%s" % nofile])
 
 
 def test_soft_fd_limit_is_raised_to_the_hard_limit():
-    hub = LimitedHub("256:1024")
+    hub = limited_hub("256:1024")
     try:
         assert proc_open_files_limits(hub.process.pid) == (1024, 1024)
         assert "event=fd_limit soft=1024 hard=1024" in hub.output()
@@ -236,7 +196,7 @@ def test_soft_fd_limit_is_raised_to_the_hard_limit():
 
 
 def test_out_of_descriptors_neither_spins_nor_floods_the_log():
-    hub = LimitedHub("64:64")
+    hub = limited_hub("64:64")
     clients = []
     try:
         pid = hub.process.pid
@@ -251,9 +211,9 @@ def test_out_of_descriptors_neither_spins_nor_floods_the_log():
             time.sleep(0.05)
         time.sleep(0.3)  # let the server settle into the EMFILE state
         log_before = len(hub.output().splitlines())
-        cpu_before = proc_cpu_seconds(pid)
+        cpu_before = cpu_seconds(pid)
         time.sleep(2)
-        cpu = proc_cpu_seconds(pid) - cpu_before
+        cpu = cpu_seconds(pid) - cpu_before
         new_lines = hub.output().splitlines()[log_before:]
         accept_lines = [l for l in new_lines if "accept" in l]
         print("out of fds for 2 s: %.3f s CPU, %d accept lines" % (

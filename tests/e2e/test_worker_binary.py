@@ -5,60 +5,14 @@ mid-job leaves it to another, and a hub restart is ridden out (reconnect,
 results re-sent)."""
 import os
 import signal
-import subprocess
 import tempfile
-import time
 
-import grpc
-
-from conftest import BUILD
 from hub_client import (CANCELLED, DONE, FAILED, IN_PROGRESS, QUEUED,
-                        HubClient,
+                        HubClient, Worker,
                         common_pb2, new_pool, start_hub, stop_hub, struct,
                         wait_until, workers_pb2)
 
 JobConfig = common_pb2.JobConfig
-
-WORKER = os.path.join(BUILD, "worker", "jobhub-worker")
-
-
-class Worker:
-    """A jobhub-worker process; stop() returns its exit code."""
-
-    def __init__(self, address, pool, job_type, module="echo", capacity=4,
-                 client_id=None, extra=()):
-        self.log = tempfile.NamedTemporaryFile(prefix="jobhub-worker-",
-                                               suffix=".log", delete=False)
-        args = [WORKER, "--addr", address, "--pool", str(pool), "--job-type",
-                str(job_type), "--module", module, "--capacity",
-                str(capacity), "--log-level", "debug"] + list(extra)
-        if client_id is not None:
-            args += ["--client-id", client_id]
-        self.process = subprocess.Popen(args, stdout=self.log,
-                                        stderr=subprocess.STDOUT)
-
-    def output(self):
-        with open(self.log.name, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def signal(self, sig):
-        self.process.send_signal(sig)
-
-    def wait(self, timeout=30):
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError("jobhub-worker did not exit:\n" +
-                                 self.output())
-
-    def stop(self, timeout=30):
-        if self.process.poll() is None:
-            self.signal(signal.SIGTERM)
-        code = self.wait(timeout)
-        os.unlink(self.log.name)
-        return code
 
 
 def connected_workers(client, pool):
@@ -138,8 +92,7 @@ def test_a_killed_worker_leaves_its_job_to_another():
             job = sleep_job(client, pool, job_type, 1)
             wait_until(lambda: client.get(job.id).state == IN_PROGRESS,
                        timeout=20, what="the job to start")
-            first.process.kill()
-            first.wait()
+            first.kill()
             second = Worker(hub.address, pool, job_type, module="sleep",
                             capacity=1, client_id="second")
             done = wait_until(
@@ -176,9 +129,7 @@ def test_the_worker_rides_out_a_hub_restart():
         # The hub goes away while the job runs and comes back on the same
         # port and store: the worker reconnects, the recovered lease is its
         # again, and its result is taken.
-        hub.process.kill()
-        hub.process.wait()
-        hub.stop()
+        hub.kill()
         restarted = start_hub(["--data", data, "--listen",
                                "127.0.0.1:%d" % port])
         with HubClient(restarted.address) as client:
@@ -194,6 +145,7 @@ def test_the_worker_rides_out_a_hub_restart():
     finally:
         if worker.process.poll() is None:
             worker.process.kill()
+        hub.stop()  # killed already, unless the test failed first
         if restarted is not None:
             stop_hub(restarted)
 

@@ -13,21 +13,13 @@ import grpc
 import pytest
 
 from hub_client import (CANCELLED, DONE, FAILED, IN_PROGRESS, QUEUED,
-                        ConnectWorker, HubClient, expect_error, new_pool,
-                        start_hub, stop_hub, wait_until, workers_pb2)
+                        ConnectWorker, expect_error, new_pool, wait_until,
+                        workers_pb2)
 
 
 @pytest.fixture
-def hub():
-    server = start_hub(["--retry-backoff-ms", "50"])
-    yield server
-    stop_hub(server)
-
-
-@pytest.fixture
-def client(hub):
-    with HubClient(hub.address) as c:
-        yield c
+def hub_args():
+    return ["--retry-backoff-ms", "50"]
 
 
 def packed(pool_id, job_type_id, worker_id):

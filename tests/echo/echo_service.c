@@ -69,6 +69,26 @@ static void echo_metadata(rpc_call *call) {
   }
 }
 
+/* The request's text metadata (binary -bin keys left out) as "key: value\n"
+ * lines, NUL-terminated, in text (the caller frees it with
+ * rpc_buffer_free). Returns 0, or -1 when out of memory. */
+static int metadata_lines(rpc_call *call, rpc_buffer *text) {
+  const rpc_metadata *md = rpc_call_request_metadata(call);
+  for (size_t i = 0; i < md->count; i++) {
+    const rpc_metadata_entry *entry = &md->entries[i];
+    if (rpc_metadata_key_is_binary(entry->key, entry->key_len)) {
+      continue;
+    }
+    if (rpc_buffer_append(text, entry->key, entry->key_len) != 0 ||
+        rpc_buffer_append(text, ": ", 2) != 0 ||
+        rpc_buffer_append(text, entry->value, entry->value_len) != 0 ||
+        rpc_buffer_append(text, "\n", 1) != 0) {
+      return -1;
+    }
+  }
+  return rpc_buffer_append(text, "", 1);
+}
+
 static Jobhub__Test__EchoResponse
 response_for(const Jobhub__Test__EchoRequest *request, uint32_t index) {
   Jobhub__Test__EchoResponse response = JOBHUB__TEST__ECHO_RESPONSE__INIT;
@@ -114,8 +134,19 @@ static void answer(echo_call *e) {
     return;
   }
   Jobhub__Test__EchoResponse response = response_for(request, 0);
+  rpc_buffer lines;
+  rpc_buffer_init(&lines);
+  if (request->metadata_in_message) {
+    if (metadata_lines(e->call, &lines) != 0) {
+      rpc_buffer_free(&lines);
+      finish(e, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      return;
+    }
+    response.message = (char *)lines.data;
+  }
   ev_timer_stop(rpc_call_loop(e->call), &e->delay);
   jobhub_test_echo_unary_reply(e->call, &response);
+  rpc_buffer_free(&lines);
   echo_call_free(e);
 }
 

@@ -222,6 +222,15 @@ static void write_file(const char *path, const char *text) {
   assert_int_equal(fclose(file), 0);
 }
 
+/* Makes a temporary file (path: a "/tmp/test_auth_XXXXXX" buffer, filled
+ * in) holding text. */
+static void temp_file(char *path, const char *text) {
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  write_file(path, text);
+}
+
 static rpc_status_code check(auth_guard *guard, const char *service,
                              const char *method, const char *authorization,
                              char *message, size_t size) {
@@ -229,49 +238,63 @@ static rpc_status_code check(auth_guard *guard, const char *service,
   return auth_guard_check(guard, &request, message, size);
 }
 
+/* A call the guard is asked about, and its answer. */
+typedef struct check_case {
+  const char *service;
+  const char *method;
+  const char *authorization;
+  rpc_status_code code;
+  const char *message; /* the whole status message, or NULL: any */
+} check_case;
+
+/* Asks the guard about each case; fails on the first wrong answer. */
+static void expect_checks(auth_guard *guard, const check_case *cases,
+                          size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    char message[256] = "";
+    rpc_status_code code =
+        check(guard, cases[i].service, cases[i].method, cases[i].authorization,
+              message, sizeof(message));
+    if (code != cases[i].code ||
+        (cases[i].message != NULL && strcmp(message, cases[i].message) != 0)) {
+      print_error("case %zu: %s/%s with %s: %d \"%s\"\n", i, cases[i].service,
+                  cases[i].method,
+                  cases[i].authorization ? cases[i].authorization : "(none)",
+                  code, message);
+      fail();
+    }
+  }
+}
+
 static void test_guard_checks_and_reloads(void **state) {
   (void)state;
   char path[] = "/tmp/test_auth_XXXXXX";
-  int fd = mkstemp(path);
-  assert_true(fd >= 0);
-  close(fd);
-  write_file(path, "client bearer one\n");
+  temp_file(path, "client bearer one\n");
   char err[256] = "";
-  char message[256] = "";
   auth_guard *guard = auth_guard_open(path, err, sizeof(err));
   assert_non_null(guard);
   assert_int_equal(auth_guard_count(guard), 1);
-
-  assert_int_equal(
-      check(guard, "jobhub.v1.Jobs", "Submit", NULL, message, sizeof(message)),
-      RPC_STATUS_UNAUTHENTICATED);
-  assert_string_equal(message, "missing credentials");
-  assert_int_equal(check(guard, "jobhub.v1.Jobs", "Submit", "Bearer two",
-                         message, sizeof(message)),
-                   RPC_STATUS_UNAUTHENTICATED);
-  assert_string_equal(message, "invalid credentials");
-  assert_int_equal(check(guard, "jobhub.v1.Jobs", "Submit", "Bearer one",
-                         message, sizeof(message)),
-                   RPC_STATUS_OK);
-  assert_int_equal(check(guard, "jobhub.v1.Workers", "Add", "Bearer one",
-                         message, sizeof(message)),
-                   RPC_STATUS_PERMISSION_DENIED);
-  assert_string_equal(message,
-                      "role client may not call jobhub.v1.Workers/Add");
-  assert_int_equal(check(guard, "grpc.health.v1.Health", "Check", NULL, message,
-                         sizeof(message)),
-                   RPC_STATUS_OK);
+  static const check_case at_start[] = {
+      {"jobhub.v1.Jobs", "Submit", NULL, RPC_STATUS_UNAUTHENTICATED,
+       "missing credentials"},
+      {"jobhub.v1.Jobs", "Submit", "Bearer two", RPC_STATUS_UNAUTHENTICATED,
+       "invalid credentials"},
+      {"jobhub.v1.Jobs", "Submit", "Bearer one", RPC_STATUS_OK, NULL},
+      {"jobhub.v1.Workers", "Add", "Bearer one", RPC_STATUS_PERMISSION_DENIED,
+       "role client may not call jobhub.v1.Workers/Add"},
+      {"grpc.health.v1.Health", "Check", NULL, RPC_STATUS_OK, NULL}};
+  expect_checks(guard, at_start, sizeof(at_start) / sizeof(at_start[0]));
 
   /* A good file replaces the set. */
   write_file(path, "admin bearer two\n\nworker bearer three\n");
   assert_int_equal(auth_guard_reload(guard, err, sizeof(err)), 0);
   assert_int_equal(auth_guard_count(guard), 2);
-  assert_int_equal(check(guard, "jobhub.v1.Jobs", "Submit", "Bearer one",
-                         message, sizeof(message)),
-                   RPC_STATUS_UNAUTHENTICATED);
-  assert_int_equal(check(guard, "jobhub.v1.Workers", "Add", "Bearer two",
-                         message, sizeof(message)),
-                   RPC_STATUS_OK);
+  static const check_case after_reload[] = {
+      {"jobhub.v1.Jobs", "Submit", "Bearer one", RPC_STATUS_UNAUTHENTICATED,
+       NULL},
+      {"jobhub.v1.Workers", "Add", "Bearer two", RPC_STATUS_OK, NULL}};
+  expect_checks(guard, after_reload,
+                sizeof(after_reload) / sizeof(after_reload[0]));
 
   /* A bad one keeps it, and says where. */
   write_file(path, "admin bearer four\nnobody bearer five\n");
@@ -280,20 +303,21 @@ static void test_guard_checks_and_reloads(void **state) {
   snprintf(where, sizeof(where), "%s:2: unknown role", path);
   assert_memory_equal(err, where, strlen(where));
   assert_int_equal(auth_guard_count(guard), 2);
-  assert_int_equal(check(guard, "jobhub.v1.Workers", "Add", "Bearer two",
-                         message, sizeof(message)),
-                   RPC_STATUS_OK);
-  assert_int_equal(check(guard, "jobhub.v1.Workers", "Add", "Bearer four",
-                         message, sizeof(message)),
-                   RPC_STATUS_UNAUTHENTICATED);
+  static const check_case after_bad_file[] = {
+      {"jobhub.v1.Workers", "Add", "Bearer two", RPC_STATUS_OK, NULL},
+      {"jobhub.v1.Workers", "Add", "Bearer four", RPC_STATUS_UNAUTHENTICATED,
+       NULL}};
+  expect_checks(guard, after_bad_file,
+                sizeof(after_bad_file) / sizeof(after_bad_file[0]));
 
   /* So does a file that is gone. */
   assert_int_equal(unlink(path), 0);
   assert_int_equal(auth_guard_reload(guard, err, sizeof(err)), -1);
   assert_non_null(strstr(err, "cannot read auth file"));
-  assert_int_equal(check(guard, "jobhub.v1.Workers", "Lease", "Bearer three",
-                         message, sizeof(message)),
-                   RPC_STATUS_OK);
+  static const check_case after_gone_file[] = {
+      {"jobhub.v1.Workers", "Lease", "Bearer three", RPC_STATUS_OK, NULL}};
+  expect_checks(guard, after_gone_file,
+                sizeof(after_gone_file) / sizeof(after_gone_file[0]));
   auth_guard_free(guard);
 
   assert_null(auth_guard_open(path, err, sizeof(err)));
@@ -326,10 +350,7 @@ static void *check_repeatedly(void *arg) {
 static void test_checks_run_while_reloading(void **state) {
   (void)state;
   char path[] = "/tmp/test_auth_XXXXXX";
-  int fd = mkstemp(path);
-  assert_true(fd >= 0);
-  close(fd);
-  write_file(path, "client bearer stay\n");
+  temp_file(path, "client bearer stay\n");
   char err[256] = "";
   auth_guard *guard = auth_guard_open(path, err, sizeof(err));
   assert_non_null(guard);

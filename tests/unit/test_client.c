@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <ev.h>
 
+#include "deep_message.h"
 #include "echo.rpc.h"
 #include "echo_service.h"
 #include "google/protobuf/struct.pb-c.h"
@@ -646,24 +647,6 @@ static void test_tls(void **state) {
   SSL_CTX_free(tls);
 }
 
-/* Wraps buf[start..size) in a length-delimited field number; returns the
- * new start. */
-static size_t wrap_field(uint8_t *buf, size_t size, size_t start,
-                         uint32_t number) {
-  size_t len = size - start;
-  uint8_t varint[10];
-  size_t n = 0;
-  do {
-    varint[n++] = (uint8_t)((len & 0x7f) | (len >= 0x80 ? 0x80 : 0));
-    len >>= 7;
-  } while (len > 0);
-  assert_true(start >= n + 1);
-  start -= n;
-  memcpy(buf + start, varint, n);
-  buf[--start] = (uint8_t)(number << 3 | 2);
-  return start;
-}
-
 /* Responses go through the same checks as requests, with protobuf's limit
  * of 100: read as a Struct entry, EchoResponse's payload (field 2, bytes)
  * is the entry's Value, so the echo server sends back whatever Value the
@@ -700,10 +683,10 @@ static void test_response_checked_before_unpacking(void **state) {
     size_t len = strlen(cases[i].inner);
     size_t start = sizeof(buf) - len;
     memcpy(buf + start, cases[i].inner, len);
-    start = wrap_field(buf, sizeof(buf), start, 3); /* string_value */
+    start = deep_wrap_field(buf, sizeof(buf), start, 3); /* string_value */
+    static const uint32_t list_value_values[] = {1, 6};
     for (int k = 0; k < cases[i].pairs; k++) {
-      start = wrap_field(buf, sizeof(buf), start, 1); /* values */
-      start = wrap_field(buf, sizeof(buf), start, 6); /* list_value */
+      start = deep_wrap_fields(buf, sizeof(buf), start, list_value_values, 2);
     }
     Jobhub__Test__EchoRequest request = JOBHUB__TEST__ECHO_REQUEST__INIT;
     request.payload.data = buf + start;

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "deep_message.h"
 #include "google/protobuf/any.pb-c.h"
 #include "google/protobuf/duration.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
@@ -948,24 +949,6 @@ static void test_depth_limit(void **state) {
   rpc_buffer_free(&out);
 }
 
-/* Wraps the inner_len bytes at the end of buf (size bytes) in a field
- * number (wire type 2); returns where the result starts. */
-static size_t wrap_field(uint8_t *buf, size_t size, size_t start,
-                         uint32_t number) {
-  size_t len = size - start;
-  uint8_t varint[10];
-  size_t n = 0;
-  do {
-    varint[n++] = (uint8_t)((len & 0x7f) | (len >= 0x80 ? 0x80 : 0));
-    len >>= 7;
-  } while (len > 0);
-  assert_true(start >= n + 1);
-  start -= n;
-  memcpy(buf + start, varint, n);
-  buf[--start] = (uint8_t)(number << 3 | 2);
-  return start;
-}
-
 /* Nesting far past the limit, as an attacker sends it (the CLI transcodes
  * answers of raw-bytes calls without protobuf-c): refused both ways, not
  * followed down the stack. */
@@ -976,16 +959,7 @@ static void test_depth_limit_far_past(void **state) {
   rpc_buffer_init(&out);
   char err[512];
   /* SubmitRequest.config.module_params, a Struct 3,000 levels deep. */
-  size_t start = sizeof(buf);
-  for (int i = 0; i < 3000; i++) {
-    start = wrap_field(buf, sizeof(buf), start, 5); /* Value.struct_value */
-    start = wrap_field(buf, sizeof(buf), start, 2); /* entry value */
-    start -= 3;
-    memcpy(buf + start, "\x0a\x01k", 3);            /* entry key */
-    start = wrap_field(buf, sizeof(buf), start, 1); /* Struct.fields */
-  }
-  start = wrap_field(buf, sizeof(buf), start, 5); /* module_params */
-  start = wrap_field(buf, sizeof(buf), start, 4); /* config */
+  size_t start = deep_submit_struct(buf, sizeof(buf), 3000);
   assert_int_equal(rpc_json_from_wire(pool, "jobhub.v1.SubmitRequest",
                                       buf + start, sizeof(buf) - start, NULL,
                                       &out, err, sizeof(err)),
@@ -995,7 +969,7 @@ static void test_depth_limit_far_past(void **state) {
   /* A plain message 20,000 levels deep. */
   start = sizeof(buf);
   for (int i = 0; i < 20000; i++) {
-    start = wrap_field(buf, sizeof(buf), start, 1);
+    start = deep_wrap_field(buf, sizeof(buf), start, 1);
   }
   assert_int_equal(rpc_json_from_wire(pool, "jobhub.test.Recursive",
                                       buf + start, sizeof(buf) - start, NULL,

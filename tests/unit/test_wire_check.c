@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "deep_message.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "jobhub/v1/jobs.pb-c.h"
 #include "json_test.pb-c.h"
@@ -198,34 +199,11 @@ static void test_malformed_and_unknown(void **state) {
   run_cases(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
-/* Wraps the inner_len bytes at the end of out (size bytes) in `levels`
- * length-delimited fields, numbers[0] innermost. Returns where the
- * result starts; it ends at out + size. */
-static size_t nest(uint8_t *out, size_t size, size_t inner_len,
-                   const uint32_t *numbers, size_t levels) {
-  size_t start = size - inner_len;
-  for (size_t i = 0; i < levels; i++) {
-    size_t len = size - start;
-    uint8_t varint[10];
-    size_t n = 0;
-    do {
-      varint[n++] = (uint8_t)((len & 0x7f) | (len >= 0x80 ? 0x80 : 0));
-      len >>= 7;
-    } while (len > 0);
-    assert_true(start >= n + 1);
-    start -= n;
-    memcpy(out + start, varint, n);
-    out[--start] = (uint8_t)(numbers[i] << 3 | 2);
-  }
-  return start;
-}
-
 /* Recursive.child (1) nested depth times: the deepest at depth `depth`. */
 static size_t recursive(uint8_t *out, size_t size, size_t depth) {
-  static const uint32_t child[] = {1};
   size_t start = size;
   for (size_t i = 0; i < depth; i++) {
-    start = nest(out, size, size - start, child, 1);
+    start = deep_wrap_field(out, size, start, 1);
   }
   return start;
 }
@@ -273,30 +251,11 @@ static void test_depth_boundary(void **state) {
   /* Malformed below the limit is a parse error; past it, the depth. */
   static const uint32_t three[] = {1, 1, 1};
   buf[sizeof(buf) - 1] = 0x0a; /* a truncated child inside the third */
-  start = nest(buf, sizeof(buf), 1, three, 3);
+  start = deep_wrap_fields(buf, sizeof(buf), sizeof(buf) - 1, three, 3);
   assert_int_equal(rpc_wire_check(d, buf + start, sizeof(buf) - start, 100, err,
                                   sizeof(err)),
                    MALFORMED);
   assert_string_equal(err, "child.child.child: field 1: length past the end");
-}
-
-/* module_params Struct nested `levels` JSON levels deep in a SubmitRequest
- * (config = 4, module_params = 5): the Struct at level j is at depth
- * 2 + 3j (entry, Value, Struct per level). */
-static size_t submit_with_struct(uint8_t *out, size_t size, size_t levels) {
-  /* Struct { fields { key: "k" value { struct_value: <inner> } } } */
-  size_t start = size;
-  for (size_t i = 0; i < levels; i++) {
-    static const uint32_t value_struct[] = {5, 2}; /* struct_value, value */
-    start = nest(out, size, size - start, value_struct, 2);
-    /* the entry's key before its value */
-    start -= 3;
-    memcpy(out + start, "\x0a\x01k", 3);
-    static const uint32_t fields[] = {1};
-    start = nest(out, size, size - start, fields, 1);
-  }
-  static const uint32_t outer[] = {5, 4}; /* module_params, config */
-  return nest(out, size, size - start, outer, 2);
 }
 
 static void test_struct_depth(void **state) {
@@ -305,7 +264,7 @@ static void test_struct_depth(void **state) {
   char err[256];
   /* levels JSON levels: deepest Struct at depth 2 + 3 * levels. 32 levels
    * reach 98; 33 reach 101. */
-  size_t start = submit_with_struct(buf, sizeof(buf), 32);
+  size_t start = deep_submit_struct(buf, sizeof(buf), 32);
   assert_int_equal(rpc_wire_check(SUBMIT, buf + start, sizeof(buf) - start,
                                   RPC_MAX_MESSAGE_DEPTH, err, sizeof(err)),
                    0);
@@ -313,7 +272,7 @@ static void test_struct_depth(void **state) {
       protobuf_c_message_unpack(SUBMIT, NULL, sizeof(buf) - start, buf + start);
   assert_non_null(m);
   protobuf_c_message_free_unpacked(m, NULL);
-  start = submit_with_struct(buf, sizeof(buf), 33);
+  start = deep_submit_struct(buf, sizeof(buf), 33);
   assert_int_equal(rpc_wire_check(SUBMIT, buf + start, sizeof(buf) - start,
                                   RPC_MAX_MESSAGE_DEPTH, err, sizeof(err)),
                    INVALID);
@@ -324,7 +283,7 @@ static void test_struct_depth(void **state) {
   assert_non_null(
       strstr(err, "...struct_value: nested deeper than 100 levels"));
   /* The crash: 3,000 levels (about 41 KB). */
-  start = submit_with_struct(buf, sizeof(buf), 3000);
+  start = deep_submit_struct(buf, sizeof(buf), 3000);
   assert_int_equal(rpc_wire_check(SUBMIT, buf + start, sizeof(buf) - start,
                                   RPC_MAX_MESSAGE_DEPTH, err, sizeof(err)),
                    INVALID);
@@ -403,7 +362,7 @@ static void test_message_decode(void **state) {
       RPC_MESSAGE_ERR_PARSE);
   assert_string_equal(err, "field 3: length past the end");
   /* 3,000 levels gzip-compressed: inflated, then refused. */
-  size_t start = submit_with_struct(buf, sizeof(buf), 3000);
+  size_t start = deep_submit_struct(buf, sizeof(buf), 3000);
   rpc_buffer packed;
   rpc_buffer_init(&packed);
   assert_int_equal(rpc_gzip_compress(buf + start, sizeof(buf) - start, &packed),
@@ -416,7 +375,7 @@ static void test_message_decode(void **state) {
   assert_non_null(strstr(err, "nested deeper than 100 levels"));
   rpc_buffer_free(&packed);
   /* A smaller limit given by the caller. */
-  start = submit_with_struct(buf, sizeof(buf), 32); /* depth 98 */
+  start = deep_submit_struct(buf, sizeof(buf), 32); /* depth 98 */
   assert_int_equal(
       rpc_message_decode(SUBMIT, false, buf + start, sizeof(buf) - start,
                          1 << 20, RPC_MAX_REQUEST_DEPTH, &m, err, sizeof(err)),
