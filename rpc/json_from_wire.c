@@ -257,9 +257,8 @@ static field_info value_field(uint32_t number) {
   return fi;
 }
 
-static int write_struct(context *ctx, const uint8_t *data, size_t size);
-
-static int write_list_value(context *ctx, const uint8_t *data, size_t size);
+static int write_struct_or_list(context *ctx, bool is_struct,
+                                const uint8_t *data, size_t size);
 
 /* google.protobuf.Value: its kind, the last one set; none is null. */
 static int write_struct_value(context *ctx, const record_list *records) {
@@ -317,8 +316,7 @@ static int write_struct_value(context *ctx, const record_list *records) {
       if (rpc_json_enter(ctx) != 0) {
         rv = -1;
       } else {
-        rv = chosen->number == 5 ? write_struct(ctx, data, len)
-                                 : write_list_value(ctx, data, len);
+        rv = write_struct_or_list(ctx, chosen->number == 5, data, len);
         rpc_json_leave(ctx);
       }
     }
@@ -328,32 +326,27 @@ static int write_struct_value(context *ctx, const record_list *records) {
   }
 }
 
-static int write_struct(context *ctx, const uint8_t *data, size_t size) {
+/* A Struct (is_struct: its field 1, a map of Values) or a ListValue (its
+ * field 1, a list of Values). */
+static int write_struct_or_list(context *ctx, bool is_struct,
+                                const uint8_t *data, size_t size) {
   record_list records;
-  int rv = rpc_json_scan_message(ctx, "google.protobuf.Struct", data, size,
-                                 &records);
+  int rv = rpc_json_scan_message(
+      ctx, is_struct ? "google.protobuf.Struct" : "google.protobuf.ListValue",
+      data, size, &records);
   if (rv == 0) {
-    field_info key = rpc_json_plain_field(1, FIELD_TYPE(STRING));
-    field_info value = value_field(2);
     const record *run;
     size_t count = rpc_json_find_run(&records, 1, &run);
-    rv = write_map(ctx, "google.protobuf.Struct.FieldsEntry", &key, &value, run,
-                   count);
-  }
-  free(records.items);
-  return rv;
-}
-
-static int write_list_value(context *ctx, const uint8_t *data, size_t size) {
-  record_list records;
-  int rv = rpc_json_scan_message(ctx, "google.protobuf.ListValue", data, size,
-                                 &records);
-  if (rv == 0) {
-    field_info values = value_field(1);
-    values.repeated = true;
-    const record *run;
-    size_t count = rpc_json_find_run(&records, 1, &run);
-    rv = write_list(ctx, &values, run, count);
+    if (is_struct) {
+      field_info key = rpc_json_plain_field(1, FIELD_TYPE(STRING));
+      field_info value = value_field(2);
+      rv = write_map(ctx, "google.protobuf.Struct.FieldsEntry", &key, &value,
+                     run, count);
+    } else {
+      field_info values = value_field(1);
+      values.repeated = true;
+      rv = write_list(ctx, &values, run, count);
+    }
   }
   free(records.items);
   return rv;
@@ -430,10 +423,8 @@ static int write_message(context *ctx, const type_ref *type,
     rpc_json_open_container(ctx, '{');
     rv = write_members(ctx, type, data, size, &first);
     rpc_json_close_container(ctx, '}', first);
-  } else if (type->kind == WKT_STRUCT) {
-    rv = write_struct(ctx, data, size);
-  } else if (type->kind == WKT_LIST_VALUE) {
-    rv = write_list_value(ctx, data, size);
+  } else if (type->kind == WKT_STRUCT || type->kind == WKT_LIST_VALUE) {
+    rv = write_struct_or_list(ctx, type->kind == WKT_STRUCT, data, size);
   } else {
     record_list records;
     rv = rpc_json_scan_message(ctx, type->name, data, size, &records);

@@ -12,6 +12,19 @@
 static int encode_message_value(context *ctx, const type_ref *type,
                                 const json_t *v);
 
+/* Writes field number: the message of type from v, length-delimited. */
+static int encode_message_field(context *ctx, uint32_t number,
+                                const type_ref *type, const json_t *v) {
+  if (rpc_json_put_tag(ctx, number, WIRE_LEN) != 0) {
+    return -1;
+  }
+  size_t start = rpc_json_begin_len(ctx);
+  if (encode_message_value(ctx, type, v) != 0) {
+    return -1;
+  }
+  return rpc_json_end_len(ctx, start);
+}
+
 static bool field_takes_null(const field_info *fi) {
   return fi->null_value ||
          (is_message(fi->type) && fi->message.kind == WKT_VALUE);
@@ -32,14 +45,7 @@ static int encode_single(context *ctx, const field_info *fi, const json_t *v,
       }
       return rpc_json_put_tag(ctx, fi->number, WIRE_END_GROUP);
     }
-    if (rpc_json_put_tag(ctx, fi->number, WIRE_LEN) != 0) {
-      return -1;
-    }
-    size_t start = rpc_json_begin_len(ctx);
-    if (encode_message_value(ctx, &fi->message, v) != 0) {
-      return -1;
-    }
-    return rpc_json_end_len(ctx, start);
+    return encode_message_field(ctx, fi->number, &fi->message, v);
   }
   scalar s;
   if (rpc_json_parse_scalar(ctx, fi, v, &s) != 0) {
@@ -289,14 +295,7 @@ static int encode_struct_value(context *ctx, const json_t *v) {
     type_ref ref =
         object ? well_known_ref(WKT_STRUCT, "google.protobuf.Struct")
                : well_known_ref(WKT_LIST_VALUE, "google.protobuf.ListValue");
-    if (rpc_json_put_tag(ctx, object ? 5 : 6, WIRE_LEN) != 0) {
-      return -1;
-    }
-    size_t start = rpc_json_begin_len(ctx);
-    if (encode_message_value(ctx, &ref, v) != 0) {
-      return -1;
-    }
-    return rpc_json_end_len(ctx, start);
+    return encode_message_field(ctx, object ? 5 : 6, &ref, v);
   }
   }
 }
@@ -314,21 +313,14 @@ static int encode_struct(context *ctx, const json_t *v) {
     const char *key = json_object_iter_key(it);
     size_t key_len = json_object_iter_key_len(it);
     size_t saved = rpc_json_push_key(ctx, key, key_len);
-    size_t entry = 0, inner = 0;
+    size_t entry = 0;
     int rv = rpc_json_put_tag(ctx, 1, WIRE_LEN);
     if (rv == 0) {
       entry = rpc_json_begin_len(ctx);
       rv = rpc_json_put_string(ctx, 1, key, key_len);
     }
     if (rv == 0) {
-      rv = rpc_json_put_tag(ctx, 2, WIRE_LEN);
-      inner = rpc_json_begin_len(ctx);
-    }
-    if (rv == 0) {
-      rv = encode_message_value(ctx, &value, json_object_iter_value(it));
-    }
-    if (rv == 0) {
-      rv = rpc_json_end_len(ctx, inner);
+      rv = encode_message_field(ctx, 2, &value, json_object_iter_value(it));
     }
     if (rv == 0) {
       rv = rpc_json_end_len(ctx, entry);
@@ -350,15 +342,7 @@ static int encode_list_value(context *ctx, const json_t *v) {
   type_ref value = well_known_ref(WKT_VALUE, "google.protobuf.Value");
   for (size_t i = 0; i < json_array_size(v); i++) {
     size_t saved = rpc_json_push_index(ctx, i);
-    size_t start = 0;
-    int rv = rpc_json_put_tag(ctx, 1, WIRE_LEN);
-    if (rv == 0) {
-      start = rpc_json_begin_len(ctx);
-      rv = encode_message_value(ctx, &value, json_array_get(v, i));
-    }
-    if (rv == 0) {
-      rv = rpc_json_end_len(ctx, start);
-    }
+    int rv = encode_message_field(ctx, 1, &value, json_array_get(v, i));
     rpc_json_pop_path(ctx, saved);
     if (rv != 0) {
       return -1;

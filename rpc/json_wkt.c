@@ -70,12 +70,20 @@ static void format_nanos(int32_t nanos, char *buf, size_t size) {
   }
 }
 
-int rpc_json_write_timestamp(context *ctx, const record_list *records) {
+/* The fields of a Timestamp or Duration: seconds (1) and nanos (2). */
+static void seconds_nanos_of(const record_list *records, int64_t *seconds,
+                             int32_t *nanos) {
   uint64_t seconds_bits, nanos_bits;
   (void)scalar_of(records, 1, FIELD_TYPE(INT64), &seconds_bits);
   (void)scalar_of(records, 2, FIELD_TYPE(INT32), &nanos_bits);
-  int64_t seconds = (int64_t)seconds_bits;
-  int32_t nanos = (int32_t)(uint32_t)nanos_bits;
+  *seconds = (int64_t)seconds_bits;
+  *nanos = (int32_t)(uint32_t)nanos_bits;
+}
+
+int rpc_json_write_timestamp(context *ctx, const record_list *records) {
+  int64_t seconds;
+  int32_t nanos;
+  seconds_nanos_of(records, &seconds, &nanos);
   if (seconds < TIMESTAMP_MIN_SECONDS || seconds > TIMESTAMP_MAX_SECONDS ||
       nanos < 0 || nanos >= NANOS_PER_SECOND) {
     return rpc_json_fail(ctx,
@@ -98,11 +106,9 @@ int rpc_json_write_timestamp(context *ctx, const record_list *records) {
 }
 
 int rpc_json_write_duration(context *ctx, const record_list *records) {
-  uint64_t seconds_bits, nanos_bits;
-  (void)scalar_of(records, 1, FIELD_TYPE(INT64), &seconds_bits);
-  (void)scalar_of(records, 2, FIELD_TYPE(INT32), &nanos_bits);
-  int64_t seconds = (int64_t)seconds_bits;
-  int32_t nanos = (int32_t)(uint32_t)nanos_bits;
+  int64_t seconds;
+  int32_t nanos;
+  seconds_nanos_of(records, &seconds, &nanos);
   if (seconds < -DURATION_MAX_SECONDS || seconds > DURATION_MAX_SECONDS ||
       nanos <= -NANOS_PER_SECOND || nanos >= NANOS_PER_SECOND ||
       (seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) {
