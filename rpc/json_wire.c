@@ -71,8 +71,9 @@ int rpc_json_put_string(context *ctx, uint32_t number, const char *text,
   return rpc_json_put(ctx, text, len);
 }
 
-/* Length-delimited contents are written in place: note begin_len before,
- * and end_len inserts their length in front. */
+/* Length-delimited contents are written in place: note
+ * rpc_json_begin_len before, and rpc_json_end_len inserts their length in
+ * front. */
 size_t rpc_json_begin_len(context *ctx) { return ctx->out->len; }
 
 int rpc_json_end_len(context *ctx, size_t start) {
