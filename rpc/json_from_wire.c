@@ -30,7 +30,7 @@ static int write_list(context *ctx, const field_info *fi, const record *run,
   rpc_json_open_container(ctx, '[');
   for (size_t i = 0; i < count; i++) {
     const record *r = &run[i];
-    if (!rpc_json_record_fits(fi, r)) {
+    if (!record_fits(fi, r)) {
       continue;
     }
     if (r->wire_type != WIRE_LEN || !is_numeric(fi->type)) {
@@ -44,7 +44,7 @@ static int write_list(context *ctx, const field_info *fi, const record *run,
       continue;
     }
     /* Packed: the values back to back, without tags. */
-    uint8_t element_type = rpc_json_wire_type_of(fi->type);
+    uint8_t element_type = wire_type_of(fi->type);
     size_t offset = 0;
     while (offset < r->len) {
       uint64_t value;
@@ -168,7 +168,7 @@ static int write_field(context *ctx, const type_ref *type, member_state *state,
                      ? rpc_json_find_run(records, (uint32_t)field->number, &run)
                      : 0;
   field_info *fi = &state->infos[i];
-  int oneof = rpc_json_oneof_of(m, field);
+  int oneof = oneof_of(m, field);
   size_t cutoff = SIZE_MAX;
   if (state->last[i] == SIZE_MAX) {
     if (!ctx->options.emit_defaults) {

@@ -191,6 +191,45 @@ static inline bool equals(const char *name, const char *key, size_t len) {
 
 static inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
+/* The wire type of a value of field type type (not packed). */
+static inline uint8_t wire_type_of(int type) {
+  switch (type) {
+  case FIELD_TYPE(DOUBLE):
+  case FIELD_TYPE(FIXED64):
+  case FIELD_TYPE(SFIXED64):
+    return WIRE_FIXED64;
+  case FIELD_TYPE(FLOAT):
+  case FIELD_TYPE(FIXED32):
+  case FIELD_TYPE(SFIXED32):
+    return WIRE_FIXED32;
+  case FIELD_TYPE(STRING):
+  case FIELD_TYPE(BYTES):
+  case FIELD_TYPE(MESSAGE):
+    return WIRE_LEN;
+  case FIELD_TYPE(GROUP):
+    return WIRE_START_GROUP;
+  default:
+    return WIRE_VARINT;
+  }
+}
+
+/* The index of the oneof field belongs to in m, or -1 (none, or an index
+ * out of range). */
+static inline int oneof_of(const message_type *m, const field_type *field) {
+  if (!field->has_oneof_index || field->oneof_index < 0 ||
+      (size_t)field->oneof_index >= m->n_oneof_decl) {
+    return -1;
+  }
+  return field->oneof_index;
+}
+
+/* Whether r has the wire type of fi's values (or is a packed run of
+ * them). */
+static inline bool record_fits(const field_info *fi, const record *r) {
+  return r->wire_type == wire_type_of(fi->type) ||
+         (fi->repeated && is_numeric(fi->type) && r->wire_type == WIRE_LEN);
+}
+
 /* ---- json_context.c: errors, paths and depth ---- */
 
 /* rpc_json_init_context clears ctx for one call writing to out, errors to
@@ -248,18 +287,10 @@ int rpc_json_resolve_map_entry(context *ctx, const field_info *map,
  * well-known types. */
 field_info rpc_json_plain_field(uint32_t number, int type);
 
-/* rpc_json_wire_type_of is the wire type of a value of field type type
- * (not packed). */
-uint8_t rpc_json_wire_type_of(int type);
-
 /* rpc_json_takes_null says whether a field's JSON accepts null as a value
  * rather than as "unset": google.protobuf.Value (a NullValue) and the
  * NullValue enum itself. */
 bool rpc_json_takes_null(const field_type *field);
-
-/* rpc_json_oneof_of is the index of the oneof field belongs to in m, or -1
- * (none, or an index out of range). */
-int rpc_json_oneof_of(const message_type *m, const field_type *field);
 
 /* rpc_json_name_of is protoc's ToJsonName of field's name (drop each '_'
  * and capitalize the letter after), malloc'ed: the caller frees it. NULL
@@ -321,10 +352,6 @@ int rpc_json_scan_message(context *ctx, const char *type, const uint8_t *data,
  * and returns how many there are. */
 size_t rpc_json_find_run(const record_list *list, uint32_t number,
                          const record **run);
-
-/* rpc_json_record_fits says whether r has the wire type of fi's values
- * (or is a packed run of them). */
-bool rpc_json_record_fits(const field_info *fi, const record *r);
 
 /* rpc_json_last_fitting is the last record of run[0..count) that fits fi,
  * or NULL. */

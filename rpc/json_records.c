@@ -153,16 +153,11 @@ size_t rpc_json_find_run(const record_list *list, uint32_t number,
   return end - low;
 }
 
-bool rpc_json_record_fits(const field_info *fi, const record *r) {
-  return r->wire_type == rpc_json_wire_type_of(fi->type) ||
-         (fi->repeated && is_numeric(fi->type) && r->wire_type == WIRE_LEN);
-}
-
 /* The last record of the run that fits fi, or NULL. */
 const record *rpc_json_last_fitting(const field_info *fi, const record *run,
                                     size_t count) {
   for (size_t i = count; i > 0; i--) {
-    if (rpc_json_record_fits(fi, &run[i - 1])) {
+    if (record_fits(fi, &run[i - 1])) {
       return &run[i - 1];
     }
   }
@@ -175,9 +170,8 @@ static const record *last_present(const field_info *fi, const record *run,
                                   size_t count) {
   for (size_t i = count; i > 0; i--) {
     const record *r = &run[i - 1];
-    if (rpc_json_record_fits(fi, r) &&
-        !(fi->repeated && is_numeric(fi->type) && r->wire_type == WIRE_LEN &&
-          r->len == 0)) {
+    if (record_fits(fi, r) && !(fi->repeated && is_numeric(fi->type) &&
+                                r->wire_type == WIRE_LEN && r->len == 0)) {
       return r;
     }
   }
@@ -196,7 +190,7 @@ int rpc_json_merged_message(context *ctx, const field_info *fi,
   size_t matching = 0, total = 0;
   const record *only = NULL;
   for (size_t i = 0; i < count; i++) {
-    if (rpc_json_record_fits(fi, &run[i]) &&
+    if (record_fits(fi, &run[i]) &&
         (cutoff == SIZE_MAX || run[i].position > cutoff)) {
       matching++;
       total += run[i].len;
@@ -216,7 +210,7 @@ int rpc_json_merged_message(context *ctx, const field_info *fi,
   }
   size_t at = 0;
   for (size_t i = 0; i < count; i++) {
-    if (rpc_json_record_fits(fi, &run[i]) &&
+    if (record_fits(fi, &run[i]) &&
         (cutoff == SIZE_MAX || run[i].position > cutoff)) {
       memcpy(joined + at, run[i].data, run[i].len);
       at += run[i].len;
@@ -416,7 +410,7 @@ int rpc_json_settle_fields(context *ctx, const type_ref *type,
       continue;
     }
     state->last[i] = last->position;
-    int oneof = rpc_json_oneof_of(m, m->field[i]);
+    int oneof = oneof_of(m, m->field[i]);
     if (oneof < 0) {
       continue;
     }

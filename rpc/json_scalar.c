@@ -493,7 +493,7 @@ bool rpc_json_scalar_is_default(const field_info *fi, const scalar *s) {
 
 /* Writes a scalar's value (without its tag). */
 int rpc_json_put_scalar(context *ctx, const field_info *fi, const scalar *s) {
-  switch (rpc_json_wire_type_of(fi->type)) {
+  switch (wire_type_of(fi->type)) {
   case WIRE_FIXED32:
     return rpc_json_put_fixed(ctx, s->bits, 4);
   case WIRE_FIXED64:

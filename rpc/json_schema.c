@@ -71,27 +71,6 @@ int rpc_json_resolve_message(context *ctx, const char *name, type_ref *ref) {
   return 0;
 }
 
-uint8_t rpc_json_wire_type_of(int type) {
-  switch (type) {
-  case FIELD_TYPE(DOUBLE):
-  case FIELD_TYPE(FIXED64):
-  case FIELD_TYPE(SFIXED64):
-    return WIRE_FIXED64;
-  case FIELD_TYPE(FLOAT):
-  case FIELD_TYPE(FIXED32):
-  case FIELD_TYPE(SFIXED32):
-    return WIRE_FIXED32;
-  case FIELD_TYPE(STRING):
-  case FIELD_TYPE(BYTES):
-  case FIELD_TYPE(MESSAGE):
-    return WIRE_LEN;
-  case FIELD_TYPE(GROUP):
-    return WIRE_START_GROUP;
-  default:
-    return WIRE_VARINT;
-  }
-}
-
 /* Whether a field's JSON accepts null as a value rather than as "unset":
  * google.protobuf.Value (a NullValue) and the NullValue enum itself. */
 bool rpc_json_takes_null(const field_type *field) {
@@ -277,14 +256,6 @@ size_t rpc_json_field_by_key(const message_type *m, const char *key,
     }
   }
   return SIZE_MAX;
-}
-
-int rpc_json_oneof_of(const message_type *m, const field_type *field) {
-  if (!field->has_oneof_index || field->oneof_index < 0 ||
-      (size_t)field->oneof_index >= m->n_oneof_decl) {
-    return -1;
-  }
-  return field->oneof_index;
 }
 
 /* The type name of a type URL: what follows its last '/'. */

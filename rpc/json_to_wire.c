@@ -54,7 +54,7 @@ static int encode_single(context *ctx, const field_info *fi, const json_t *v,
   if (!keep_default && !fi->presence && rpc_json_scalar_is_default(fi, &s)) {
     return 0;
   }
-  if (rpc_json_put_tag(ctx, fi->number, rpc_json_wire_type_of(fi->type)) != 0) {
+  if (rpc_json_put_tag(ctx, fi->number, wire_type_of(fi->type)) != 0) {
     return -1;
   }
   return rpc_json_put_scalar(ctx, fi, &s);
@@ -126,7 +126,7 @@ static int encode_map(context *ctx, const field_info *fi, const json_t *v) {
       start = rpc_json_begin_len(ctx);
     }
     if (rv == 0) {
-      rv = rpc_json_put_tag(ctx, 1, rpc_json_wire_type_of(key.type));
+      rv = rpc_json_put_tag(ctx, 1, wire_type_of(key.type));
     }
     if (rv == 0) {
       rv = rpc_json_put_scalar(ctx, &key, &key_value);
@@ -212,7 +212,7 @@ static int encode_object(context *ctx, const type_ref *type, const json_t *v,
     oneof_seen[o] = SIZE_MAX;
   }
   for (size_t i = 0; i < n; i++) {
-    int oneof = rpc_json_oneof_of(m, m->field[i]);
+    int oneof = oneof_of(m, m->field[i]);
     if (values[i] == NULL || oneof < 0 ||
         (json_is_null(values[i]) && !rpc_json_takes_null(m->field[i]))) {
       continue;
