@@ -21,8 +21,7 @@ static bool parse_port(const char *text, int *port) {
   char *end = nullptr;
   errno = 0;
   long value = std::strtol(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || value < 0 ||
-      value > 65535) {
+  if (errno != 0 || end == text || *end != '\0' || value < 0 || value > 65535) {
     return false;
   }
   *port = static_cast<int>(value);
@@ -41,8 +40,7 @@ static bool write_port_file(const std::string &path, int port) {
   bool written = std::fprintf(file, "%d\n", port) > 0;
   if (std::fclose(file) != 0 || !written ||
       std::rename(temp.c_str(), path.c_str()) != 0) {
-    std::fprintf(stderr, "grpc_health_server: cannot write %s\n",
-                 path.c_str());
+    std::fprintf(stderr, "grpc_health_server: cannot write %s\n", path.c_str());
     return false;
   }
   return true;

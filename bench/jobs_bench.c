@@ -109,8 +109,9 @@ static void on_submit_close(rpc_client_call *call, const rpc_status *status,
   submitter *s = sc->submitter;
   bench *b = s->bench;
   if (status->code != RPC_STATUS_OK) {
-    error(b, "Submit failed", status->message ? status->message
-                                              : rpc_status_code_name((int)status->code));
+    error(b, "Submit failed",
+          status->message ? status->message
+                          : rpc_status_code_name((int)status->code));
   } else {
     b->submit_us[b->answered] = (uint32_t)((now_ns() - sc->sent_ns) / 1000);
     b->answered++;
@@ -353,9 +354,15 @@ static uint64_t parse_count(const char *text, uint64_t max) {
 }
 
 int main(int argc, char **argv) {
-  bench b = {.mode = "e2e", .jobs = 100000, .connections = 4,
-             .inflight = 64, .workers = 1, .capacity = 256, .body = 100,
-             .pool_id = 0, .job_type = 1};
+  bench b = {.mode = "e2e",
+             .jobs = 100000,
+             .connections = 4,
+             .inflight = 64,
+             .workers = 1,
+             .capacity = 256,
+             .body = 100,
+             .pool_id = 0,
+             .job_type = 1};
   double timeout = 300;
   static const struct option options[] = {
       {"addr", required_argument, NULL, 'a'},
@@ -375,20 +382,47 @@ int main(int argc, char **argv) {
   int opt;
   while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
     switch (opt) {
-    case 'a': b.addr = optarg; break;
-    case 'm': b.mode = optarg; break;
-    case 'n': b.jobs = parse_count(optarg, 100000000); break;
-    case 'c': b.connections = (uint32_t)parse_count(optarg, 1000); break;
-    case 'i': b.inflight = (uint32_t)parse_count(optarg, 100000); break;
-    case 'w': b.workers = (uint32_t)parse_count(optarg, 1000); break;
-    case 'k': b.capacity = (uint32_t)parse_count(optarg, 100000); break;
-    case 'b': b.body = (uint32_t)parse_count(optarg, 4096); break;
-    case 'r': b.rate = (double)parse_count(optarg, 100000000); break;
-    case 'p': b.pool_id = (uint32_t)parse_count(optarg, 1023); break;
-    case 't': b.job_type = (uint32_t)parse_count(optarg, 1023); break;
-    case 'T': timeout = (double)parse_count(optarg, 86400); break;
-    case 'W': b.watch = true; break;
-    default: usage();
+    case 'a':
+      b.addr = optarg;
+      break;
+    case 'm':
+      b.mode = optarg;
+      break;
+    case 'n':
+      b.jobs = parse_count(optarg, 100000000);
+      break;
+    case 'c':
+      b.connections = (uint32_t)parse_count(optarg, 1000);
+      break;
+    case 'i':
+      b.inflight = (uint32_t)parse_count(optarg, 100000);
+      break;
+    case 'w':
+      b.workers = (uint32_t)parse_count(optarg, 1000);
+      break;
+    case 'k':
+      b.capacity = (uint32_t)parse_count(optarg, 100000);
+      break;
+    case 'b':
+      b.body = (uint32_t)parse_count(optarg, 4096);
+      break;
+    case 'r':
+      b.rate = (double)parse_count(optarg, 100000000);
+      break;
+    case 'p':
+      b.pool_id = (uint32_t)parse_count(optarg, 1023);
+      break;
+    case 't':
+      b.job_type = (uint32_t)parse_count(optarg, 1023);
+      break;
+    case 'T':
+      timeout = (double)parse_count(optarg, 86400);
+      break;
+    case 'W':
+      b.watch = true;
+      break;
+    default:
+      usage();
     }
   }
   if (b.addr == NULL || optind != argc || b.jobs == 0 ||

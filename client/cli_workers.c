@@ -80,7 +80,8 @@ static int call_filtered(cli_context *ctx, const cli_args *args,
 static int run_list(cli_context *ctx, const cli_args *args) {
   rpc_buffer response;
   bool printed;
-  int exit_code = call_filtered(ctx, args, jobhub_v1_workers_list_method, &response, &printed);
+  int exit_code = call_filtered(ctx, args, jobhub_v1_workers_list_method,
+                                &response, &printed);
   if (printed || exit_code != CLI_EXIT_OK) {
     return exit_code;
   }
@@ -124,7 +125,8 @@ static int run_list(cli_context *ctx, const cli_args *args) {
 static int run_stats(cli_context *ctx, const cli_args *args) {
   rpc_buffer response;
   bool printed;
-  int exit_code = call_filtered(ctx, args, jobhub_v1_workers_stats_method, &response, &printed);
+  int exit_code = call_filtered(ctx, args, jobhub_v1_workers_stats_method,
+                                &response, &printed);
   if (printed || exit_code != CLI_EXIT_OK) {
     return exit_code;
   }

@@ -15,15 +15,13 @@
 #include "rpc/client.h"
 
 static const char *state_name(Jobhub__V1__JobState state) {
-  const ProtobufCEnumValue *value =
-      protobuf_c_enum_descriptor_get_value(&jobhub__v1__job_state__descriptor,
-                                           (int)state);
+  const ProtobufCEnumValue *value = protobuf_c_enum_descriptor_get_value(
+      &jobhub__v1__job_state__descriptor, (int)state);
   return value != NULL ? value->name : "?";
 }
 
 static int failed(const char *what, rpc_status *status) {
-  fprintf(stderr, "%s: %s: %s\n", what,
-          rpc_status_code_name((int)status->code),
+  fprintf(stderr, "%s: %s: %s\n", what, rpc_status_code_name((int)status->code),
           status->message != NULL ? status->message : "");
   rpc_status_clear(status);
   return 1;

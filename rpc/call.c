@@ -20,10 +20,12 @@ static void release(rpc_call *call);
 static void commit_status(rpc_call *call, rpc_status_code code,
                           const char *message);
 
-#define NV_STATIC(name, value)                                                \
-  {(uint8_t *)(name), (uint8_t *)(value), sizeof(name) - 1,                   \
-   sizeof(value) - 1,                                                         \
-   NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE}
+#define NV_STATIC(name, value)                                                 \
+  {                                                                            \
+    (uint8_t *)(name), (uint8_t *)(value), sizeof(name) - 1,                   \
+        sizeof(value) - 1,                                                     \
+        NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE           \
+  }
 
 static bool header_is(const uint8_t *name, size_t name_len, const char *want) {
   size_t want_len = strlen(want);
@@ -55,7 +57,8 @@ static bool list_contains(const uint8_t *value, size_t len, const char *token) {
     while (end > start && value[end - 1] == ' ') {
       end--;
     }
-    if (end - start == token_len && memcmp(value + start, token, token_len) == 0) {
+    if (end - start == token_len &&
+        memcmp(value + start, token, token_len) == 0) {
       return true;
     }
   }
@@ -184,9 +187,9 @@ static int add_status_headers(rpc_call *call, nghttp2_nv *nva, size_t *count,
                               char *code_text, rpc_buffer *metadata_scratch,
                               rpc_buffer *message_scratch) {
   snprintf(code_text, 12, "%d", (int)call->status_code);
-  nva[(*count)++] = (nghttp2_nv){(uint8_t *)"grpc-status", (uint8_t *)code_text,
-                                 11, strlen(code_text),
-                                 NGHTTP2_NV_FLAG_NO_COPY_NAME};
+  nva[(*count)++] =
+      (nghttp2_nv){(uint8_t *)"grpc-status", (uint8_t *)code_text, 11,
+                   strlen(code_text), NGHTTP2_NV_FLAG_NO_COPY_NAME};
   if (add_metadata_headers(&call->trailing_metadata, nva, count,
                            metadata_scratch) != 0) {
     return -1;
@@ -196,10 +199,9 @@ static int add_status_headers(rpc_call *call, nghttp2_nv *nva, size_t *count,
                            message_scratch) != 0) {
       return -1;
     }
-    nva[(*count)++] = (nghttp2_nv){(uint8_t *)"grpc-message",
-                                   message_scratch->data, 12,
-                                   message_scratch->len,
-                                   NGHTTP2_NV_FLAG_NO_COPY_NAME};
+    nva[(*count)++] =
+        (nghttp2_nv){(uint8_t *)"grpc-message", message_scratch->data, 12,
+                     message_scratch->len, NGHTTP2_NV_FLAG_NO_COPY_NAME};
   }
   return 0;
 }
@@ -222,8 +224,8 @@ static int submit_headers(rpc_call *call, bool trailers_only) {
   if (call->response_gzip) {
     nva[count++] = (nghttp2_nv)NV_STATIC("grpc-encoding", "gzip");
   }
-  if (add_metadata_headers(&call->initial_metadata, nva, &count,
-                           &scratch[0]) != 0) {
+  if (add_metadata_headers(&call->initial_metadata, nva, &count, &scratch[0]) !=
+      0) {
     goto out;
   }
   if (trailers_only) {
@@ -404,7 +406,8 @@ void rpc_call_begin(rpc_call *call, const rpc_method *method,
   if (method == NULL) {
     char message[400];
     if (service_name != NULL) {
-      snprintf(message, sizeof(message), "unknown method %.200s of service %.80s",
+      snprintf(message, sizeof(message),
+               "unknown method %.200s of service %.80s",
                call->path != NULL ? call->path : "", service_name);
     } else {
       snprintf(message, sizeof(message), "unknown service or method %.200s",
@@ -509,8 +512,8 @@ void rpc_call_on_data(rpc_call *call, const uint8_t *data, size_t len) {
     return; /* answered already; the rest of the body is dropped */
   }
   call->refs++;
-  int rv = rpc_deframer_feed(&call->deframer, data, len, on_request_message,
-                             call);
+  int rv =
+      rpc_deframer_feed(&call->deframer, data, len, on_request_message, call);
   if (rv == RPC_FRAME_ERR_TOO_LARGE) {
     char text[160];
     snprintf(text, sizeof(text),
@@ -656,7 +659,9 @@ const rpc_metadata *rpc_call_request_metadata(const rpc_call *call) {
   return &call->request_metadata;
 }
 
-struct ev_loop *rpc_call_loop(const rpc_call *call) { return call->loop; }
+struct ev_loop *rpc_call_loop(const rpc_call *call) {
+  return call->loop;
+}
 
 rpc_loop_thread *rpc_call_loop_thread(const rpc_call *call) {
   return call->loop_thread;
@@ -664,8 +669,8 @@ rpc_loop_thread *rpc_call_loop_thread(const rpc_call *call) {
 
 bool rpc_call_is_cancelled(const rpc_call *call) { return call->cancelled; }
 
-static int add_metadata(rpc_metadata *md, const char *key,
-                        const uint8_t *value, size_t value_len) {
+static int add_metadata(rpc_metadata *md, const char *key, const uint8_t *value,
+                        size_t value_len) {
   size_t key_len = strlen(key);
   if (md->count == RPC_CALL_MAX_METADATA ||
       !rpc_metadata_key_is_valid(key, key_len) ||

@@ -57,8 +57,7 @@ typedef struct rpc_call_hooks {
 } rpc_call_hooks;
 
 /* rpc_call_set_hooks installs hooks (copied) and their argument. */
-void rpc_call_set_hooks(rpc_call *call, const rpc_call_hooks *hooks,
-                        void *arg);
+void rpc_call_set_hooks(rpc_call *call, const rpc_call_hooks *hooks, void *arg);
 
 /* rpc_call_method returns the method being called. */
 const rpc_method *rpc_call_method(const rpc_call *call);
@@ -112,8 +111,7 @@ size_t rpc_call_pending_bytes(const rpc_call *call);
  * NULL) in the trailers, after every queued message, and releases the
  * handler's reference. If no message was sent and code is not OK, the
  * response is trailers-only. After cancellation it only releases. */
-void rpc_call_finish(rpc_call *call, rpc_status_code code,
-                     const char *message);
+void rpc_call_finish(rpc_call *call, rpc_status_code code, const char *message);
 
 /* rpc_call_finishf is rpc_call_finish with a printf-formatted message. */
 void rpc_call_finishf(rpc_call *call, rpc_status_code code, const char *fmt,

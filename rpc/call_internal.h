@@ -37,7 +37,7 @@ struct rpc_call {
   bool metadata_invalid;
   char *request_encoding; /* grpc-encoding, NULL for identity */
   bool accepts_gzip;      /* grpc-accept-encoding lists gzip */
-  uint64_t timeout_ns; /* 0: no deadline */
+  uint64_t timeout_ns;    /* 0: no deadline */
   rpc_metadata request_metadata;
 
   /* Request body. */
@@ -104,8 +104,7 @@ void rpc_call_deny(rpc_call *call, rpc_status_code code, const char *message);
  * otherwise arms the deadline and, for streaming shapes, starts the
  * handler. */
 void rpc_call_begin(rpc_call *call, const rpc_method *method,
-                    const char *service_name, const void *handlers,
-                    void *user);
+                    const char *service_name, const void *handlers, void *user);
 
 /* rpc_call_on_data feeds request DATA. */
 void rpc_call_on_data(rpc_call *call, const uint8_t *data, size_t len);

@@ -33,18 +33,18 @@ typedef struct rpc_client_call rpc_client_call;
 typedef struct rpc_stream rpc_stream;
 
 typedef struct rpc_channel_options {
-  const char *target;       /* "host:port" */
-  SSL_CTX *tls;             /* NULL: h2c. Borrowed; outlives the channel */
-  const char *server_name;  /* SNI and certificate name; NULL: host */
-  const char *authority;    /* ":authority"; NULL: target */
+  const char *target;      /* "host:port" */
+  SSL_CTX *tls;            /* NULL: h2c. Borrowed; outlives the channel */
+  const char *server_name; /* SNI and certificate name; NULL: host */
+  const char *authority;   /* ":authority"; NULL: target */
   size_t max_receive_message_bytes; /* 0: 4 MiB */
   double connect_timeout;           /* s; 0: 10 */
 } rpc_channel_options;
 
 typedef struct rpc_call_options {
-  uint64_t timeout_ms;         /* 0: no deadline */
+  uint64_t timeout_ms;          /* 0: no deadline */
   const rpc_metadata *metadata; /* custom metadata to send; may be NULL */
-  bool compress;               /* gzip request messages */
+  bool compress;                /* gzip request messages */
 } rpc_call_options;
 
 /* Hooks of an asynchronous call; every member may be NULL. Messages and
@@ -109,14 +109,12 @@ void rpc_client_call_cancel(rpc_client_call *call);
  * rpc_status_clear). initial and trailers, when not NULL, receive the
  * response metadata (initialized here; the caller frees them). Returns
  * status->code. Not for raw methods (see rpc_stream_recv_packed). */
-rpc_status_code rpc_channel_call_unary(rpc_channel *channel,
-                                       const rpc_method *method,
-                                       const ProtobufCMessage *request,
-                                       const rpc_call_options *options,
-                                       ProtobufCMessage **response,
-                                       rpc_status *status,
-                                       rpc_metadata *initial,
-                                       rpc_metadata *trailers);
+rpc_status_code
+rpc_channel_call_unary(rpc_channel *channel, const rpc_method *method,
+                       const ProtobufCMessage *request,
+                       const rpc_call_options *options,
+                       ProtobufCMessage **response, rpc_status *status,
+                       rpc_metadata *initial, rpc_metadata *trailers);
 
 /* rpc_channel_open_stream opens a blocking stream of any shape on a
  * channel with a private loop. Returns NULL when memory is exhausted. */

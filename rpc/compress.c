@@ -13,8 +13,8 @@ int rpc_gzip_compress(const uint8_t *in, size_t len, rpc_buffer *out) {
     return RPC_COMPRESS_ERR_NOMEM;
   }
   z_stream stream = {0};
-  if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
-                   GZIP_WINDOW_BITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+  if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, GZIP_WINDOW_BITS,
+                   8, Z_DEFAULT_STRATEGY) != Z_OK) {
     return RPC_COMPRESS_ERR_NOMEM;
   }
   size_t bound = deflateBound(&stream, (uLong)len);

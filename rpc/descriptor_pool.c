@@ -180,8 +180,8 @@ static int index_file(rpc_descriptor_pool *pool, size_t index) {
     const Google__Protobuf__ServiceDescriptorProto *s = f->service[i];
     char *service = NULL;
     if (add_symbol(pool, package, s->name, index) != 0 ||
-        asprintf(&service, "%s%s%s", package, package[0] ? "." : "",
-                 s->name) < 0) {
+        asprintf(&service, "%s%s%s", package, package[0] ? "." : "", s->name) <
+            0) {
       return -1;
     }
     int rv = 0;
@@ -208,8 +208,8 @@ static size_t read_varint(const uint8_t *data, size_t size, uint64_t *value) {
   return 0;
 }
 
-int rpc_descriptor_pool_add_set(rpc_descriptor_pool *pool,
-                                const uint8_t *data, size_t size) {
+int rpc_descriptor_pool_add_set(rpc_descriptor_pool *pool, const uint8_t *data,
+                                size_t size) {
   size_t offset = 0;
   while (offset < size) {
     if (data[offset] != FILE_FIELD_TAG) {
@@ -320,10 +320,10 @@ rpc_descriptor_pool_find_enum(const rpc_descriptor_pool *pool, const char *name,
 
 /* Counts the extensions of containing_type in a list, storing up to max
  * numbers; matched tells whether number is among them. */
-static size_t each_extension_in(
-    Google__Protobuf__FieldDescriptorProto **extensions, size_t count,
-    const char *containing_type, int32_t number, int32_t *numbers, size_t max,
-    size_t found, bool *matched) {
+static size_t
+each_extension_in(Google__Protobuf__FieldDescriptorProto **extensions,
+                  size_t count, const char *containing_type, int32_t number,
+                  int32_t *numbers, size_t max, size_t found, bool *matched) {
   for (size_t i = 0; i < count; i++) {
     const char *extendee = extensions[i]->extendee;
     if (extendee == NULL) {
@@ -346,10 +346,9 @@ static size_t each_extension_in(
   return found;
 }
 
-static size_t scan_message_extensions(const Google__Protobuf__DescriptorProto *m,
-                                      const char *containing_type,
-                                      int32_t number, int32_t *numbers,
-                                      size_t max, size_t found, bool *matched) {
+static size_t scan_message_extensions(
+    const Google__Protobuf__DescriptorProto *m, const char *containing_type,
+    int32_t number, int32_t *numbers, size_t max, size_t found, bool *matched) {
   found = each_extension_in(m->extension, m->n_extension, containing_type,
                             number, numbers, max, found, matched);
   for (size_t i = 0; i < m->n_nested_type; i++) {
@@ -368,8 +367,8 @@ static size_t scan_file_extensions(const rpc_descriptor_file *file,
   found = each_extension_in(f->extension, f->n_extension, containing_type,
                             number, numbers, max, found, matched);
   for (size_t i = 0; i < f->n_message_type; i++) {
-    found = scan_message_extensions(f->message_type[i], containing_type,
-                                    number, numbers, max, found, matched);
+    found = scan_message_extensions(f->message_type[i], containing_type, number,
+                                    numbers, max, found, matched);
   }
   return found;
 }

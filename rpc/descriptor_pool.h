@@ -31,8 +31,8 @@ void rpc_descriptor_pool_free(rpc_descriptor_pool *pool);
  * FileDescriptorSet (data is borrowed and must outlive the pool, as
  * embedded arrays do). A file already in the pool is skipped. Returns 0,
  * or -1 if data is not a valid set or memory is exhausted. */
-int rpc_descriptor_pool_add_set(rpc_descriptor_pool *pool,
-                                const uint8_t *data, size_t size);
+int rpc_descriptor_pool_add_set(rpc_descriptor_pool *pool, const uint8_t *data,
+                                size_t size);
 
 /* rpc_descriptor_pool_find_file returns the file called name, or NULL. */
 const rpc_descriptor_file *
@@ -67,8 +67,7 @@ rpc_descriptor_pool_find_enum(const rpc_descriptor_pool *pool, const char *name,
  * or NULL. */
 const rpc_descriptor_file *
 rpc_descriptor_pool_find_extension(const rpc_descriptor_pool *pool,
-                                   const char *containing_type,
-                                   int32_t number);
+                                   const char *containing_type, int32_t number);
 
 /* rpc_descriptor_pool_extension_numbers stores up to max extension numbers
  * of containing_type in numbers and returns how many there are in all. */

@@ -98,8 +98,8 @@ int rpc_deframer_feed(rpc_deframer *d, const uint8_t *data, size_t len,
   return 0;
 }
 
-void rpc_frame_header_write(uint8_t out[RPC_FRAME_HEADER_SIZE],
-                            bool compressed, uint32_t length) {
+void rpc_frame_header_write(uint8_t out[RPC_FRAME_HEADER_SIZE], bool compressed,
+                            uint32_t length) {
   out[0] = compressed ? 1 : 0;
   out[1] = (uint8_t)(length >> 24);
   out[2] = (uint8_t)(length >> 16);

@@ -50,7 +50,7 @@ int rpc_deframer_feed(rpc_deframer *d, const uint8_t *data, size_t len,
 bool rpc_deframer_is_partial(const rpc_deframer *d);
 
 /* rpc_frame_header_write writes the 5-byte prefix for a message. */
-void rpc_frame_header_write(uint8_t out[RPC_FRAME_HEADER_SIZE],
-                            bool compressed, uint32_t length);
+void rpc_frame_header_write(uint8_t out[RPC_FRAME_HEADER_SIZE], bool compressed,
+                            uint32_t length);
 
 #endif

@@ -58,7 +58,8 @@ static void check(rpc_call *call,
   }
   Grpc__Health__V1__HealthCheckResponse response =
       GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-  response.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
+  response.status =
+      (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
   grpc_health_v1_health_check_reply(call, &response);
 }
 
@@ -70,7 +71,8 @@ static void send_if_changed(rpc_health *health, watcher *w) {
   }
   Grpc__Health__V1__HealthCheckResponse response =
       GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-  response.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
+  response.status =
+      (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
   if (grpc_health_v1_health_watch_send(w->call, &response) == 0) {
     w->last_sent = status;
   }

@@ -54,7 +54,8 @@ rpc_loop_thread *rpc_loop_thread_new(struct ev_loop *loop) {
   }
   thread->owns_loop = loop == NULL;
   /* Signals are the program's business, not each loop's. */
-  thread->loop = loop != NULL ? loop : ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+  thread->loop =
+      loop != NULL ? loop : ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
   if (thread->loop == NULL) {
     free(thread);
     return NULL;

@@ -43,8 +43,8 @@ int rpc_message_encode(rpc_buffer *out, const ProtobufCMessage *message,
   return 0;
 }
 
-int rpc_message_encode_packed(rpc_buffer *out, const uint8_t *data,
-                              size_t size, bool gzip) {
+int rpc_message_encode_packed(rpc_buffer *out, const uint8_t *data, size_t size,
+                              bool gzip) {
   if (size > UINT32_MAX) {
     return RPC_MESSAGE_ERR_TOO_LARGE;
   }

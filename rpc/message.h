@@ -33,8 +33,8 @@ int rpc_message_encode(rpc_buffer *out, const ProtobufCMessage *message,
 
 /* rpc_message_encode_packed is rpc_message_encode for a message already
  * serialized (data, size bytes): for answers built from stored bytes. */
-int rpc_message_encode_packed(rpc_buffer *out, const uint8_t *data,
-                              size_t size, bool gzip);
+int rpc_message_encode_packed(rpc_buffer *out, const uint8_t *data, size_t size,
+                              bool gzip);
 
 /* rpc_message_decode inflates data when compressed (refusing to inflate
  * past max_size bytes), checks it with rpc_wire_check (nesting at most

@@ -119,9 +119,11 @@ static bool key_equals(const char *key, size_t key_len, const char *name) {
 
 bool rpc_metadata_key_is_reserved(const char *key, size_t key_len) {
   static const char *const transport[] = {
-      "content-type", "te",         "user-agent",        "host",
-      "connection",   "keep-alive", "transfer-encoding", "upgrade",
-      "proxy-connection", "content-length",
+      "content-type",      "te",
+      "user-agent",        "host",
+      "connection",        "keep-alive",
+      "transfer-encoding", "upgrade",
+      "proxy-connection",  "content-length",
   };
   if (key_len > 0 && key[0] == ':') {
     return true;

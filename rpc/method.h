@@ -20,7 +20,7 @@ typedef enum rpc_call_shape {
 
 /* True for shapes whose client sends one message (unary, server stream):
  * the server runtime collects it before it starts the handler. */
-#define RPC_SHAPE_HAS_SINGLE_REQUEST(shape)                                   \
+#define RPC_SHAPE_HAS_SINGLE_REQUEST(shape)                                    \
   ((shape) == RPC_SHAPE_UNARY || (shape) == RPC_SHAPE_SERVER_STREAMING)
 
 /* rpc_method_dispatch_fn is generated per method: it casts handlers to the

@@ -59,8 +59,8 @@ static int list_add_with_dependencies(file_list *list,
 }
 
 static void send_error(rpc_call *call, bool alpha,
-                       const reflection_request *request,
-                       rpc_status_code code, const char *message);
+                       const reflection_request *request, rpc_status_code code,
+                       const char *message);
 static void send_answer(rpc_call *call, bool alpha,
                         const reflection_request *request,
                         reflection_response *response);
@@ -172,8 +172,8 @@ static void answer_extension_numbers(rpc_call *call, bool alpha,
 }
 
 static void send_error(rpc_call *call, bool alpha,
-                       const reflection_request *request,
-                       rpc_status_code code, const char *message) {
+                       const reflection_request *request, rpc_status_code code,
+                       const char *message) {
   Grpc__Reflection__V1__ErrorResponse error =
       GRPC__REFLECTION__V1__ERROR_RESPONSE__INIT;
   error.error_code = (int32_t)code;
@@ -226,9 +226,8 @@ static void send_answer(rpc_call *call, bool alpha,
 static void on_request(rpc_call *call, const ProtobufCMessage *message,
                        void *arg) {
   const rpc_reflection *r = arg;
-  bool alpha =
-      message->descriptor !=
-      &grpc__reflection__v1__server_reflection_request__descriptor;
+  bool alpha = message->descriptor !=
+               &grpc__reflection__v1__server_reflection_request__descriptor;
   reflection_request *converted = NULL;
   const reflection_request *request = (const reflection_request *)message;
   if (alpha) {
@@ -244,10 +243,10 @@ static void on_request(rpc_call *call, const ProtobufCMessage *message,
   switch (request->message_request_case) {
   case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME:
     snprintf(what, sizeof(what), "file %.500s", request->file_by_filename);
-    answer_files(call, alpha, request, r->pool,
-                 rpc_descriptor_pool_find_file(r->pool,
-                                               request->file_by_filename),
-                 what);
+    answer_files(
+        call, alpha, request, r->pool,
+        rpc_descriptor_pool_find_file(r->pool, request->file_by_filename),
+        what);
     break;
   case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL:
     snprintf(what, sizeof(what), "symbol %.500s",

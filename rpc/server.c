@@ -183,8 +183,7 @@ static void on_grace_expired(struct ev_loop *loop, ev_timer *timer,
   (void)events;
   server_thread *thread = timer->data;
   if (thread->connections != NULL) {
-    rpc_log(RPC_LOG_WARN, "shutdown_grace_expired", "thread=%u",
-            thread->index);
+    rpc_log(RPC_LOG_WARN, "shutdown_grace_expired", "thread=%u", thread->index);
   }
   while (thread->connections != NULL) {
     server_conn_close(thread->connections);
@@ -391,8 +390,8 @@ void rpc_server_shutdown(rpc_server *server) {
     server_thread *thread = server->threads[i];
     if (thread->running) {
       /* The task lives in the thread: no allocation can fail here. */
-      thread->shutdown_task = (rpc_loop_task){begin_shutdown, thread, false,
-                                              NULL};
+      thread->shutdown_task =
+          (rpc_loop_task){begin_shutdown, thread, false, NULL};
       rpc_loop_thread_post(thread->runner, &thread->shutdown_task);
     }
   }

@@ -10,15 +10,15 @@
 #include <openssl/ssl.h>
 
 enum {
-  RPC_SOCKET_AGAIN = -1,  /* would block; wait for the wanted event */
-  RPC_SOCKET_ERROR = -2,  /* fatal; close the connection */
+  RPC_SOCKET_AGAIN = -1, /* would block; wait for the wanted event */
+  RPC_SOCKET_ERROR = -2, /* fatal; close the connection */
 };
 
 /* The socket owns fd and ssl. */
 typedef struct rpc_socket {
   int fd;
-  SSL *ssl;           /* NULL for plain TCP */
-  bool want_write;    /* the last AGAIN needs the fd writable */
+  SSL *ssl;        /* NULL for plain TCP */
+  bool want_write; /* the last AGAIN needs the fd writable */
   bool handshake_done;
 } rpc_socket;
 

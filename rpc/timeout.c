@@ -49,7 +49,7 @@ size_t rpc_timeout_format(uint64_t nanoseconds,
   static const struct {
     uint64_t nanoseconds;
     char unit;
-  } units[] = {{1u, 'n'},           {1000u, 'u'},          {1000000u, 'm'},
+  } units[] = {{1u, 'n'},          {1000u, 'u'},        {1000000u, 'm'},
                {1000000000u, 'S'}, {60000000000u, 'M'}, {3600000000000u, 'H'}};
   for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
     uint64_t size = units[i].nanoseconds;

@@ -10,11 +10,11 @@
 
 #include <ev.h>
 
+#include "common/hash_table.h"
 #include "jobhub/v1/workers.rpc.h"
 #include "rpc/base64.h"
 #include "rpc/client.h"
 #include "rpc/log.h"
-#include "common/hash_table.h"
 
 /* Heartbeats come at this fraction of the shortest lease left, within
  * these bounds (s). */

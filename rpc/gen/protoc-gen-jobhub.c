@@ -1,8 +1,8 @@
 /* protoc-gen-jobhub: a protoc plugin that writes, for every .proto file
  * it is given, X.rpc.h and X.rpc.c (empty of services where the file has
- * none, so that the build knows its outputs in advance): the method tables (rpc/method.h),
- * typed server handler tables and reply helpers (rpc/call.h), and typed
- * client stubs (rpc/client.h) for all four call shapes; and, with the
+ * none, so that the build knows its outputs in advance): the method tables
+ * (rpc/method.h), typed server handler tables and reply helpers (rpc/call.h),
+ * and typed client stubs (rpc/client.h) for all four call shapes; and, with the
  * parameter descriptor_set=NAME, NAME.c and NAME.h embedding the
  * serialized FileDescriptorSet of every file in the request (dependencies
  * first), for reflection.
@@ -154,13 +154,17 @@ static char *c_snake(const char *name) {
 /* A struct member may not be a C keyword ("Register" -> "register_"). */
 static char *c_member(const char *method_name) {
   static const char *const keywords[] = {
-      "auto",     "break",    "case",     "char",   "const",    "continue",
-      "default",  "do",       "double",   "else",   "enum",     "extern",
-      "float",    "for",      "goto",     "if",     "inline",   "int",
-      "long",     "register", "restrict", "return", "short",    "signed",
-      "sizeof",   "static",   "struct",   "switch", "typedef",  "union",
-      "unsigned", "void",     "volatile", "while",  "bool",     "true",
-      "false",    "alignas",  "alignof",  "noreturn", "static_assert",
+      "auto",          "break",    "case",     "char",
+      "const",         "continue", "default",  "do",
+      "double",        "else",     "enum",     "extern",
+      "float",         "for",      "goto",     "if",
+      "inline",        "int",      "long",     "register",
+      "restrict",      "return",   "short",    "signed",
+      "sizeof",        "static",   "struct",   "switch",
+      "typedef",       "union",    "unsigned", "void",
+      "volatile",      "while",    "bool",     "true",
+      "false",         "alignas",  "alignof",  "noreturn",
+      "static_assert",
   };
   char *snake = c_snake(method_name);
   for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++) {
@@ -240,8 +244,8 @@ static void emit_service_header(text *h, const char *package,
   emit(h, "extern const rpc_service_desc %s_service;\n\n", p);
   for (size_t i = 0; i < service->n_method; i++) {
     method_names n = names_of(service->method[i]);
-    emit(h, "#define %s_%s_method (&%s_service.methods[%zu])\n", p, n.snake,
-         p, i);
+    emit(h, "#define %s_%s_method (&%s_service.methods[%zu])\n", p, n.snake, p,
+         i);
     names_free(&n);
   }
   emit(h, "\n/* Server side: a handler per method; NULL answers "
@@ -258,11 +262,15 @@ static void emit_service_header(text *h, const char *package,
     names_free(&n);
   }
   emit(h, "} %s_handlers;\n\n", p);
-  emit(h, "/* %s_add_to_server serves the service with handlers "
-          "(borrowed;\n * they must outlive the server). Returns 0 or -1. "
-          "*/\n", p);
-  emit(h, "int %s_add_to_server(rpc_server *server,\n"
-          "    const %s_handlers *handlers, void *user);\n\n", p, p);
+  emit(h,
+       "/* %s_add_to_server serves the service with handlers "
+       "(borrowed;\n * they must outlive the server). Returns 0 or -1. "
+       "*/\n",
+       p);
+  emit(h,
+       "int %s_add_to_server(rpc_server *server,\n"
+       "    const %s_handlers *handlers, void *user);\n\n",
+       p, p);
   for (size_t i = 0; i < service->n_method; i++) {
     method_names n = names_of(service->method[i]);
     if (n.kind == UNARY || n.kind == CLIENT_STREAMING) {
@@ -284,42 +292,50 @@ static void emit_service_header(text *h, const char *package,
     const char *name = service->method[i]->name;
     switch (n.kind) {
     case UNARY:
-      emit(h, "/* %s_%s calls %s and waits (channel with a private loop). "
-              "*/\n", p, n.snake, name);
-      emit(h, "rpc_status_code %s_%s(rpc_channel *channel, const %s *request,"
-              "\n    %s **response, const rpc_call_options *options,\n"
-              "    rpc_status *status);\n", p, n.snake, n.in_type, n.out_type);
-      emit(h, "/* %s_%s_start calls %s asynchronously. */\n", p, n.snake,
-           name);
-      emit(h, "rpc_client_call *%s_%s_start(rpc_channel *channel,\n"
-              "    const %s *request, const rpc_call_options *options,\n"
-              "    const rpc_client_hooks *hooks, void *arg);\n", p, n.snake,
-           n.in_type);
+      emit(h,
+           "/* %s_%s calls %s and waits (channel with a private loop). "
+           "*/\n",
+           p, n.snake, name);
+      emit(h,
+           "rpc_status_code %s_%s(rpc_channel *channel, const %s *request,"
+           "\n    %s **response, const rpc_call_options *options,\n"
+           "    rpc_status *status);\n",
+           p, n.snake, n.in_type, n.out_type);
+      emit(h, "/* %s_%s_start calls %s asynchronously. */\n", p, n.snake, name);
+      emit(h,
+           "rpc_client_call *%s_%s_start(rpc_channel *channel,\n"
+           "    const %s *request, const rpc_call_options *options,\n"
+           "    const rpc_client_hooks *hooks, void *arg);\n",
+           p, n.snake, n.in_type);
       break;
     case SERVER_STREAMING:
       emit(h, "/* %s_%s_open sends the request of %s; read the answers. */\n",
            p, n.snake, name);
-      emit(h, "rpc_stream *%s_%s_open(rpc_channel *channel, const %s "
-              "*request,\n    const rpc_call_options *options);\n",
+      emit(h,
+           "rpc_stream *%s_%s_open(rpc_channel *channel, const %s "
+           "*request,\n    const rpc_call_options *options);\n",
            p, n.snake, n.in_type);
-      emit(h, "/* %s_%s_start calls %s asynchronously. */\n", p, n.snake,
-           name);
-      emit(h, "rpc_client_call *%s_%s_start(rpc_channel *channel,\n"
-              "    const %s *request, const rpc_call_options *options,\n"
-              "    const rpc_client_hooks *hooks, void *arg);\n", p, n.snake,
-           n.in_type);
+      emit(h, "/* %s_%s_start calls %s asynchronously. */\n", p, n.snake, name);
+      emit(h,
+           "rpc_client_call *%s_%s_start(rpc_channel *channel,\n"
+           "    const %s *request, const rpc_call_options *options,\n"
+           "    const rpc_client_hooks *hooks, void *arg);\n",
+           p, n.snake, n.in_type);
       break;
     case CLIENT_STREAMING:
     case BIDI:
       emit(h, "/* %s_%s_open opens %s; write requests, read answers. */\n", p,
            n.snake, name);
-      emit(h, "rpc_stream *%s_%s_open(rpc_channel *channel,\n"
-              "    const rpc_call_options *options);\n", p, n.snake);
-      emit(h, "/* %s_%s_start opens %s asynchronously. */\n", p, n.snake,
-           name);
-      emit(h, "rpc_client_call *%s_%s_start(rpc_channel *channel,\n"
-              "    const rpc_call_options *options, const rpc_client_hooks "
-              "*hooks,\n    void *arg);\n", p, n.snake);
+      emit(h,
+           "rpc_stream *%s_%s_open(rpc_channel *channel,\n"
+           "    const rpc_call_options *options);\n",
+           p, n.snake);
+      emit(h, "/* %s_%s_start opens %s asynchronously. */\n", p, n.snake, name);
+      emit(h,
+           "rpc_client_call *%s_%s_start(rpc_channel *channel,\n"
+           "    const rpc_call_options *options, const rpc_client_hooks "
+           "*hooks,\n    void *arg);\n",
+           p, n.snake);
       emit(h, "/* %s_%s_write sends one request on the stream. */\n", p,
            n.snake);
       emit(h, "int %s_%s_write(rpc_stream *stream, const %s *request);\n", p,
@@ -347,9 +363,11 @@ static void emit_service_source(text *c, const char *package,
 
   for (size_t i = 0; i < service->n_method; i++) {
     method_names n = names_of(service->method[i]);
-    emit(c, "\nstatic bool %s_%s_dispatch(rpc_call *call,\n"
-            "    const ProtobufCMessage *request, const void *handlers, "
-            "void *user) {\n", p, n.snake);
+    emit(c,
+         "\nstatic bool %s_%s_dispatch(rpc_call *call,\n"
+         "    const ProtobufCMessage *request, const void *handlers, "
+         "void *user) {\n",
+         p, n.snake);
     emit(c, "  const %s_handlers *table = handlers;\n", p);
     emit(c, "  if (table->%s == NULL) {\n    return false;\n  }\n", n.member);
     if (n.kind == UNARY || n.kind == SERVER_STREAMING) {
@@ -370,12 +388,14 @@ static void emit_service_source(text *c, const char *package,
     names_free(&n);
   }
   emit(c, "};\n\n");
-  emit(c, "const rpc_service_desc %s_service = {\"%s\", %zu, %s_methods};\n",
-       p, full_name.data, service->n_method, p);
-  emit(c, "\nint %s_add_to_server(rpc_server *server,\n"
-          "    const %s_handlers *handlers, void *user) {\n"
-          "  return rpc_server_add_service(server, &%s_service, handlers, "
-          "user);\n}\n", p, p, p);
+  emit(c, "const rpc_service_desc %s_service = {\"%s\", %zu, %s_methods};\n", p,
+       full_name.data, service->n_method, p);
+  emit(c,
+       "\nint %s_add_to_server(rpc_server *server,\n"
+       "    const %s_handlers *handlers, void *user) {\n"
+       "  return rpc_server_add_service(server, &%s_service, handlers, "
+       "user);\n}\n",
+       p, p, p);
 
   for (size_t i = 0; i < service->n_method; i++) {
     method_names n = names_of(service->method[i]);
@@ -383,71 +403,80 @@ static void emit_service_source(text *c, const char *package,
     emit(&method_ref, "&%s_methods[%zu]", p, i);
     const char *method = method_ref.data;
     if (n.kind == UNARY || n.kind == CLIENT_STREAMING) {
-      emit(c, "\nvoid %s_%s_reply(rpc_call *call, const %s *response) {\n"
-              "  rpc_call_reply(call, &response->base);\n}\n",
+      emit(c,
+           "\nvoid %s_%s_reply(rpc_call *call, const %s *response) {\n"
+           "  rpc_call_reply(call, &response->base);\n}\n",
            p, n.snake, n.out_type);
     } else {
-      emit(c, "\nint %s_%s_send(rpc_call *call, const %s *response) {\n"
-              "  return rpc_call_send(call, &response->base);\n}\n",
+      emit(c,
+           "\nint %s_%s_send(rpc_call *call, const %s *response) {\n"
+           "  return rpc_call_send(call, &response->base);\n}\n",
            p, n.snake, n.out_type);
     }
     if (n.kind == UNARY) {
-      emit(c, "\nrpc_status_code %s_%s(rpc_channel *channel, const %s "
-              "*request,\n    %s **response, const rpc_call_options "
-              "*options,\n    rpc_status *status) {\n"
-              "  ProtobufCMessage *answer = NULL;\n"
-              "  rpc_status_code code = rpc_channel_call_unary(channel, %s,\n"
-              "      &request->base, options, &answer, status, NULL, NULL);\n"
-              "  *response = (%s *)answer;\n  return code;\n}\n",
+      emit(c,
+           "\nrpc_status_code %s_%s(rpc_channel *channel, const %s "
+           "*request,\n    %s **response, const rpc_call_options "
+           "*options,\n    rpc_status *status) {\n"
+           "  ProtobufCMessage *answer = NULL;\n"
+           "  rpc_status_code code = rpc_channel_call_unary(channel, %s,\n"
+           "      &request->base, options, &answer, status, NULL, NULL);\n"
+           "  *response = (%s *)answer;\n  return code;\n}\n",
            p, n.snake, n.in_type, n.out_type, method, n.out_type);
     }
     if (n.kind == UNARY || n.kind == SERVER_STREAMING) {
-      emit(c, "\nrpc_client_call *%s_%s_start(rpc_channel *channel,\n"
-              "    const %s *request, const rpc_call_options *options,\n"
-              "    const rpc_client_hooks *hooks, void *arg) {\n"
-              "  rpc_client_call *call =\n"
-              "      rpc_channel_start_call(channel, %s, options, hooks, "
-              "arg);\n"
-              "  if (call != NULL && (rpc_client_call_send(call, "
-              "&request->base) != 0 ||\n"
-              "                       rpc_client_call_close_send(call) != 0))"
-              " {\n"
-              "    rpc_client_call_cancel(call);\n  }\n  return call;\n}\n",
+      emit(c,
+           "\nrpc_client_call *%s_%s_start(rpc_channel *channel,\n"
+           "    const %s *request, const rpc_call_options *options,\n"
+           "    const rpc_client_hooks *hooks, void *arg) {\n"
+           "  rpc_client_call *call =\n"
+           "      rpc_channel_start_call(channel, %s, options, hooks, "
+           "arg);\n"
+           "  if (call != NULL && (rpc_client_call_send(call, "
+           "&request->base) != 0 ||\n"
+           "                       rpc_client_call_close_send(call) != 0))"
+           " {\n"
+           "    rpc_client_call_cancel(call);\n  }\n  return call;\n}\n",
            p, n.snake, n.in_type, method);
     }
     if (n.kind == SERVER_STREAMING) {
-      emit(c, "\nrpc_stream *%s_%s_open(rpc_channel *channel, const %s "
-              "*request,\n    const rpc_call_options *options) {\n"
-              "  rpc_stream *stream = rpc_channel_open_stream(channel, %s, "
-              "options);\n"
-              "  if (stream != NULL && (rpc_stream_send(stream, "
-              "&request->base) != 0 ||\n"
-              "                         rpc_stream_close_send(stream) != 0)) "
-              "{\n"
-              "    rpc_stream_free(stream);\n    return NULL;\n  }\n"
-              "  return stream;\n}\n",
+      emit(c,
+           "\nrpc_stream *%s_%s_open(rpc_channel *channel, const %s "
+           "*request,\n    const rpc_call_options *options) {\n"
+           "  rpc_stream *stream = rpc_channel_open_stream(channel, %s, "
+           "options);\n"
+           "  if (stream != NULL && (rpc_stream_send(stream, "
+           "&request->base) != 0 ||\n"
+           "                         rpc_stream_close_send(stream) != 0)) "
+           "{\n"
+           "    rpc_stream_free(stream);\n    return NULL;\n  }\n"
+           "  return stream;\n}\n",
            p, n.snake, n.in_type, method);
     }
     if (n.kind == CLIENT_STREAMING || n.kind == BIDI) {
-      emit(c, "\nrpc_stream *%s_%s_open(rpc_channel *channel,\n"
-              "    const rpc_call_options *options) {\n"
-              "  return rpc_channel_open_stream(channel, %s, options);\n}\n",
+      emit(c,
+           "\nrpc_stream *%s_%s_open(rpc_channel *channel,\n"
+           "    const rpc_call_options *options) {\n"
+           "  return rpc_channel_open_stream(channel, %s, options);\n}\n",
            p, n.snake, method);
-      emit(c, "\nrpc_client_call *%s_%s_start(rpc_channel *channel,\n"
-              "    const rpc_call_options *options, const rpc_client_hooks "
-              "*hooks,\n    void *arg) {\n"
-              "  return rpc_channel_start_call(channel, %s, options, hooks, "
-              "arg);\n}\n",
+      emit(c,
+           "\nrpc_client_call *%s_%s_start(rpc_channel *channel,\n"
+           "    const rpc_call_options *options, const rpc_client_hooks "
+           "*hooks,\n    void *arg) {\n"
+           "  return rpc_channel_start_call(channel, %s, options, hooks, "
+           "arg);\n}\n",
            p, n.snake, method);
-      emit(c, "\nint %s_%s_write(rpc_stream *stream, const %s *request) {\n"
-              "  return rpc_stream_send(stream, &request->base);\n}\n",
+      emit(c,
+           "\nint %s_%s_write(rpc_stream *stream, const %s *request) {\n"
+           "  return rpc_stream_send(stream, &request->base);\n}\n",
            p, n.snake, n.in_type);
     }
     if (n.kind != UNARY) {
-      emit(c, "\nint %s_%s_read(rpc_stream *stream, %s **response) {\n"
-              "  ProtobufCMessage *answer = NULL;\n"
-              "  int rv = rpc_stream_recv(stream, &answer);\n"
-              "  *response = (%s *)answer;\n  return rv;\n}\n",
+      emit(c,
+           "\nint %s_%s_read(rpc_stream *stream, %s **response) {\n"
+           "  ProtobufCMessage *answer = NULL;\n"
+           "  int rv = rpc_stream_recv(stream, &answer);\n"
+           "  *response = (%s *)answer;\n  return rv;\n}\n",
            p, n.snake, n.out_type, n.out_type);
     }
     free(method_ref.data);
@@ -475,24 +504,26 @@ new_file(const char *name, text *content) {
   return file;
 }
 
-static void generate_rpc_files(const file_proto *file,
-                               Google__Protobuf__Compiler__CodeGeneratorResponse
-                                   *response) {
+static void generate_rpc_files(
+    const file_proto *file,
+    Google__Protobuf__Compiler__CodeGeneratorResponse *response) {
   char *base = strip_proto(file->name);
   const char *package = file->package ? file->package : "";
   text h = {0}, c = {0}, guard = {0}, name = {0};
 
   emit(&guard, "JOBHUB_GEN_");
   for (const char *q = base; *q; q++) {
-    emit(&guard, "%c", isalnum((unsigned char)*q) ? toupper((unsigned char)*q)
-                                                   : '_');
+    emit(&guard, "%c",
+         isalnum((unsigned char)*q) ? toupper((unsigned char)*q) : '_');
   }
   emit(&h, "/* Generated by protoc-gen-jobhub from %s. Do not edit. */\n",
        file->name);
   emit(&h, "#ifndef %s_RPC_H\n#define %s_RPC_H\n\n", guard.data, guard.data);
-  emit(&h, "#include \"%s.pb-c.h\"\n#include \"rpc/call.h\"\n"
-           "#include \"rpc/client.h\"\n#include \"rpc/method.h\"\n"
-           "#include \"rpc/server.h\"\n", base);
+  emit(&h,
+       "#include \"%s.pb-c.h\"\n#include \"rpc/call.h\"\n"
+       "#include \"rpc/client.h\"\n#include \"rpc/method.h\"\n"
+       "#include \"rpc/server.h\"\n",
+       base);
   emit(&c, "/* Generated by protoc-gen-jobhub from %s. Do not edit. */\n",
        file->name);
   emit(&c, "#include \"%s.rpc.h\"\n", base);
@@ -542,16 +573,20 @@ static void generate_descriptor_set(
   free(saved);
 
   text h = {0}, c = {0}, name = {0};
-  emit(&h, "/* Generated by protoc-gen-jobhub. Do not edit. */\n"
-           "#ifndef JOBHUB_GEN_%s_H\n#define JOBHUB_GEN_%s_H\n\n"
-           "#include <stddef.h>\n#include <stdint.h>\n\n"
-           "/* The serialized FileDescriptorSet: every file, dependencies "
-           "first. */\n"
-           "extern const uint8_t %s[];\nextern const size_t %s_size;\n\n"
-           "#endif\n", symbol, symbol, symbol, symbol);
-  emit(&c, "/* Generated by protoc-gen-jobhub. Do not edit. */\n"
-           "#include \"%s.h\"\n\nconst size_t %s_size = %zu;\n"
-           "const uint8_t %s[] = {", symbol, symbol, size, symbol);
+  emit(&h,
+       "/* Generated by protoc-gen-jobhub. Do not edit. */\n"
+       "#ifndef JOBHUB_GEN_%s_H\n#define JOBHUB_GEN_%s_H\n\n"
+       "#include <stddef.h>\n#include <stdint.h>\n\n"
+       "/* The serialized FileDescriptorSet: every file, dependencies "
+       "first. */\n"
+       "extern const uint8_t %s[];\nextern const size_t %s_size;\n\n"
+       "#endif\n",
+       symbol, symbol, symbol, symbol);
+  emit(&c,
+       "/* Generated by protoc-gen-jobhub. Do not edit. */\n"
+       "#include \"%s.h\"\n\nconst size_t %s_size = %zu;\n"
+       "const uint8_t %s[] = {",
+       symbol, symbol, size, symbol);
   for (size_t i = 0; i < size; i++) {
     emit(&c, "%s0x%02x,", i % 16 == 0 ? "\n  " : " ", bytes[i]);
   }

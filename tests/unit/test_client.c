@@ -121,8 +121,9 @@ static void test_unary_and_health(void **state) {
   assert_int_equal(
       grpc_health_v1_health_check(channel, &check, &health, NULL, &status),
       RPC_STATUS_OK);
-  assert_int_equal(health->status,
-                   GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+  assert_int_equal(
+      health->status,
+      GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
   grpc__health__v1__health_check_response__free_unpacked(health, NULL);
   rpc_channel_free(channel);
 }
@@ -159,14 +160,15 @@ static void test_metadata_both_ways(void **state) {
   request.echo_metadata = true;
   ProtobufCMessage *response = NULL;
   rpc_status status = {0};
-  assert_int_equal(rpc_channel_call_unary(channel, jobhub_test_echo_unary_method,
-                                          &request.base, &options, &response,
-                                          &status, &initial, &trailers),
+  assert_int_equal(rpc_channel_call_unary(
+                       channel, jobhub_test_echo_unary_method, &request.base,
+                       &options, &response, &status, &initial, &trailers),
                    RPC_STATUS_OK);
   const rpc_metadata_entry *name = rpc_metadata_get(&initial, "x-echo-name");
   assert_non_null(name);
   assert_string_equal((const char *)name->value, "v 1");
-  const rpc_metadata_entry *back = rpc_metadata_get(&trailers, "x-trailer-blob-bin");
+  const rpc_metadata_entry *back =
+      rpc_metadata_get(&trailers, "x-trailer-blob-bin");
   assert_non_null(back);
   assert_int_equal(back->value_len, 4);
   assert_memory_equal(back->value, blob, 4);
@@ -221,8 +223,8 @@ static void test_server_stream(void **state) {
   rpc_channel *channel = open_channel(NULL);
   Jobhub__Test__EchoRequest request = JOBHUB__TEST__ECHO_REQUEST__INIT;
   request.repeat = 500;
-  rpc_stream *stream = jobhub_test_echo_server_stream_open(channel, &request,
-                                                          NULL);
+  rpc_stream *stream =
+      jobhub_test_echo_server_stream_open(channel, &request, NULL);
   assert_non_null(stream);
   Jobhub__Test__EchoResponse *response;
   uint32_t expected = 0;
@@ -634,8 +636,8 @@ static void test_tls(void **state) {
   jobhub__test__echo_response__free_unpacked(response, NULL);
   rpc_channel_free(channel);
   /* Without trusting the certificate, the handshake fails: UNAVAILABLE. */
-  SSL_CTX *system_store = rpc_tls_client_context(NULL, NULL, NULL, err,
-                                                 sizeof(err));
+  SSL_CTX *system_store =
+      rpc_tls_client_context(NULL, NULL, NULL, err, sizeof(err));
   channel = open_channel(system_store);
   assert_int_equal(
       jobhub_test_echo_unary(channel, &request, &response, NULL, &status),
@@ -735,9 +737,9 @@ static void test_unknown_method_and_refused_connection(void **state) {
   char err[256];
   rpc_channel_options options = {.target = "127.0.0.1:1"};
   channel = rpc_channel_new(NULL, &options, err, sizeof(err));
-  assert_int_equal(rpc_channel_call_unary(channel, jobhub_test_echo_unary_method,
-                                          &request.base, NULL, &response,
-                                          &status, NULL, NULL),
+  assert_int_equal(rpc_channel_call_unary(
+                       channel, jobhub_test_echo_unary_method, &request.base,
+                       NULL, &response, &status, NULL, NULL),
                    RPC_STATUS_UNAVAILABLE);
   rpc_status_clear(&status);
   rpc_channel_free(channel);

@@ -18,8 +18,7 @@ typedef struct seen {
   const uint8_t *pointers[8];
 } seen;
 
-static int record(void *arg, bool compressed, const uint8_t *data,
-                  size_t len) {
+static int record(void *arg, bool compressed, const uint8_t *data, size_t len) {
   seen *s = arg;
   assert_true(s->count < 8 && len <= 64);
   s->compressed[s->count] = compressed;

@@ -13,8 +13,12 @@ static void test_pool_idx_layout_and_round_trip(void **state) {
   static const struct {
     uint32_t pool_id, job_type_id, pool_idx;
   } cases[] = {
-      {0, 0, 0},       {0, 1, 1},          {1, 0, 1024},
-      {1, 3, 1027},    {1023, 1023, 1048575}, {5, 1017, 5 * 1024 + 1017},
+      {0, 0, 0},
+      {0, 1, 1},
+      {1, 0, 1024},
+      {1, 3, 1027},
+      {1023, 1023, 1048575},
+      {5, 1017, 5 * 1024 + 1017},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     uint32_t packed, pool_id, job_type_id;
@@ -35,8 +39,8 @@ static void test_worker_idx_layout_and_round_trip(void **state) {
         uint64_t packed;
         uint32_t p, t, w;
         assert_int_equal(worker_idx_pack(pool, type, worker, &packed), 0);
-        assert_true(packed == ((uint64_t)pool << 20 | (uint64_t)type << 10 |
-                               worker));
+        assert_true(packed ==
+                    ((uint64_t)pool << 20 | (uint64_t)type << 10 | worker));
         assert_int_equal(worker_idx_unpack(packed, &p, &t, &w), 0);
         assert_int_equal(p, pool);
         assert_int_equal(t, type);

@@ -368,8 +368,8 @@ static void test_pack_status_matches_protobuf_c(void **state) {
   } cases[] = {
       {0, 0, 0, 0, 0, 0, 0, false, false},
       {1, 1, 1, 1, 999999, 1000000, 0.5, true, false},
-      {3, 127, 128, 1764633600123456, 1764633600999999, 1764633601000000,
-       1.0, false, true},
+      {3, 127, 128, 1764633600123456, 1764633600999999, 1764633601000000, 1.0,
+       false, true},
       {5, UINT32_MAX, UINT64_MAX, -1, -1000001, INT64_MAX / 2, -0.25, true,
        true},
       {2, 1000, (uint64_t)1 << 40, 1000000, 0, 0, 1e-300, false, false},
@@ -390,13 +390,12 @@ static void test_pack_status_matches_protobuf_c(void **state) {
         job_record_set_text(&job->error, cases[i].error ? long_text : NULL), 0);
 
     Jobhub__V1__Job want = JOBHUB__V1__JOB__INIT;
-    Google__Protobuf__Timestamp times[3] = {
-        GOOGLE__PROTOBUF__TIMESTAMP__INIT, GOOGLE__PROTOBUF__TIMESTAMP__INIT,
-        GOOGLE__PROTOBUF__TIMESTAMP__INIT};
+    Google__Protobuf__Timestamp times[3] = {GOOGLE__PROTOBUF__TIMESTAMP__INIT,
+                                            GOOGLE__PROTOBUF__TIMESTAMP__INIT,
+                                            GOOGLE__PROTOBUF__TIMESTAMP__INIT};
     int64_t us[3] = {job->created_us, job->started_us, job->finished_us};
-    Google__Protobuf__Timestamp **fields[3] = {&want.created_at,
-                                               &want.started_at,
-                                               &want.finished_at};
+    Google__Protobuf__Timestamp **fields[3] = {
+        &want.created_at, &want.started_at, &want.finished_at};
     for (int t = 0; t < 3; t++) {
       if (us[t] != 0) {
         times[t].seconds = us[t] / 1000000;

@@ -33,8 +33,8 @@ static void count(struct ev_loop *loop, void *arg) {
   (void)loop;
   item *it = arg;
   record *r = it->r;
-  r->on_loop_thread = r->on_loop_thread &&
-                      pthread_equal(pthread_self(), r->loop_thread);
+  r->on_loop_thread =
+      r->on_loop_thread && pthread_equal(pthread_self(), r->loop_thread);
   r->in_order = r->in_order && it->number == r->last_seen[it->poster] + 1;
   r->last_seen[it->poster] = it->number;
   r->total++;

@@ -38,12 +38,10 @@ static void test_base64_forms(void **state) {
     const char *out; /* NULL: invalid */
     size_t out_len;
   } cases[] = {
-      {"AQI=", "\x01\x02", 2}, {"AQI", "\x01\x02", 2},
-      {"+/8=", "\xfb\xff", 2}, {"-_8", "\xfb\xff", 2},
-      {"TWFu", "Man", 3},     {"", "", 0},
-      {"A", NULL, 0},         {"AQ=I", NULL, 0},
-      {"AQ==", "\x01", 1},    {"AQ===", NULL, 0},
-      {"A Q=", NULL, 0},      {"AQI*", NULL, 0},
+      {"AQI=", "\x01\x02", 2}, {"AQI", "\x01\x02", 2}, {"+/8=", "\xfb\xff", 2},
+      {"-_8", "\xfb\xff", 2},  {"TWFu", "Man", 3},     {"", "", 0},
+      {"A", NULL, 0},          {"AQ=I", NULL, 0},      {"AQ==", "\x01", 1},
+      {"AQ===", NULL, 0},      {"A Q=", NULL, 0},      {"AQI*", NULL, 0},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     rpc_buffer out;
@@ -95,9 +93,9 @@ static void test_keys(void **state) {
   assert_true(rpc_metadata_key_is_binary("a-bin", 5));
   assert_false(rpc_metadata_key_is_binary("-bin", 4));
   assert_false(rpc_metadata_key_is_binary("binary", 6));
-  static const char *const reserved[] = {":path", "grpc-timeout",
-                                         "content-type", "te", "user-agent",
-                                         "Grpc-Status", "connection"};
+  static const char *const reserved[] = {
+      ":path",      "grpc-timeout", "content-type", "te",
+      "user-agent", "Grpc-Status",  "connection"};
   for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
     assert_true(rpc_metadata_key_is_reserved(reserved[i], strlen(reserved[i])));
   }

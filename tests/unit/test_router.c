@@ -27,9 +27,8 @@ static void route_all(const subject_router *router, uint64_t *out) {
   for (int i = 0; i < SUBJECTS; i++) {
     char subject[32];
     int len = snprintf(subject, sizeof(subject), "series-%d", i);
-    assert_int_equal(subject_router_lookup(router, subject, (size_t)len,
-                                           &out[i]),
-                     0);
+    assert_int_equal(
+        subject_router_lookup(router, subject, (size_t)len, &out[i]), 0);
   }
 }
 
@@ -140,8 +139,8 @@ static void test_duplicates_and_too_many_are_refused(void **state) {
   assert_int_equal(subject_router_set_workers(router, workers, 3), -1);
   assert_int_equal(subject_router_worker_count(router), 0);
   assert_int_equal(subject_router_set_workers(router, workers, 2), 0);
-  assert_int_equal(subject_router_set_workers(
-                       router, workers, SUBJECT_ROUTER_MAX_WORKERS + 1),
+  assert_int_equal(subject_router_set_workers(router, workers,
+                                              SUBJECT_ROUTER_MAX_WORKERS + 1),
                    -1);
   assert_int_equal(subject_router_worker_count(router), 2); /* kept */
   subject_router_free(router);

@@ -37,8 +37,8 @@ static void test_valid_values(void **state) {
 static void test_invalid_values(void **state) {
   (void)state;
   static const char *const cases[] = {
-      "",   "m",   "100", "123456789m", "10x", "-5m", "+5m", " 5m",
-      "5m ", "5 m", "1.5S", "5s", "0x10m", "5mm",
+      "",    "m",   "100", "123456789m", "10x", "-5m",   "+5m",
+      " 5m", "5m ", "5 m", "1.5S",       "5s",  "0x10m", "5mm",
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     uint64_t ns = 0;

@@ -19,5 +19,4 @@ static int echo_start(worker_job *job, char *err, size_t err_size) {
 
 static void echo_cancel(worker_job *job) { (void)job; }
 
-const worker_module echo_module = {"echo", NULL, NULL, echo_start,
-                                   echo_cancel};
+const worker_module echo_module = {"echo", NULL, NULL, echo_start, echo_cancel};

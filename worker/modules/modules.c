@@ -4,9 +4,9 @@
 #include <math.h>
 #include <string.h>
 
-static const worker_module *const modules[] = {
-    &echo_module, &sleep_module, &exec_module, &forecast_module,
-    &anomaly_module};
+static const worker_module *const modules[] = {&echo_module, &sleep_module,
+                                               &exec_module, &forecast_module,
+                                               &anomaly_module};
 
 const char module_names[] = "echo, sleep, exec, forecast, anomaly";
 
