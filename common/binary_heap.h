@@ -56,9 +56,17 @@ static inline binary_heap_node *binary_heap_first(const binary_heap *heap) {
   return heap->count > 0 ? heap->items[0] : NULL;
 }
 
+/* binary_heap_place puts node at index and tells the node where it is. */
+static inline void binary_heap_place(binary_heap *heap, size_t index,
+                                     binary_heap_node *node) {
+  heap->items[index] = node;
+  node->index = index;
+}
+
 /* binary_heap_sift_up moves the node at index up past every parent it
  * comes before; binary_heap_sift_down moves it down below every child
- * that comes before it. The building blocks of the verbs below. */
+ * that comes before it. With binary_heap_place, the building blocks of
+ * the verbs below. */
 static inline void binary_heap_sift_up(binary_heap *heap, size_t index,
                                        binary_heap_before_fn before) {
   binary_heap_node *node = heap->items[index];
@@ -67,12 +75,10 @@ static inline void binary_heap_sift_up(binary_heap *heap, size_t index,
     if (!before(node, heap->items[parent])) {
       break;
     }
-    heap->items[index] = heap->items[parent];
-    heap->items[index]->index = index;
+    binary_heap_place(heap, index, heap->items[parent]);
     index = parent;
   }
-  heap->items[index] = node;
-  node->index = index;
+  binary_heap_place(heap, index, node);
 }
 
 static inline void binary_heap_sift_down(binary_heap *heap, size_t index,
@@ -90,12 +96,10 @@ static inline void binary_heap_sift_down(binary_heap *heap, size_t index,
     if (!before(heap->items[child], node)) {
       break;
     }
-    heap->items[index] = heap->items[child];
-    heap->items[index]->index = index;
+    binary_heap_place(heap, index, heap->items[child]);
     index = child;
   }
-  heap->items[index] = node;
-  node->index = index;
+  binary_heap_place(heap, index, node);
 }
 
 /* binary_heap_insert adds node (in no heap) into room reserved before;
@@ -131,8 +135,7 @@ static inline void binary_heap_remove(binary_heap *heap, binary_heap_node *node,
   binary_heap_node *last = heap->items[--heap->count];
   if (last != node) {
     /* The last node fills the hole and may belong above or below it. */
-    heap->items[node->index] = last;
-    last->index = node->index;
+    binary_heap_place(heap, node->index, last);
     binary_heap_update(heap, last, before);
   }
 }

@@ -69,6 +69,14 @@ typedef struct option_table {
   size_t n_commands;              /* at most 32 */
 } option_table;
 
+/* OPTION_TABLE initializes an option_table from an array of specs, the
+ * environment prefix and an array of commands. */
+#define OPTION_TABLE(spec_array, prefix, command_array)                        \
+  {                                                                            \
+    (spec_array), sizeof(spec_array) / sizeof((spec_array)[0]), (prefix),      \
+        (command_array), sizeof(command_array) / sizeof((command_array)[0])    \
+  }
+
 /* options_find returns the spec named by the len bytes at name, or NULL. */
 const option_spec *options_find(const option_table *table, const char *name,
                                 size_t len);

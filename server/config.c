@@ -99,13 +99,7 @@ static const option_command commands[] = {
 };
 enum { PRINT_CONFIG = 1 << 0, VERSION = 1 << 1, HELP = 1 << 2 };
 
-static const option_table table = {
-    .specs = specs,
-    .count = sizeof(specs) / sizeof(specs[0]),
-    .env_prefix = "JOBHUB_",
-    .commands = commands,
-    .n_commands = sizeof(commands) / sizeof(commands[0]),
-};
+static const option_table table = OPTION_TABLE(specs, "JOBHUB_", commands);
 
 typedef struct ini_context {
   jobhubd_config *config;

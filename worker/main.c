@@ -78,13 +78,8 @@ static const option_command commands[] = {
 };
 enum { HELP = 1 << 0 };
 
-static const option_table table = {
-    .specs = specs,
-    .count = sizeof(specs) / sizeof(specs[0]),
-    .env_prefix = "JOBHUB_WORKER_",
-    .commands = commands,
-    .n_commands = sizeof(commands) / sizeof(commands[0]),
-};
+static const option_table table =
+    OPTION_TABLE(specs, "JOBHUB_WORKER_", commands);
 
 static void usage(FILE *out) {
   fprintf(out, "usage: jobhub-worker [OPTIONS]\n\n"

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "common/binary_heap.h"
+#include "test_random.h"
 
 /* An entry ordered by key, then by sequence: a strict total order, so
  * the expected order of any set is the sorted one. */
@@ -37,18 +38,6 @@ static bool item_before(const binary_heap_node *a, const binary_heap_node *b) {
 
 static int compare_item_pointers(const void *a, const void *b) {
   return compare_items(*(item *const *)a, *(item *const *)b);
-}
-
-/* A deterministic PRNG (splitmix64). */
-static uint64_t next_random(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-static size_t random_below(uint64_t *state, size_t bound) {
-  return (size_t)(next_random(state) % bound);
 }
 
 /* Checks every node's index and the heap property at every parent. */

@@ -11,18 +11,7 @@
 #include <cmocka.h>
 
 #include "common/deadline_heap.h"
-
-/* A deterministic PRNG (splitmix64), so failures reproduce. */
-static uint64_t next_random(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-static size_t random_below(uint64_t *state, size_t bound) {
-  return (size_t)(next_random(state) % bound);
-}
+#include "test_random.h"
 
 /* Removes the first entry, checking that it is queued and no earlier than
  * the previous one; returns it. */
