@@ -1,5 +1,6 @@
 /* deadline_heap.h: a min-heap of intrusive entries ordered by a due time,
- * for lease expiries: the core keeps one timer, for the earliest. */
+ * for lease expiries: the core keeps one timer, for the earliest. A
+ * binary_heap keyed by due_us. */
 #ifndef JOBHUB_COMMON_DEADLINE_HEAP_H
 #define JOBHUB_COMMON_DEADLINE_HEAP_H
 
@@ -7,15 +8,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/binary_heap.h"
+
 typedef struct deadline_heap_entry {
   int64_t due_us;
-  size_t index; /* the heap's */
-  bool queued;  /* the heap's */
+  binary_heap_node node; /* the heap's */
+  bool queued;           /* the heap's */
 } deadline_heap_entry;
 
 typedef struct deadline_heap {
-  deadline_heap_entry **items;
-  size_t count, capacity;
+  binary_heap heap;
 } deadline_heap;
 
 /* deadline_heap_init makes an empty heap; deadline_heap_free frees its

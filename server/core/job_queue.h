@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/binary_heap.h"
+
 /* Set priority, sequence, not_before_us and pool_idx before a push; the
  * rest is the queue's. */
 typedef struct job_queue_entry {
@@ -17,9 +19,9 @@ typedef struct job_queue_entry {
   uint64_t sequence;     /* lower (older) first among equal priorities */
   int64_t not_before_us; /* not ready before this time; 0: at once */
   uint32_t pool_idx;
-  size_t heap_index; /* the queue's */
-  bool delayed;      /* the queue's: in the delayed heap */
-  bool queued;       /* the queue's: in some heap */
+  binary_heap_node node; /* the queue's */
+  bool delayed;          /* the queue's: in the delayed heap */
+  bool queued;           /* the queue's: in some heap */
 } job_queue_entry;
 
 typedef struct job_queue job_queue;

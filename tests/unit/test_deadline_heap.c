@@ -11,18 +11,7 @@
 #include <cmocka.h>
 
 #include "common/deadline_heap.h"
-
-/* A deterministic PRNG (splitmix64), so failures reproduce. */
-static uint64_t next_random(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-static size_t random_below(uint64_t *state, size_t bound) {
-  return (size_t)(next_random(state) % bound);
-}
+#include "test_random.h"
 
 /* Removes the first entry, checking that it is queued and no earlier than
  * the previous one; returns it. */
@@ -42,7 +31,7 @@ static void test_empty_heap(void **state) {
   deadline_heap heap;
   deadline_heap_init(&heap);
   assert_null(deadline_heap_first(&heap));
-  assert_int_equal(heap.count, 0);
+  assert_int_equal(heap.heap.count, 0);
   deadline_heap_free(&heap);
   assert_null(deadline_heap_first(&heap));
   deadline_heap_free(&heap); /* twice is harmless: free leaves it empty */
@@ -64,7 +53,7 @@ static void test_earliest_first_with_ties(void **state) {
     min = dues[i] < min ? dues[i] : min;
     assert_true(deadline_heap_first(&heap)->due_us == min);
   }
-  assert_int_equal(heap.count, N);
+  assert_int_equal(heap.heap.count, N);
   int64_t last = INT64_MIN;
   for (size_t i = 0; i < N; i++) {
     deadline_heap_entry *first = pop_first(&heap, &last);
@@ -91,7 +80,7 @@ static void test_remove_anywhere(void **state) {
     }
     deadline_heap_remove(&heap, &entries[removed]);
     assert_false(entries[removed].queued);
-    assert_int_equal(heap.count, N - 1);
+    assert_int_equal(heap.heap.count, N - 1);
     int64_t last = INT64_MIN;
     for (size_t k = 0; k < N - 1; k++) {
       deadline_heap_entry *first = pop_first(&heap, &last);
@@ -168,13 +157,20 @@ static void test_grows_past_its_first_array(void **state) {
     assert_int_equal(deadline_heap_push(&heap, &entries[i]), 0);
     assert_ptr_equal(deadline_heap_first(&heap), &entries[i]);
   }
-  assert_int_equal(heap.count, N);
+  assert_int_equal(heap.heap.count, N);
   int64_t last = INT64_MIN;
   for (size_t i = 0; i < N; i++) {
     assert_ptr_equal(pop_first(&heap, &last), &entries[N - 1 - i]);
   }
   deadline_heap_free(&heap);
   free(entries);
+}
+
+/* The entry at index i of the heap's array. */
+static const deadline_heap_entry *entry_at(const deadline_heap *heap,
+                                           size_t i) {
+  return BINARY_HEAP_CONST_ENTRY(heap->heap.items[i], deadline_heap_entry,
+                                 node);
 }
 
 /* Checks the heap's own bookkeeping and order, and that its first is the
@@ -187,13 +183,14 @@ static void check_against_model(const deadline_heap *heap,
     if (entries[i].queued) {
       queued++;
       min = entries[i].due_us < min ? entries[i].due_us : min;
-      assert_true(entries[i].index < heap->count);
-      assert_ptr_equal(heap->items[entries[i].index], &entries[i]);
+      assert_true(entries[i].node.index < heap->heap.count);
+      assert_ptr_equal(entry_at(heap, entries[i].node.index), &entries[i]);
     }
   }
-  assert_int_equal(heap->count, queued);
-  for (size_t i = 1; i < heap->count; i++) {
-    assert_true(heap->items[(i - 1) / 2]->due_us <= heap->items[i]->due_us);
+  assert_int_equal(heap->heap.count, queued);
+  for (size_t i = 1; i < heap->heap.count; i++) {
+    assert_true(entry_at(heap, (i - 1) / 2)->due_us <=
+                entry_at(heap, i)->due_us);
   }
   deadline_heap_entry *first = deadline_heap_first(heap);
   if (queued == 0) {
