@@ -234,7 +234,7 @@ static void unlease(job_hub *hub, job_record *job) {
     int from = job->state;
     hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__QUEUED);
     hub_save_quietly(hub, job, from, "hub", "assignment not delivered");
-    hub_notify(hub, job);
+    hub_notify(hub, job, from);
   }
   hub_requeue(hub, job, 0);
 }

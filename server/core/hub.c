@@ -4,18 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobhub/v1/jobs.rpc.h"
-#include "jobhub/v1/workers.rpc.h"
 #include "rpc/log.h"
 #include "server/core/dispatch.h"
 #include "server/core/hub.h"
-#include "server/core/hub_internal.h"
 #include "server/core/hub_state.h"
 #include "server/core/leases.h"
 #include "server/core/mailbox.h"
+#include "server/core/observers.h"
+#include "server/core/penalties.h"
 #include "server/core/persist.h"
 #include "server/core/recovery.h"
 #include "server/core/registry.h"
+#include "server/core/watchers.h"
 
 static void hub_free(job_hub *hub) {
   if (hub == NULL) {
@@ -37,6 +37,7 @@ static void hub_free(job_hub *hub) {
   hash_table_free(hub->jobs_by_key);
   hash_table_free(hub->pools);
   hash_table_free(hub->workers);
+  hub_observers_free(&hub->observers);
   if (hub->penalties != NULL) {
     hub_penalties_free(hub);
     hash_table_free(hub->penalties);
@@ -83,7 +84,7 @@ job_hub *hub_open(const hub_options *options, char *err, size_t err_size) {
   hub->random_used = sizeof(hub->random); /* read at the first lease */
   if (hub->core == NULL || hub->queue == NULL || hub->jobs_by_id == NULL ||
       hub->jobs_by_key == NULL || hub->pools == NULL || hub->workers == NULL ||
-      hub->penalties == NULL) {
+      hub->penalties == NULL || hub_watchers_init(hub) != 0) {
     snprintf(err, err_size, "out of memory");
     hub_free(hub);
     return NULL;
@@ -134,9 +135,7 @@ size_t hub_job_count(const job_hub *hub) { return hub->job_count; }
 static void stop_streams(job_hub *hub, void *arg) {
   (void)arg;
   hub->closing = true;
-  hub_workers_close_all(hub);
-  hub_watchers_close_all(hub);
-  hub_queries_fail_all(hub, NULL);
+  hub_notify_stopping(hub);
 }
 
 void hub_stop_streams(job_hub *hub) {
@@ -188,12 +187,4 @@ void hub_close(job_hub *hub) {
           (unsigned long long)job_store_commits(hub->store),
           (unsigned long long)job_store_writes(hub->store));
   hub_free(hub);
-}
-
-int hub_add_services(job_hub *hub, rpc_server *server) {
-  return jobhub_v1_jobs_add_to_server(server, &hub_jobs_handlers, hub) ||
-                 jobhub_v1_workers_add_to_server(server, &hub_workers_handlers,
-                                                 hub)
-             ? -1
-             : 0;
 }

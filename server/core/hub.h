@@ -1,8 +1,8 @@
 /* hub.h: the job hub: every job, worker, lease, queue and watcher, owned
- * by one core thread (its own libev loop, or the server's only loop),
- * behind the Jobs and Workers services. Handlers on the server's loop
- * threads post requests to the core; the core answers by posting back to
- * the call's loop. Durable state lives in the store (store.h), whose
+ * by one core thread (its own libev loop, or the server's only loop).
+ * The services (server/services/) post requests to it from the server's
+ * loop threads; the core answers by posting back to the call's loop, and
+ * tells its events to the observers that subscribed (observers.h). Durable state lives in the store (store.h), whose
  * completions run on the core.
  * docs/core-design.md has the design and the settled semantics. */
 #ifndef JOBHUB_SERVER_CORE_HUB_H
@@ -13,7 +13,6 @@
 #include <stdint.h>
 
 #include "rpc/loop_thread.h"
-#include "rpc/server.h"
 
 typedef struct job_hub job_hub;
 
@@ -39,9 +38,6 @@ typedef struct hub_options {
  * (unless options->loop_thread is set: its owner starts it). Returns NULL
  * with a message in err. */
 job_hub *hub_open(const hub_options *options, char *err, size_t err_size);
-
-/* hub_add_services serves Jobs and Workers on server. Returns 0 or -1. */
-int hub_add_services(job_hub *hub, rpc_server *server);
 
 /* hub_stop_streams ends Connect, Watch and waiting Lease calls and makes
  * every later request UNAVAILABLE, so that the server's shutdown does not

@@ -19,6 +19,7 @@
 #include "server/core/job_queue.h"
 #include "server/core/job_record.h"
 #include "server/core/mailbox.h"
+#include "server/core/observers.h"
 #include "server/core/registry.h"
 #include "server/core/watchers.h"
 #include "server/store/store.h"
@@ -67,6 +68,7 @@ struct job_hub {
   bool store_writable;
   void (*store_listener)(bool writable, void *arg);
   void *store_listener_arg;
+  hub_observers observers; /* told of job and worker events */
 };
 
 #endif

@@ -129,16 +129,7 @@ void hub_drop_job(job_hub *hub, job_record *job) {
   if (job->lease_unsaved) {
     hub_unsaved_unlink(hub, job);
   }
-  char message[96];
-  snprintf(message, sizeof(message), "job %s was not stored", job->id);
-  for (job_watcher *w = job->watchers; w != NULL;) {
-    job_watcher *next = w->next;
-    w->job = NULL;
-    w->next = NULL;
-    core_stream_finish(hub, &w->stream, RPC_STATUS_NOT_FOUND, message);
-    w = next;
-  }
-  job->watchers = NULL;
+  hub_watchers_job_dropped(hub, job);
   count_state(hub, job, job->state, -1);
   job->state = JOBHUB__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
   job_index_remove(hub->jobs_by_id, job->entry.sequence);
@@ -232,7 +223,7 @@ void hub_undo_failed(job_hub *hub, job_record *job, job_undo *undo) {
       hub_defer_lease_write(hub, job); /* its event was in the failed write */
     }
   }
-  hub_notify(hub, job);
+  hub_notify(hub, job, undo->to_state);
 }
 
 /* A job indexed but never stored leaves no trace (hub_drop_job); the
@@ -307,6 +298,6 @@ job_record *hub_submit(job_hub *hub, const Jobhub__V1__SubmitRequest *request,
   /* Queued before it is durable, for latency: the Submit is answered only
    * once it is, and a crash before then loses a job nobody was told of. */
   hub_requeue(hub, job, 0);
-  hub_notify(hub, job);
+  hub_notify(hub, job, JOBHUB__V1__JOB_STATE__JOB_STATE_UNSPECIFIED);
   return job;
 }

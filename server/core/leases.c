@@ -90,7 +90,7 @@ int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job,
   hub_hold_lease(worker, job);
 
   hub_defer_lease_write(hub, job);
-  hub_notify(hub, job);
+  hub_notify(hub, job, JOBHUB__V1__JOB_STATE__QUEUED); /* taken from it */
 
   /* Assignment { job, lease_id, lease_expires_at } */
   char lease_id[LEASE_ID_SIZE];
@@ -180,7 +180,7 @@ void hub_on_lease_timer(struct ev_loop *loop, ev_timer *timer, int events) {
       hub_save_quietly(hub, job, from, "hub",
                        "lease expired on the last attempt");
     }
-    hub_notify(hub, job);
+    hub_notify(hub, job, from);
   }
   hub_arm_lease_timer(hub);
 }
@@ -224,7 +224,7 @@ uint32_t hub_requeue_unacknowledged(job_hub *hub, hub_worker *worker) {
       hub_save_quietly(hub, job, from, "hub",
                        "worker left before it started the job");
       hub_requeue(hub, job, 0);
-      hub_notify(hub, job);
+      hub_notify(hub, job, from);
       count++;
     }
     job = next;

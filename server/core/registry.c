@@ -8,7 +8,7 @@
 #include "jobhub/v1/workers.pb-c.h"
 #include "rpc/log.h"
 #include "server/core/dispatch.h"
-#include "server/core/hub_internal.h"
+#include "server/core/penalties.h"
 #include "server/core/hub_state.h"
 #include "server/core/ids.h"
 #include "server/core/job_table.h"
@@ -124,6 +124,7 @@ hub_worker *hub_worker_new(job_hub *hub, uint64_t worker_idx, uint32_t pool_id,
   worker->last_seen_us = time_now_us();
   worker->created = ++hub->workers_created;
   *code = RPC_STATUS_OK;
+  hub_notify_worker_joined(hub, worker);
   return worker;
 }
 
@@ -258,7 +259,7 @@ void hub_worker_remove(job_hub *hub, hub_worker *worker) {
       hub_save_quietly(hub, job, from, "hub",
                        "worker left on the last attempt");
     }
-    hub_notify(hub, job);
+    hub_notify(hub, job, from);
   }
   hub_unschedule_pump(hub, worker);
   if (worker->pending_lease != NULL) {
@@ -269,7 +270,7 @@ void hub_worker_remove(job_hub *hub, hub_worker *worker) {
     }
     hub_call_answer(hub, hc); /* empty */
   }
-  hub_queries_fail_all(hub, worker);
+  hub_notify_worker_left(hub, worker);
   hash_table_remove(hub->workers, hash_u64(worker->worker_idx), worker);
   worker_free(worker);
 }

@@ -71,17 +71,6 @@ typedef struct hub_pool {
   double run_seconds; /* of done jobs, for the mean */
 } hub_pool;
 
-/* What the hub remembers of a worker identity (client_id) whose Connect
- * streams ended holding jobs it had not acknowledged: it is slowed down
- * when it does it again (docs/core-design.md "Connect"). */
-typedef struct worker_penalty {
-  char *client_id;         /* owned */
-  int64_t last_drop_us;    /* its last stream end that dropped jobs */
-  int64_t backoff_us;      /* the last pause it got; 0: none yet */
-  int64_t paused_until_us; /* its next Connect gets no jobs before this */
-  bool logged;             /* this episode has its log line */
-} worker_penalty;
-
 /* hub_pool_get finds the pool of pool_idx, making it when create is set.
  * NULL: none (or no memory to make it). */
 hub_pool *hub_pool_get(job_hub *hub, uint32_t pool_idx, bool create);

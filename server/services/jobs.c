@@ -1,13 +1,22 @@
 /* services/jobs.c: jobhub.v1.Jobs. Handlers check what they can on the
  * loop thread, then the core serves the request (hub_call_post). */
+#include "server/services/jobs.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jobhub/v1/jobs.rpc.h"
 #include "rpc/log.h"
-#include "server/core/hub_internal.h"
+#include "server/core/dispatch.h"
+#include "server/core/hub_state.h"
 #include "server/core/ids.h"
+#include "server/core/job_table.h"
+#include "server/core/leases.h"
+#include "server/core/mailbox.h"
+#include "server/core/observers.h"
+#include "server/core/persist.h"
+#include "server/core/watchers.h"
 
 #define LIST_DEFAULT_PAGE 100
 #define LIST_MAX_PAGE 1000
@@ -371,7 +380,7 @@ static void run_cancel(job_hub *hub, hub_call *hc) {
   job->finished_us = time_now_us();
   hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__CANCELLED);
   hub_undo_made(job, &hc->undo);
-  hub_notify(hub, job);
+  hub_notify(hub, job, from);
   hc->job = job;
   if (pack_job_answer(hub, hc, job) != 0) {
     return;
@@ -391,113 +400,11 @@ static void cancel(rpc_call *call, const Jobhub__V1__CancelRequest *request,
   }
 }
 
-/* Watch. */
-
-static void free_watcher(job_watcher *w) {
-  free(w->subject);
-  free(w);
-}
-
-static void unlink_watcher(job_watcher **list, job_watcher *w) {
-  for (job_watcher **at = list; *at != NULL; at = &(*at)->next) {
-    if (*at == w) {
-      *at = w->next;
-      w->next = NULL;
-      return;
-    }
-  }
-}
-
-static void watcher_closed(job_hub *hub, core_stream *stream) {
-  job_watcher *w = (job_watcher *)stream;
-  if (w->job != NULL) {
-    unlink_watcher(&w->job->watchers, w);
-    w->job = NULL;
-  } else {
-    unlink_watcher(&hub->filter_watchers, w);
-  }
-  core_stream_finish(hub, stream, RPC_STATUS_OK, NULL);
-  free_watcher(w);
-}
-
-static void watcher_opened(job_hub *hub, core_stream *stream) {
-  job_watcher *w = (job_watcher *)stream;
-  if (hub->closing) {
-    core_stream_finish(hub, stream, RPC_STATUS_UNAVAILABLE,
-                       "the hub is shutting down");
-    return;
-  }
-  if (w->filter.id[0] == '\0') {
-    w->next = hub->filter_watchers;
-    hub->filter_watchers = w;
-    return;
-  }
-  job_record *job = hub_find_job(hub, w->filter.id);
-  if (job == NULL) {
-    char message[128];
-    snprintf(message, sizeof(message), "no job with id \"%s\"", w->filter.id);
-    core_stream_finish(hub, stream, RPC_STATUS_NOT_FOUND, message);
-    return;
-  }
-  rpc_buffer_reset(&hub->scratch);
-  if (job_record_pack(job, &hub->scratch) != 0 ||
-      core_stream_send(hub, stream, hub->scratch.data, hub->scratch.len) != 0) {
-    core_stream_finish(hub, stream, RPC_STATUS_RESOURCE_EXHAUSTED,
-                       "out of memory");
-    return;
-  }
-  if (hub_state_is_final(job->state)) {
-    core_stream_finish(hub, stream, RPC_STATUS_OK, NULL);
-    return;
-  }
-  w->job = job;
-  w->next = job->watchers;
-  job->watchers = w;
-}
+/* Watch: the core keeps the watchers (server/core/watchers.c). */
 
 static void watch(rpc_call *call, const Jobhub__V1__WatchRequest *request,
                   void *user) {
-  job_watcher *w = calloc(1, sizeof(*w));
-  if (w == NULL) {
-    rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return;
-  }
-  /* The request is freed with the call, which the loop may finish first:
-   * the core keeps copies. */
-  w->filter = *request;
-  w->filter.id = w->id;
-  w->filter.subject = NULL; /* w->subject holds it */
-  if (strlen(request->id) >= sizeof(w->id) ||
-      (request->subject[0] != '\0' &&
-       (w->subject = strdup(request->subject)) == NULL)) {
-    free_watcher(w);
-    if (strlen(request->id) >= sizeof(w->id)) {
-      rpc_call_finishf(call, RPC_STATUS_NOT_FOUND, "no job with id \"%s\"",
-                       request->id);
-    } else {
-      rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    }
-    return;
-  }
-  memcpy(w->id, request->id, strlen(request->id) + 1);
-  w->stream.on_closed = watcher_closed;
-  if (loop_stream_open(user, call, &w->stream, watcher_opened, false) != 0) {
-    free_watcher(w);
-    rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  }
-}
-
-void hub_watchers_close_all(job_hub *hub) {
-  for (job_record *job = hub->first_job; job != NULL; job = job->next) {
-    for (job_watcher *w = job->watchers; w != NULL; w = w->next) {
-      core_stream_finish(hub, &w->stream, RPC_STATUS_UNAVAILABLE,
-                         "the hub is shutting down");
-    }
-  }
-  for (job_watcher *w = hub->filter_watchers; w != NULL; w = w->next) {
-    core_stream_finish(hub, &w->stream, RPC_STATUS_UNAVAILABLE,
-                       "the hub is shutting down");
-  }
+  hub_watch(user, call, request);
 }
 
 /* Reset. */
@@ -522,7 +429,7 @@ static void reset_job(job_hub *hub, job_record *job, job_store_done_fn done,
   hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__QUEUED);
   (void)hub_save(hub, job, from, "client", "reset", NULL, 0, done, arg);
   hub_requeue(hub, job, 0);
-  hub_notify(hub, job);
+  hub_notify(hub, job, from);
 }
 
 static void answer_reset(int status, void *arg) {
@@ -688,7 +595,7 @@ static void history(rpc_call *call, const Jobhub__V1__HistoryRequest *request,
   }
 }
 
-const jobhub_v1_jobs_handlers hub_jobs_handlers = {
+static const jobhub_v1_jobs_handlers jobs_handlers = {
     .submit = submit,
     .get = get,
     .list = list,
@@ -698,3 +605,7 @@ const jobhub_v1_jobs_handlers hub_jobs_handlers = {
     .reset = reset,
     .history = history,
 };
+
+int jobs_service_add(rpc_server *server, job_hub *hub) {
+  return jobhub_v1_jobs_add_to_server(server, &jobs_handlers, hub);
+}

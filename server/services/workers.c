@@ -1,6 +1,8 @@
 /* services/workers.c: jobhub.v1.Workers: registration, the Connect stream,
  * the unary worker calls and the admin calls. The lease checks are shared
  * by the unary calls and the messages of Connect. */
+#include "server/services/workers.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,8 +10,16 @@
 
 #include "jobhub/v1/workers.rpc.h"
 #include "rpc/log.h"
-#include "server/core/hub_internal.h"
+#include "server/core/dispatch.h"
+#include "server/core/hub_state.h"
 #include "server/core/ids.h"
+#include "server/core/job_table.h"
+#include "server/core/leases.h"
+#include "server/core/mailbox.h"
+#include "server/core/observers.h"
+#include "server/core/penalties.h"
+#include "server/core/persist.h"
+#include "server/core/registry.h"
 
 #define MAX_WAIT_MS 60000
 #define MAX_LEASE_JOBS 1000
@@ -113,7 +123,7 @@ static void apply_progress(job_hub *hub, job_record *job,
   char actor[HUB_ACTOR_SIZE];
   hub_actor_of_worker(job->worker_idx, actor);
   (void)hub_save(hub, job, job->state, actor, NULL, NULL, 0, NULL, NULL);
-  hub_notify(hub, job);
+  hub_notify(hub, job, job->state); /* progress: no transition */
 }
 
 /* Ends a leased job as DONE (result) or after a failure; done is awaited
@@ -163,7 +173,7 @@ static int finish_job(job_hub *hub, job_record *job,
   if (job->state == JOBHUB__V1__JOB_STATE__QUEUED) {
     hub_requeue(hub, job, hub_backoff_us(hub, job->attempts));
   }
-  hub_notify(hub, job);
+  hub_notify(hub, job, from);
   return rv;
 }
 
@@ -493,7 +503,7 @@ static void lease_undelivered(job_hub *hub, hub_call *hc) {
       (void)hub_save(hub, job, from, "hub", "lease answer not delivered", NULL,
                      0, NULL, NULL);
       hub_requeue(hub, job, 0);
-      hub_notify(hub, job);
+      hub_notify(hub, job, from);
     }
   }
   jobhub__v1__lease_response__free_unpacked(response, NULL);
@@ -611,129 +621,6 @@ static void send_hub_message(job_hub *hub, worker_conn *conn,
   }
 }
 
-/* Flapping workers: a worker identity whose Connect streams keep ending
- * with jobs it had not acknowledged is paused before it gets new ones. */
-
-/* Drops this close after the previous one make the pause grow. */
-#define DROP_WINDOW_US (60 * 1000000LL)
-#define FIRST_PAUSE_US (1 * 1000000LL)
-#define LONGEST_PAUSE_US (60 * 1000000LL)
-/* A stream that ran this long without dropping a job ends the episode. */
-#define CLEAN_STREAM_US (30 * 1000000LL)
-
-static bool penalty_is_for(const void *value, const void *key) {
-  return strcmp(((const worker_penalty *)value)->client_id, key) == 0;
-}
-
-static worker_penalty *find_penalty(job_hub *hub, const char *client_id) {
-  if (client_id == NULL) {
-    return NULL;
-  }
-  return hash_table_find(hub->penalties,
-                         hash_bytes(client_id, strlen(client_id)),
-                         penalty_is_for, client_id);
-}
-
-static void forget_penalty(job_hub *hub, worker_penalty *penalty) {
-  (void)hash_table_remove(
-      hub->penalties,
-      hash_bytes(penalty->client_id, strlen(penalty->client_id)), penalty);
-  free(penalty->client_id);
-  free(penalty);
-}
-
-/* A Connect stream of worker ended, having dropped this many jobs it had
- * not acknowledged: a second drop within DROP_WINDOW_US pauses the
- * identity (1 s, doubling up to 60 s), logged once per episode. */
-static void note_stream_end(job_hub *hub, hub_worker *worker,
-                            uint32_t dropped) {
-  int64_t now = time_now_us();
-  worker_penalty *penalty = find_penalty(hub, worker->client_id);
-  if (dropped == 0) {
-    if (penalty != NULL && now - worker->connected_us >= CLEAN_STREAM_US &&
-        now >= penalty->paused_until_us) {
-      forget_penalty(hub, penalty);
-    }
-    return;
-  }
-  if (penalty == NULL) {
-    if (worker->client_id == NULL) {
-      return;
-    }
-    penalty = calloc(1, sizeof(*penalty));
-    if (penalty == NULL ||
-        (penalty->client_id = strdup(worker->client_id)) == NULL) {
-      free(penalty);
-      return; /* no memory: not slowed down */
-    }
-    if (hash_table_insert(
-            hub->penalties,
-            hash_bytes(penalty->client_id, strlen(penalty->client_id)),
-            penalty) != 0) {
-      free(penalty->client_id);
-      free(penalty);
-      return;
-    }
-  } else if (now - penalty->last_drop_us <= DROP_WINDOW_US) {
-    penalty->backoff_us = penalty->backoff_us == 0 ? FIRST_PAUSE_US
-                          : penalty->backoff_us * 2 > LONGEST_PAUSE_US
-                              ? LONGEST_PAUSE_US
-                              : penalty->backoff_us * 2;
-    penalty->paused_until_us = now + penalty->backoff_us;
-    if (!penalty->logged) {
-      penalty->logged = true;
-      rpc_log(RPC_LOG_WARN, "worker_backoff",
-              "client_id=\"%s\" worker_idx=%llu dropped=%u pause_ms=%lld "
-              "reason=\"its Connect streams keep ending before it starts "
-              "the jobs they got\"",
-              penalty->client_id, (unsigned long long)worker->worker_idx,
-              dropped, (long long)(penalty->backoff_us / 1000));
-    }
-  } else {
-    /* Long after the last drop: a new episode. */
-    penalty->backoff_us = 0;
-    penalty->paused_until_us = 0;
-    penalty->logged = false;
-  }
-  penalty->last_drop_us = now;
-}
-
-typedef struct penalty_scan {
-  int64_t now;
-  worker_penalty *stale;
-} penalty_scan;
-
-static int find_stale_penalty(void *value, void *arg) {
-  worker_penalty *penalty = value;
-  penalty_scan *scan = arg;
-  if (scan->now - penalty->last_drop_us > DROP_WINDOW_US &&
-      scan->now >= penalty->paused_until_us) {
-    scan->stale = penalty;
-    return 1;
-  }
-  return 0;
-}
-
-void hub_penalties_expire(job_hub *hub, int64_t now_us) {
-  penalty_scan scan = {now_us, NULL};
-  while (hash_table_each(hub->penalties, find_stale_penalty, &scan) != 0) {
-    forget_penalty(hub, scan.stale);
-    scan.stale = NULL;
-  }
-}
-
-static int free_penalty_each(void *value, void *arg) {
-  (void)arg;
-  worker_penalty *penalty = value;
-  free(penalty->client_id);
-  free(penalty);
-  return 0;
-}
-
-void hub_penalties_free(job_hub *hub) {
-  hash_table_each(hub->penalties, free_penalty_each, NULL);
-}
-
 static void conn_hello(job_hub *hub, worker_conn *conn,
                        const Jobhub__V1__WorkerHello *hello) {
   if (hello->client_id[0] == '\0') {
@@ -780,10 +667,7 @@ static void conn_hello(job_hub *hub, worker_conn *conn,
     return;
   }
   worker->capacity = capped(hub, worker, hello->capacity, "capacity");
-  worker_penalty *penalty = find_penalty(hub, worker->client_id);
-  if (penalty != NULL && penalty->paused_until_us > worker->connected_us) {
-    hub_worker_pause(hub, worker, penalty->paused_until_us);
-  }
+  hub_penalty_apply(hub, worker);
   rpc_buffer welcome;
   rpc_buffer_init(&welcome);
   rpc_buffer message;
@@ -992,7 +876,7 @@ static void conn_closed(job_hub *hub, core_stream *stream) {
      * shared queue rather than to it. */
     hub_worker_set_live(hub, worker, false);
     uint32_t dropped = hub_requeue_unacknowledged(hub, worker);
-    note_stream_end(hub, worker, dropped);
+    hub_penalty_note_stream_end(hub, worker, dropped);
     hub_worker_remove(hub, worker); /* its other jobs go back at once */
   }
   core_stream_finish(hub, stream, RPC_STATUS_OK, NULL);
@@ -1021,6 +905,8 @@ static void connect_worker(rpc_call *call, void *user) {
   }
 }
 
+static void fail_queries(job_hub *hub, hub_worker *worker);
+
 static int close_conn_each(void *value, void *arg) {
   hub_worker *worker = value;
   job_hub *hub = arg;
@@ -1043,8 +929,12 @@ static int close_conn_each(void *value, void *arg) {
   return 0;
 }
 
-void hub_workers_close_all(job_hub *hub) {
+/* The stopping observer: Connect streams end UNAVAILABLE (their leases
+ * stay), waiting Lease calls are answered empty, queries fail. */
+static void workers_stopping(job_hub *hub, void *arg) {
+  (void)arg;
   hash_table_each(hub->workers, close_conn_each, hub);
+  fail_queries(hub, NULL);
 }
 
 /* Admin: List, Stats, Add, Delete. */
@@ -1271,7 +1161,8 @@ static void on_query_timeout(struct ev_loop *loop, ev_timer *timer,
                 SUBJECT_STATE_TIMEOUT);
 }
 
-void hub_queries_fail_all(job_hub *hub, hub_worker *worker) {
+/* Fails the queries waiting for worker (NULL: all of them). */
+static void fail_queries(job_hub *hub, hub_worker *worker) {
   hub_call **at = &hub->queries;
   while (*at != NULL) {
     hub_call *hc = *at;
@@ -1337,7 +1228,7 @@ static void subject_state(rpc_call *call,
   hub_call_post(user, call, request, run_subject_state, NULL, NULL, 0);
 }
 
-const jobhub_v1_workers_handlers hub_workers_handlers = {
+static const jobhub_v1_workers_handlers workers_handlers = {
     .register_ = register_worker,
     .connect = connect_worker,
     .lease = lease,
@@ -1351,3 +1242,19 @@ const jobhub_v1_workers_handlers hub_workers_handlers = {
     .delete = delete_worker,
     .get_subject_state = subject_state,
 };
+
+/* The worker_left observer: its queries cannot be answered any more. */
+static void worker_left(job_hub *hub, hub_worker *worker, void *arg) {
+  (void)arg;
+  fail_queries(hub, worker);
+}
+
+int workers_service_add(rpc_server *server, job_hub *hub) {
+  hub_observer observer = {.worker_left = worker_left,
+                           .stopping = workers_stopping};
+  if (jobhub_v1_workers_add_to_server(server, &workers_handlers, hub) != 0 ||
+      hub_observe(hub, &observer) != 0) {
+    return -1;
+  }
+  return 0;
+}
