@@ -3,7 +3,6 @@
  * jobs to them before the core loop sleeps. */
 #include <stdlib.h>
 
-#include "jobhub/v1/workers.pb-c.h"
 #include "rpc/log.h"
 #include "server/core/dispatch.h"
 #include "server/core/hub_state.h"
@@ -14,6 +13,7 @@
 #include "server/core/persist.h"
 #include "server/core/registry.h"
 #include "server/core/watchers.h"
+#include "server/core/worker_wire.h"
 
 static bool worker_has_room(const job_hub *hub, const hub_worker *worker) {
   if (worker->pending_lease != NULL) {
@@ -247,11 +247,11 @@ void hub_pump(job_hub *hub, hub_worker *worker) {
     job_record *job;
     rpc_buffer assignment;
     rpc_buffer_init(&assignment);
-    while (leased < hc->want && (job = hub_take_job(hub, worker)) != NULL) {
-      rpc_buffer_reset(&assignment);
-      if (hub_lease_to(hub, worker, job, &assignment) != 0 ||
-          pb_append_bytes_field(&hc->answer, 1, assignment.data,
-                                assignment.len) != 0) {
+    while (leased < hc->want && hub->worker_wire.lease_answer_add != NULL &&
+           (job = hub_take_job(hub, worker)) != NULL) {
+      if (hub_lease_to(hub, worker, job) != 0 ||
+          hub->worker_wire.lease_answer_add(&hc->answer, job, &hub->scratch,
+                                            &assignment) != 0) {
         unlease(hub, job);
         break;
       }
@@ -277,12 +277,12 @@ void hub_pump(job_hub *hub, hub_worker *worker) {
   rpc_buffer_init(&message);
   job_record *job;
   while (worker->running < worker->capacity && !hub_store_behind(hub) &&
+         hub->worker_wire.stream_assignment != NULL &&
          (job = hub_take_job(hub, worker)) != NULL) {
-    rpc_buffer_reset(&assignment);
     rpc_buffer_reset(&message);
-    if (hub_lease_to(hub, worker, job, &assignment) != 0 ||
-        pb_append_bytes_field(&message, 2, assignment.data, assignment.len) !=
-            0 ||
+    if (hub_lease_to(hub, worker, job) != 0 ||
+        hub->worker_wire.stream_assignment(&message, job, &hub->scratch,
+                                           &assignment) != 0 ||
         core_stream_send(hub, &worker->conn->stream, message.data,
                          message.len) != 0) {
       unlease(hub, job);
@@ -295,4 +295,17 @@ void hub_pump(job_hub *hub, hub_worker *worker) {
 
 void hub_wake_workers_with_room(job_hub *hub) {
   hash_table_each(hub->workers, wake_each_worker, hub);
+}
+
+typedef struct wire_setting {
+  const hub_worker_wire *wire;
+} wire_setting;
+
+static void set_worker_wire(job_hub *hub, void *arg) {
+  hub->worker_wire = *((const wire_setting *)arg)->wire;
+}
+
+void hub_set_worker_wire(job_hub *hub, const hub_worker_wire *wire) {
+  wire_setting setting = {wire};
+  hub_configure(hub, set_worker_wire, &setting);
 }

@@ -22,6 +22,7 @@
 #include "server/core/observers.h"
 #include "server/core/registry.h"
 #include "server/core/watchers.h"
+#include "server/core/worker_wire.h"
 #include "server/store/store.h"
 
 struct job_hub {
@@ -68,7 +69,8 @@ struct job_hub {
   bool store_writable;
   void (*store_listener)(bool writable, void *arg);
   void *store_listener_arg;
-  hub_observers observers; /* told of job and worker events */
+  hub_observers observers;     /* told of job and worker events */
+  hub_worker_wire worker_wire; /* the Workers service's encoders */
 };
 
 #endif

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "jobhub/v1/workers.pb-c.h"
 #include "rpc/log.h"
 #include "server/core/dispatch.h"
 #include "server/core/hub_state.h"
@@ -63,8 +62,7 @@ void hub_hold_lease(hub_worker *worker, job_record *job) {
   worker->running++;
 }
 
-int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job,
-                 rpc_buffer *out) {
+int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job) {
   int64_t now = time_now_us();
   uint32_t seconds =
       job->lease_seconds ? job->lease_seconds : hub->options.lease_seconds;
@@ -92,21 +90,6 @@ int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job,
   hub_defer_lease_write(hub, job);
   hub_notify(hub, job, JOBHUB__V1__JOB_STATE__QUEUED); /* taken from it */
 
-  /* Assignment { job, lease_id, lease_expires_at } */
-  char lease_id[LEASE_ID_SIZE];
-  lease_id_format(job, lease_id);
-  Google__Protobuf__Timestamp expires = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  expires.seconds = job->lease.due_us / 1000000;
-  expires.nanos = (int32_t)(job->lease.due_us % 1000000) * 1000;
-  Jobhub__V1__Assignment rest = JOBHUB__V1__ASSIGNMENT__INIT;
-  rest.lease_id = lease_id;
-  rest.lease_expires_at = &expires;
-  rpc_buffer_reset(&hub->scratch);
-  if (job_record_pack(job, &hub->scratch) != 0 ||
-      pb_append_bytes_field(out, 1, hub->scratch.data, hub->scratch.len) != 0 ||
-      pb_append_message(out, &rest.base) != 0) {
-    return -1;
-  }
   return 0;
 }
 
@@ -141,16 +124,11 @@ void hub_cancel_lease(job_hub *hub, job_record *job) {
   if (holder == NULL || holder->conn == NULL) {
     return;
   }
-  char lease_id[LEASE_ID_SIZE];
-  lease_id_format(job, lease_id);
-  Jobhub__V1__JobCancellation cancel = JOBHUB__V1__JOB_CANCELLATION__INIT;
-  cancel.job_id = job->id;
-  cancel.lease_id = lease_id;
-  Jobhub__V1__HubMessage message = JOBHUB__V1__HUB_MESSAGE__INIT;
-  message.message_case = JOBHUB__V1__HUB_MESSAGE__MESSAGE_CANCEL;
-  message.cancel = &cancel;
+  if (hub->worker_wire.stream_cancel == NULL) {
+    return;
+  }
   rpc_buffer_reset(&hub->scratch);
-  if (pb_append_message(&hub->scratch, &message.base) == 0) {
+  if (hub->worker_wire.stream_cancel(&hub->scratch, job) == 0) {
     (void)core_stream_send(hub, &holder->conn->stream, hub->scratch.data,
                            hub->scratch.len);
   }

@@ -26,10 +26,9 @@ void hub_actor_of_worker(uint64_t worker_idx, char actor[HUB_ACTOR_SIZE]);
 int64_t hub_backoff_us(job_hub *hub, uint32_t attempts);
 
 /* hub_lease_to hands job (already out of the queue) to worker: attempt,
- * lease, store; appends the Assignment to out. Returns 0 or -1 (no
- * memory, no random bytes: the caller puts the job back). */
-int hub_lease_to(job_hub *hub, struct hub_worker *worker, job_record *job,
-                 rpc_buffer *out);
+ * lease, store; the caller then delivers it (worker_wire.h). Returns 0 or
+ * -1 (no memory, no random bytes: the caller puts the job back). */
+int hub_lease_to(job_hub *hub, struct hub_worker *worker, job_record *job);
 
 /* hub_hold_lease makes worker the holder of job's lease (IN_PROGRESS,
  * held by no one): it counts toward its capacity and goes back to the

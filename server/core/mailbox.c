@@ -341,3 +341,12 @@ void hub_run_on_core(job_hub *hub, void (*fn)(job_hub *hub, void *arg),
   pthread_cond_destroy(&sync.done_cond);
   pthread_mutex_destroy(&sync.lock);
 }
+
+void hub_configure(job_hub *hub, void (*fn)(job_hub *hub, void *arg),
+                   void *arg) {
+  if (hub->owns_core) {
+    hub_run_on_core(hub, fn, arg);
+  } else {
+    fn(hub, arg);
+  }
+}

@@ -110,4 +110,11 @@ void core_stream_finish(job_hub *hub, core_stream *stream, rpc_status_code code,
 void hub_run_on_core(job_hub *hub, void (*fn)(job_hub *hub, void *arg),
                      void *arg);
 
+/* hub_configure runs fn(hub, arg) on the core before the server serves
+ * and returns once it has run: on the core thread when the hub has its
+ * own (already running), else at once (a shared loop thread is not
+ * started yet). How the hub is given observers and encoders. */
+void hub_configure(job_hub *hub, void (*fn)(job_hub *hub, void *arg),
+                   void *arg);
+
 #endif

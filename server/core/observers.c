@@ -30,11 +30,7 @@ static void subscribe(job_hub *hub, void *arg) {
 
 int hub_observe(job_hub *hub, const hub_observer *observer) {
   subscription s = {observer, -1};
-  if (hub->owns_core) {
-    hub_run_on_core(hub, subscribe, &s);
-  } else {
-    subscribe(hub, &s);
-  }
+  hub_configure(hub, subscribe, &s);
   return s.rv;
 }
 

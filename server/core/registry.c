@@ -5,15 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobhub/v1/workers.pb-c.h"
 #include "rpc/log.h"
 #include "server/core/dispatch.h"
-#include "server/core/penalties.h"
 #include "server/core/hub_state.h"
 #include "server/core/ids.h"
 #include "server/core/job_table.h"
 #include "server/core/leases.h"
 #include "server/core/mailbox.h"
+#include "server/core/penalties.h"
 #include "server/core/persist.h"
 #include "server/core/registry.h"
 #include "server/core/watchers.h"
@@ -273,52 +272,6 @@ void hub_worker_remove(job_hub *hub, hub_worker *worker) {
   hub_notify_worker_left(hub, worker);
   hash_table_remove(hub->workers, hash_u64(worker->worker_idx), worker);
   worker_free(worker);
-}
-
-static void timestamp_of(Google__Protobuf__Timestamp *ts, int64_t us) {
-  ts->seconds = us / 1000000;
-  ts->nanos = (int32_t)(us % 1000000) * 1000;
-}
-
-int hub_worker_pack(const hub_worker *worker, rpc_buffer *out) {
-  Jobhub__V1__Worker w = JOBHUB__V1__WORKER__INIT;
-  Google__Protobuf__Timestamp connected = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  Google__Protobuf__Timestamp seen = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  w.worker_idx = worker->worker_idx;
-  if (worker->client_id != NULL) {
-    w.client_id = worker->client_id;
-  }
-  w.pool_id = worker->pool_id;
-  w.n_job_type_ids = worker->n_job_types;
-  w.job_type_ids = worker->job_type_ids;
-  if (worker->hostname != NULL) {
-    w.hostname = worker->hostname;
-  }
-  w.capacity = worker->capacity;
-  w.status = worker->reserved   ? JOBHUB__V1__WORKER_STATUS__WORKER_RESERVED
-             : worker->draining ? JOBHUB__V1__WORKER_STATUS__WORKER_DRAINING
-             : !worker->live    ? JOBHUB__V1__WORKER_STATUS__WORKER_DISCONNECTED
-             : worker->running > 0 ? JOBHUB__V1__WORKER_STATUS__WORKER_BUSY
-                                   : JOBHUB__V1__WORKER_STATUS__WORKER_IDLE;
-  w.running = worker->running;
-  if (worker->connected_us != 0) {
-    timestamp_of(&connected, worker->connected_us);
-    w.connected_at = &connected;
-  }
-  timestamp_of(&seen, worker->last_seen_us);
-  w.last_seen = &seen;
-  w.port = worker->port;
-  size_t start = out->len;
-  if (pb_append_message(out, &w.base) != 0) {
-    return -1;
-  }
-  if (worker->worker_config != NULL &&
-      pb_append_bytes_field(out, 12, worker->worker_config,
-                            worker->worker_config_size) != 0) {
-    out->len = start;
-    return -1;
-  }
-  return 0;
 }
 
 /* Housekeeping: unary workers that went silent leave the routing tables,

@@ -100,10 +100,6 @@ void hub_worker_pause(job_hub *hub, hub_worker *worker, int64_t until_us);
  * empty, its GetSubjectState queries fail. */
 void hub_worker_remove(job_hub *hub, hub_worker *worker);
 
-/* hub_worker_pack appends worker as a jobhub.v1.Worker to out. Returns 0
- * or -1 (no memory; out as it was). */
-int hub_worker_pack(const hub_worker *worker, rpc_buffer *out);
-
 /* hub_on_housekeeping (the housekeeping timer's callback, timer->data the
  * hub): silent unary workers leave the routing tables, and after ten
  * times as long the registry; old penalties are forgotten. */

@@ -21,6 +21,15 @@
 #define LIST_DEFAULT_PAGE 100
 #define LIST_MAX_PAGE 1000
 #define MAX_ATTEMPTS_LIMIT 1000
+
+/* Field numbers of proto/jobhub/v1/jobs.proto that answers are put
+ * together with from bytes packed before (protobuf-c names none). */
+enum {
+  LIST_JOBS_RESPONSE_JOBS = 1,            /* ListJobsResponse.jobs */
+  LIST_JOBS_RESPONSE_NEXT_PAGE_TOKEN = 2, /* ListJobsResponse.next_page_token */
+  RESET_RESPONSE_JOBS = 1,                /* ResetResponse.jobs */
+};
+
 /* The longest lease a Submit may ask for: 7 days. Longer is a mistake
  * (2^32-1 s is 136 years: a lost worker would hold the job for ever). */
 #define MAX_LEASE_SECONDS (7 * 24 * 3600)
@@ -251,16 +260,16 @@ static void run_list(job_hub *hub, hub_call *hc) {
     }
     if (count == page) {
       /* One more matches: the page is not the last. */
-      if (pb_append_bytes_field(&hc->answer, 2, last->id, JOB_ID_SIZE - 1) !=
-          0) {
+      if (pb_append_bytes_field(&hc->answer, LIST_JOBS_RESPONSE_NEXT_PAGE_TOKEN,
+                                last->id, JOB_ID_SIZE - 1) != 0) {
         goto no_memory;
       }
       break;
     }
     rpc_buffer_reset(&hub->scratch);
     if (job_record_pack(job, &hub->scratch) != 0 ||
-        pb_append_bytes_field(&hc->answer, 1, hub->scratch.data,
-                              hub->scratch.len) != 0) {
+        pb_append_bytes_field(&hc->answer, LIST_JOBS_RESPONSE_JOBS,
+                              hub->scratch.data, hub->scratch.len) != 0) {
       goto no_memory;
     }
     last = job;
@@ -493,8 +502,8 @@ static void run_reset(job_hub *hub, hub_call *hc) {
     reset_job(hub, selected[i], last ? answer_reset : NULL, last ? hc : NULL);
     rpc_buffer_reset(&hub->scratch);
     if (job_record_pack(selected[i], &hub->scratch) != 0 ||
-        pb_append_bytes_field(&hc->answer, 1, hub->scratch.data,
-                              hub->scratch.len) != 0) {
+        pb_append_bytes_field(&hc->answer, RESET_RESPONSE_JOBS,
+                              hub->scratch.data, hub->scratch.len) != 0) {
       rpc_log(RPC_LOG_ERROR, "reset_answer_incomplete",
               "error=\"out of memory\"");
     }

@@ -20,10 +20,136 @@
 #include "server/core/penalties.h"
 #include "server/core/persist.h"
 #include "server/core/registry.h"
+#include "server/core/worker_wire.h"
 
 #define MAX_WAIT_MS 60000
 #define MAX_LEASE_JOBS 1000
 #define SUBJECT_STATE_TIMEOUT 5.0
+
+/* Field numbers of proto/jobhub/v1/workers.proto that answers are put
+ * together with from bytes packed before (protobuf-c names none). */
+enum {
+  WORKER_CONFIG = 12,                  /* Worker.worker_config */
+  ASSIGNMENT_JOB = 1,                  /* Assignment.job */
+  LEASE_RESPONSE_ASSIGNMENTS = 1,      /* LeaseResponse.assignments */
+  HUB_MESSAGE_WELCOME = 1,             /* HubMessage.welcome */
+  HUB_MESSAGE_ASSIGNMENT = 2,          /* HubMessage.assignment */
+  LIST_WORKERS_RESPONSE_WORKERS = 1,   /* ListWorkersResponse.workers */
+  HEARTBEAT_RESPONSE_CANCELLED = 1,    /* HeartbeatResponse.cancelled_job_ids */
+  WORKER_STATS_RESPONSE_JOB_TYPES = 1, /* WorkerStatsResponse.job_types */
+};
+
+static void timestamp_of(Google__Protobuf__Timestamp *ts, int64_t us) {
+  ts->seconds = us / 1000000;
+  ts->nanos = (int32_t)(us % 1000000) * 1000;
+}
+
+/* Appends worker as a Worker to out. Returns 0 or -1 (no memory; out as
+ * it was). */
+static int worker_pack(const hub_worker *worker, rpc_buffer *out) {
+  Jobhub__V1__Worker w = JOBHUB__V1__WORKER__INIT;
+  Google__Protobuf__Timestamp connected = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  Google__Protobuf__Timestamp seen = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  w.worker_idx = worker->worker_idx;
+  if (worker->client_id != NULL) {
+    w.client_id = worker->client_id;
+  }
+  w.pool_id = worker->pool_id;
+  w.n_job_type_ids = worker->n_job_types;
+  w.job_type_ids = worker->job_type_ids;
+  if (worker->hostname != NULL) {
+    w.hostname = worker->hostname;
+  }
+  w.capacity = worker->capacity;
+  w.status = worker->reserved   ? JOBHUB__V1__WORKER_STATUS__WORKER_RESERVED
+             : worker->draining ? JOBHUB__V1__WORKER_STATUS__WORKER_DRAINING
+             : !worker->live    ? JOBHUB__V1__WORKER_STATUS__WORKER_DISCONNECTED
+             : worker->running > 0 ? JOBHUB__V1__WORKER_STATUS__WORKER_BUSY
+                                   : JOBHUB__V1__WORKER_STATUS__WORKER_IDLE;
+  w.running = worker->running;
+  if (worker->connected_us != 0) {
+    timestamp_of(&connected, worker->connected_us);
+    w.connected_at = &connected;
+  }
+  timestamp_of(&seen, worker->last_seen_us);
+  w.last_seen = &seen;
+  w.port = worker->port;
+  size_t start = out->len;
+  if (pb_append_message(out, &w.base) != 0) {
+    return -1;
+  }
+  if (worker->worker_config != NULL &&
+      pb_append_bytes_field(out, WORKER_CONFIG, worker->worker_config,
+                            worker->worker_config_size) != 0) {
+    out->len = start;
+    return -1;
+  }
+  return 0;
+}
+
+/* The encoders the core is handed (worker_wire.h). */
+
+/* Appends Assignment { job, lease_id, lease_expires_at } of job to out;
+ * the job is packed in scratch. */
+static int assignment_pack(rpc_buffer *out, const job_record *job,
+                           rpc_buffer *scratch) {
+  char lease_id[LEASE_ID_SIZE];
+  lease_id_format(job, lease_id);
+  Google__Protobuf__Timestamp expires = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  expires.seconds = job->lease.due_us / 1000000;
+  expires.nanos = (int32_t)(job->lease.due_us % 1000000) * 1000;
+  Jobhub__V1__Assignment rest = JOBHUB__V1__ASSIGNMENT__INIT;
+  rest.lease_id = lease_id;
+  rest.lease_expires_at = &expires;
+  rpc_buffer_reset(scratch);
+  if (job_record_pack(job, scratch) != 0 ||
+      pb_append_bytes_field(out, ASSIGNMENT_JOB, scratch->data, scratch->len) !=
+          0 ||
+      pb_append_message(out, &rest.base) != 0) {
+    return -1;
+  }
+  return 0;
+}
+
+static int lease_answer_add(rpc_buffer *answer, const job_record *job,
+                            rpc_buffer *scratch, rpc_buffer *work) {
+  rpc_buffer_reset(work);
+  if (assignment_pack(work, job, scratch) != 0 ||
+      pb_append_bytes_field(answer, LEASE_RESPONSE_ASSIGNMENTS, work->data,
+                            work->len) != 0) {
+    return -1;
+  }
+  return 0;
+}
+
+static int stream_assignment(rpc_buffer *message, const job_record *job,
+                             rpc_buffer *scratch, rpc_buffer *work) {
+  rpc_buffer_reset(work);
+  if (assignment_pack(work, job, scratch) != 0 ||
+      pb_append_bytes_field(message, HUB_MESSAGE_ASSIGNMENT, work->data,
+                            work->len) != 0) {
+    return -1;
+  }
+  return 0;
+}
+
+static int stream_cancel(rpc_buffer *message, const job_record *job) {
+  char lease_id[LEASE_ID_SIZE];
+  lease_id_format(job, lease_id);
+  Jobhub__V1__JobCancellation cancel = JOBHUB__V1__JOB_CANCELLATION__INIT;
+  cancel.job_id = (char *)job->id; /* only read by the packing */
+  cancel.lease_id = lease_id;
+  Jobhub__V1__HubMessage hub_message = JOBHUB__V1__HUB_MESSAGE__INIT;
+  hub_message.message_case = JOBHUB__V1__HUB_MESSAGE__MESSAGE_CANCEL;
+  hub_message.cancel = &cancel;
+  return pb_append_message(message, &hub_message.base);
+}
+
+static const hub_worker_wire worker_wire = {
+    .lease_answer_add = lease_answer_add,
+    .stream_assignment = stream_assignment,
+    .stream_cancel = stream_cancel,
+};
 
 /* An outcome: OK, or a status with a message. */
 typedef struct outcome {
@@ -370,7 +496,8 @@ static void run_heartbeat(job_hub *hub, hub_call *hc) {
     (void)lease_id_parse(request->lease_ids[i], &sequence, &lease, secret);
     char id[JOB_ID_SIZE];
     job_id_format(sequence, id);
-    if (pb_append_bytes_field(&hc->answer, 1, id, JOB_ID_SIZE - 1) != 0) {
+    if (pb_append_bytes_field(&hc->answer, HEARTBEAT_RESPONSE_CANCELLED, id,
+                              JOB_ID_SIZE - 1) != 0) {
       hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
       return;
     }
@@ -434,7 +561,7 @@ static void run_register(job_hub *hub, hub_call *hc) {
   }
   worker->capacity = capped(hub, worker, request->capacity, "capacity");
   hub_worker_set_live(hub, worker, true);
-  if (hub_worker_pack(worker, &hc->answer) != 0) {
+  if (worker_pack(worker, &hc->answer) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
@@ -685,8 +812,9 @@ static void conn_hello(job_hub *hub, worker_conn *conn,
       job->lease_acknowledged = true; /* it says it runs the job */
     }
   }
-  if (hub_worker_pack(worker, &welcome) != 0 ||
-      pb_append_bytes_field(&message, 1, welcome.data, welcome.len) != 0 ||
+  if (worker_pack(worker, &welcome) != 0 ||
+      pb_append_bytes_field(&message, HUB_MESSAGE_WELCOME, welcome.data,
+                            welcome.len) != 0 ||
       core_stream_send(hub, &conn->stream, message.data, message.len) != 0) {
     core_stream_finish(hub, &conn->stream, RPC_STATUS_RESOURCE_EXHAUSTED,
                        "out of memory");
@@ -955,9 +1083,9 @@ static int add_worker_each(void *value, void *arg) {
   }
   rpc_buffer packed;
   rpc_buffer_init(&packed);
-  if (hub_worker_pack(worker, &packed) != 0 ||
-      pb_append_bytes_field(&scan->hc->answer, 1, packed.data, packed.len) !=
-          0) {
+  if (worker_pack(worker, &packed) != 0 ||
+      pb_append_bytes_field(&scan->hc->answer, LIST_WORKERS_RESPONSE_WORKERS,
+                            packed.data, packed.len) != 0) {
     scan->rv = -1;
   }
   rpc_buffer_free(&packed);
@@ -1003,8 +1131,8 @@ static int add_stats_each(void *value, void *arg) {
   rpc_buffer packed;
   rpc_buffer_init(&packed);
   if (pb_append_message(&packed, &stats.base) != 0 ||
-      pb_append_bytes_field(&scan->hc->answer, 1, packed.data, packed.len) !=
-          0) {
+      pb_append_bytes_field(&scan->hc->answer, WORKER_STATS_RESPONSE_JOB_TYPES,
+                            packed.data, packed.len) != 0) {
     scan->rv = -1;
   }
   rpc_buffer_free(&packed);
@@ -1054,7 +1182,7 @@ static void run_add(job_hub *hub, hub_call *hc) {
     google__protobuf__struct__pack(request->worker_config,
                                    worker->worker_config);
   }
-  if (hub_worker_pack(worker, &hc->answer) != 0) {
+  if (worker_pack(worker, &hc->answer) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
@@ -1091,7 +1219,7 @@ static void run_delete(job_hub *hub, hub_call *hc) {
   /* It takes no new jobs; a connected one finishes what it runs. */
   worker->draining = true;
   hub_worker_set_live(hub, worker, false);
-  if (hub_worker_pack(worker, &hc->answer) != 0) {
+  if (worker_pack(worker, &hc->answer) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
@@ -1256,5 +1384,6 @@ int workers_service_add(rpc_server *server, job_hub *hub) {
       hub_observe(hub, &observer) != 0) {
     return -1;
   }
+  hub_set_worker_wire(hub, &worker_wire);
   return 0;
 }
