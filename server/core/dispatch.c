@@ -259,11 +259,7 @@ void hub_pump(job_hub *hub, hub_worker *worker) {
     }
     rpc_buffer_free(&assignment);
     if (leased > 0) {
-      worker->pending_lease = NULL;
-      if (hc->timer_active) {
-        ev_timer_stop(hub->loop, &hc->timer);
-      }
-      hub_call_answer(hub, hc);
+      hub_end_pending_lease(hub, worker);
     }
     return;
   }
@@ -291,6 +287,18 @@ void hub_pump(job_hub *hub, hub_worker *worker) {
   }
   rpc_buffer_free(&assignment);
   rpc_buffer_free(&message);
+}
+
+void hub_end_pending_lease(job_hub *hub, hub_worker *worker) {
+  hub_call *hc = worker->pending_lease;
+  if (hc == NULL) {
+    return;
+  }
+  worker->pending_lease = NULL;
+  if (hc->timer_active) {
+    ev_timer_stop(hub->loop, &hc->timer);
+  }
+  hub_call_answer(hub, hc);
 }
 
 void hub_wake_workers_with_room(job_hub *hub) {

@@ -50,6 +50,10 @@ void hub_pump(job_hub *hub, struct hub_worker *worker);
 void hub_wake_worker(job_hub *hub, struct hub_worker *worker);
 void hub_unschedule_pump(job_hub *hub, struct hub_worker *worker);
 
+/* hub_end_pending_lease answers worker's waiting Lease call now, with the
+ * jobs it holds (none, unless pumped), if there is one. */
+void hub_end_pending_lease(job_hub *hub, struct hub_worker *worker);
+
 /* hub_wake_workers_with_room wakes every live worker with room: the store
  * caught up. */
 void hub_wake_workers_with_room(job_hub *hub);

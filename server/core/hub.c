@@ -132,6 +132,16 @@ job_hub *hub_open(const hub_options *options, char *err, size_t err_size) {
 
 size_t hub_job_count(const job_hub *hub) { return hub->job_count; }
 
+const hub_options *hub_options_of(const job_hub *hub) { return &hub->options; }
+
+struct ev_loop *hub_loop(job_hub *hub) {
+  return hub->loop;
+}
+
+rpc_buffer *hub_scratch(job_hub *hub) { return &hub->scratch; }
+
+bool hub_is_closing(const job_hub *hub) { return hub->closing; }
+
 static void stop_streams(job_hub *hub, void *arg) {
   (void)arg;
   hub->closing = true;

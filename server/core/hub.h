@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rpc/buffer.h"
 #include "rpc/loop_thread.h"
 
 typedef struct job_hub job_hub;
@@ -56,7 +57,20 @@ void hub_close(job_hub *hub);
 void hub_on_store_writable(job_hub *hub, void (*fn)(bool writable, void *arg),
                            void *arg);
 
-/* hub_job_count returns how many jobs the hub holds (for logs). */
+/* hub_job_count returns how many jobs the hub holds (for logs, and on the
+ * core thread exactly). */
 size_t hub_job_count(const job_hub *hub);
+
+/* hub_options_of returns the options the hub was opened with; they do not
+ * change, so any thread may read them. */
+const hub_options *hub_options_of(const job_hub *hub);
+
+/* On the core thread: hub_loop is the core's libev loop (for the timers
+ * of calls the core holds); hub_scratch a buffer of the core's to reset
+ * and use until the next call into the core; hub_is_closing tells whether
+ * the hub stopped serving (hub_stop_streams): new streams are refused. */
+struct ev_loop *hub_loop(job_hub *hub);
+rpc_buffer *hub_scratch(job_hub *hub);
+bool hub_is_closing(const job_hub *hub);
 
 #endif

@@ -93,6 +93,15 @@ int hub_lease_to(job_hub *hub, hub_worker *worker, job_record *job) {
   return 0;
 }
 
+void hub_extend_lease(job_hub *hub, job_record *job) {
+  uint32_t seconds =
+      job->lease_seconds ? job->lease_seconds : hub->options.lease_seconds;
+  job->lease.due_us = time_now_us() + (int64_t)seconds * 1000000;
+  if (job->lease.queued) {
+    deadline_heap_update(&hub->leases, &job->lease);
+  }
+}
+
 void hub_release_lease(job_hub *hub, job_record *job) {
   if (job->lease.queued) {
     deadline_heap_remove(&hub->leases, &job->lease);

@@ -35,6 +35,10 @@ int hub_lease_to(job_hub *hub, struct hub_worker *worker, job_record *job);
  * queue if it leaves. */
 void hub_hold_lease(struct hub_worker *worker, job_record *job);
 
+/* hub_extend_lease runs job's lease for its lease seconds (the hub's
+ * default when the Submit gave none) from now: a heartbeat. */
+void hub_extend_lease(job_hub *hub, job_record *job);
+
 /* hub_release_lease takes job's lease out of the expiry heap and detaches
  * it from its holder (which is woken: it has room). */
 void hub_release_lease(job_hub *hub, job_record *job);

@@ -51,6 +51,15 @@ hub_worker *hub_find_worker(job_hub *hub, uint64_t worker_idx) {
 
 /* Workers. */
 
+int hub_each_worker(job_hub *hub, int (*fn)(void *worker, void *arg),
+                    void *arg) {
+  return hash_table_each(hub->workers, fn, arg);
+}
+
+int hub_each_pool(job_hub *hub, int (*fn)(void *pool, void *arg), void *arg) {
+  return hash_table_each(hub->pools, fn, arg);
+}
+
 hub_worker *hub_worker_new(job_hub *hub, uint64_t worker_idx, uint32_t pool_id,
                            const uint32_t *job_type_ids, size_t n,
                            rpc_status_code *code, char *why, size_t why_size) {
@@ -261,14 +270,7 @@ void hub_worker_remove(job_hub *hub, hub_worker *worker) {
     hub_notify(hub, job, from);
   }
   hub_unschedule_pump(hub, worker);
-  if (worker->pending_lease != NULL) {
-    hub_call *hc = worker->pending_lease;
-    worker->pending_lease = NULL;
-    if (hc->timer_active) {
-      ev_timer_stop(hub->loop, &hc->timer);
-    }
-    hub_call_answer(hub, hc); /* empty */
-  }
+  hub_end_pending_lease(hub, worker); /* empty */
   hub_notify_worker_left(hub, worker);
   hash_table_remove(hub->workers, hash_u64(worker->worker_idx), worker);
   worker_free(worker);

@@ -78,6 +78,13 @@ hub_pool *hub_pool_get(job_hub *hub, uint32_t pool_idx, bool create);
 /* hub_find_worker finds a registered worker by worker_idx, or NULL. */
 hub_worker *hub_find_worker(job_hub *hub, uint64_t worker_idx);
 
+/* hub_each_worker calls fn(worker, arg) for every registered worker, and
+ * hub_each_pool fn(pool, arg) for every pool, until fn returns non-zero
+ * (returned; else 0). fn must not add or remove workers or pools. */
+int hub_each_worker(job_hub *hub, int (*fn)(void *worker, void *arg),
+                    void *arg);
+int hub_each_pool(job_hub *hub, int (*fn)(void *pool, void *arg), void *arg);
+
 /* hub_worker_new registers a worker (worker_idx 0: the lowest free one of
  * its pool and first job type), not live. NULL with *code and why set:
  * INVALID_ARGUMENT, ALREADY_EXISTS (worker_idx taken), RESOURCE_EXHAUSTED

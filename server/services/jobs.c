@@ -9,7 +9,7 @@
 #include "jobhub/v1/jobs.rpc.h"
 #include "rpc/log.h"
 #include "server/core/dispatch.h"
-#include "server/core/hub_state.h"
+#include "server/core/hub_state.h" /* only hub->store: GetResult, History */
 #include "server/core/ids.h"
 #include "server/core/job_table.h"
 #include "server/core/leases.h"
@@ -152,8 +152,9 @@ static void run_submit(job_hub *hub, hub_call *hc) {
       return;
     }
   }
-  uint32_t max_attempts =
-      request->max_attempts ? request->max_attempts : hub->options.max_attempts;
+  uint32_t max_attempts = request->max_attempts
+                              ? request->max_attempts
+                              : hub_options_of(hub)->max_attempts;
   job_record *job = hub_submit(hub, request, hc->data, hc->data_size,
                                max_attempts, answer_submit, hc);
   if (job == NULL) {
@@ -198,10 +199,11 @@ static void submit(rpc_call *call, const Jobhub__V1__SubmitRequest *request,
   /* The fixed part is packed here, on the loop thread, to spare the
    * core. */
   size_t size = 0;
-  uint8_t *fixed = job_fixed_pack(
-      request,
-      request->max_attempts ? request->max_attempts : hub->options.max_attempts,
-      &size);
+  uint8_t *fixed =
+      job_fixed_pack(request,
+                     request->max_attempts ? request->max_attempts
+                                           : hub_options_of(hub)->max_attempts,
+                     &size);
   if (fixed == NULL) {
     rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
@@ -240,7 +242,7 @@ static bool list_matches(const Jobhub__V1__ListJobsRequest *f,
 
 static void run_list(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__ListJobsRequest *request = hc->request;
-  job_record *job = hub->first_job;
+  job_record *job = hub_first_job(hub);
   if (request->page_token[0] != '\0') {
     job_record *after = hub_find_job(hub, request->page_token);
     if (after == NULL) {
@@ -266,10 +268,11 @@ static void run_list(job_hub *hub, hub_call *hc) {
       }
       break;
     }
-    rpc_buffer_reset(&hub->scratch);
-    if (job_record_pack(job, &hub->scratch) != 0 ||
+    rpc_buffer_reset(hub_scratch(hub));
+    if (job_record_pack(job, hub_scratch(hub)) != 0 ||
         pb_append_bytes_field(&hc->answer, LIST_JOBS_RESPONSE_JOBS,
-                              hub->scratch.data, hub->scratch.len) != 0) {
+                              hub_scratch(hub)->data,
+                              hub_scratch(hub)->len) != 0) {
       goto no_memory;
     }
     last = job;
@@ -473,7 +476,7 @@ static void run_reset(job_hub *hub, hub_call *hc) {
    * is awaited, and the writes before it commit no later. */
   size_t count = 0;
   job_record **selected = NULL;
-  size_t limit = request->n_ids > 0 ? request->n_ids : hub->job_count;
+  size_t limit = request->n_ids > 0 ? request->n_ids : hub_job_count(hub);
   selected = malloc((limit ? limit : 1) * sizeof(*selected));
   if (selected == NULL) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -491,7 +494,7 @@ static void run_reset(job_hub *hub, hub_call *hc) {
       }
     }
   } else {
-    for (job_record *job = hub->first_job; job != NULL; job = job->next) {
+    for (job_record *job = hub_first_job(hub); job != NULL; job = job->next) {
       if (reset_selects(request, job)) {
         selected[count++] = job;
       }
@@ -500,10 +503,11 @@ static void run_reset(job_hub *hub, hub_call *hc) {
   for (size_t i = 0; i < count; i++) {
     bool last = i + 1 == count;
     reset_job(hub, selected[i], last ? answer_reset : NULL, last ? hc : NULL);
-    rpc_buffer_reset(&hub->scratch);
-    if (job_record_pack(selected[i], &hub->scratch) != 0 ||
+    rpc_buffer_reset(hub_scratch(hub));
+    if (job_record_pack(selected[i], hub_scratch(hub)) != 0 ||
         pb_append_bytes_field(&hc->answer, RESET_RESPONSE_JOBS,
-                              hub->scratch.data, hub->scratch.len) != 0) {
+                              hub_scratch(hub)->data,
+                              hub_scratch(hub)->len) != 0) {
       rpc_log(RPC_LOG_ERROR, "reset_answer_incomplete",
               "error=\"out of memory\"");
     }

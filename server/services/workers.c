@@ -11,7 +11,6 @@
 #include "jobhub/v1/workers.rpc.h"
 #include "rpc/log.h"
 #include "server/core/dispatch.h"
-#include "server/core/hub_state.h"
 #include "server/core/ids.h"
 #include "server/core/job_table.h"
 #include "server/core/leases.h"
@@ -19,6 +18,7 @@
 #include "server/core/observers.h"
 #include "server/core/penalties.h"
 #include "server/core/persist.h"
+#include "server/core/queries.h"
 #include "server/core/registry.h"
 #include "server/core/worker_wire.h"
 
@@ -304,12 +304,7 @@ static int finish_job(job_hub *hub, job_record *job,
 }
 
 static void extend_lease(job_hub *hub, job_record *job) {
-  uint32_t seconds =
-      job->lease_seconds ? job->lease_seconds : hub->options.lease_seconds;
-  job->lease.due_us = time_now_us() + (int64_t)seconds * 1000000;
-  if (job->lease.queued) {
-    deadline_heap_update(&hub->leases, &job->lease);
-  }
+  hub_extend_lease(hub, job);
   touch_holder(job);
 }
 
@@ -522,8 +517,8 @@ static int set_text(char **field, const char *text) {
  * to --max-worker-capacity; a clamp is logged once per worker. */
 static uint32_t capped(job_hub *hub, hub_worker *worker, uint32_t asked,
                        const char *what) {
-  uint32_t cap = hub->options.max_worker_capacity
-                     ? hub->options.max_worker_capacity
+  uint32_t cap = hub_options_of(hub)->max_worker_capacity
+                     ? hub_options_of(hub)->max_worker_capacity
                      : HUB_DEFAULT_MAX_WORKER_CAPACITY;
   if (asked == 0) {
     return 1;
@@ -657,7 +652,7 @@ static void run_lease(job_hub *hub, hub_call *hc) {
   } else if (request->n_job_type_ids > 0) {
     client_search search = {request->client_id, request->pool_id,
                             request->job_type_ids[0], NULL};
-    hash_table_each(hub->workers, match_client, &search);
+    hub_each_worker(hub, match_client, &search);
     worker = search.found;
   }
   if (worker == NULL) {
@@ -687,15 +682,8 @@ static void run_lease(job_hub *hub, hub_call *hc) {
   if (!worker->draining) {
     hub_worker_set_live(hub, worker, true);
   }
-  if (worker->pending_lease != NULL) {
-    /* One poll per worker: the older one ends, empty. */
-    hub_call *older = worker->pending_lease;
-    worker->pending_lease = NULL;
-    if (older->timer_active) {
-      ev_timer_stop(hub->loop, &older->timer);
-    }
-    hub_call_answer(hub, older);
-  }
+  hub_end_pending_lease(hub, worker); /* one poll per worker: the older
+                                         one ends, empty */
   hc->worker = worker;
   hc->want = capped(hub, worker, request->max_jobs, "max_jobs");
   if (hc->want > MAX_LEASE_JOBS) {
@@ -718,7 +706,7 @@ static void run_lease(job_hub *hub, hub_call *hc) {
   ev_timer_init(&hc->timer, on_lease_wait_over, wait_ms / 1000.0, 0);
   hc->timer.data = hc;
   hc->timer_active = true;
-  ev_timer_start(hub->loop, &hc->timer);
+  ev_timer_start(hub_loop(hub), &hc->timer);
 }
 
 static void lease(rpc_call *call, const Jobhub__V1__LeaseRequest *request,
@@ -739,10 +727,10 @@ static void lease(rpc_call *call, const Jobhub__V1__LeaseRequest *request,
 
 static void send_hub_message(job_hub *hub, worker_conn *conn,
                              const Jobhub__V1__HubMessage *message) {
-  rpc_buffer_reset(&hub->scratch);
-  if (pb_append_message(&hub->scratch, &message->base) != 0 ||
-      core_stream_send(hub, &conn->stream, hub->scratch.data,
-                       hub->scratch.len) != 0) {
+  rpc_buffer_reset(hub_scratch(hub));
+  if (pb_append_message(hub_scratch(hub), &message->base) != 0 ||
+      core_stream_send(hub, &conn->stream, hub_scratch(hub)->data,
+                       hub_scratch(hub)->len) != 0) {
     core_stream_finish(hub, &conn->stream, RPC_STATUS_RESOURCE_EXHAUSTED,
                        "out of memory");
   }
@@ -1013,7 +1001,7 @@ static void conn_closed(job_hub *hub, core_stream *stream) {
 }
 
 static void conn_opened(job_hub *hub, core_stream *stream) {
-  if (hub->closing) {
+  if (hub_is_closing(hub)) {
     core_stream_finish(hub, stream, RPC_STATUS_UNAVAILABLE,
                        "the hub is shutting down");
   }
@@ -1046,14 +1034,7 @@ static int close_conn_each(void *value, void *arg) {
     core_stream_finish(hub, &conn->stream, RPC_STATUS_UNAVAILABLE,
                        "the hub is shutting down");
   }
-  if (worker->pending_lease != NULL) {
-    hub_call *hc = worker->pending_lease;
-    worker->pending_lease = NULL;
-    if (hc->timer_active) {
-      ev_timer_stop(hub->loop, &hc->timer);
-    }
-    hub_call_answer(hub, hc);
-  }
+  hub_end_pending_lease(hub, worker);
   return 0;
 }
 
@@ -1061,7 +1042,7 @@ static int close_conn_each(void *value, void *arg) {
  * stay), waiting Lease calls are answered empty, queries fail. */
 static void workers_stopping(job_hub *hub, void *arg) {
   (void)arg;
-  hash_table_each(hub->workers, close_conn_each, hub);
+  hub_each_worker(hub, close_conn_each, hub);
   fail_queries(hub, NULL);
 }
 
@@ -1095,7 +1076,7 @@ static int add_worker_each(void *value, void *arg) {
 static void run_list(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__ListWorkersRequest *request = hc->request;
   pool_scan scan = {hc, request->pool_id, 0, NULL, 0};
-  if (hash_table_each(hub->workers, add_worker_each, &scan) != 0) {
+  if (hub_each_worker(hub, add_worker_each, &scan) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
@@ -1142,7 +1123,7 @@ static int add_stats_each(void *value, void *arg) {
 static void run_stats(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__WorkerStatsRequest *request = hc->request;
   pool_scan scan = {hc, request->pool_id, 0, NULL, 0};
-  if (hash_table_each(hub->pools, add_stats_each, &scan) != 0) {
+  if (hub_each_pool(hub, add_stats_each, &scan) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
@@ -1208,7 +1189,7 @@ static int find_latest_each(void *value, void *arg) {
 static void run_delete(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__DeleteWorkerRequest *request = hc->request;
   pool_scan scan = {hc, request->pool_id, request->job_type_id, NULL, 0};
-  hash_table_each(hub->workers, find_latest_each, &scan);
+  hub_each_worker(hub, find_latest_each, &scan);
   hub_worker *worker = scan.latest;
   if (worker == NULL) {
     hub_call_fail(hub, hc, RPC_STATUS_NOT_FOUND,
@@ -1243,37 +1224,22 @@ static void delete_worker(rpc_call *call,
 
 /* GetSubjectState: asked of the responsible worker over its stream. */
 
-static void unlink_query(job_hub *hub, hub_call *hc) {
-  for (hub_call **at = &hub->queries; *at != NULL; at = &(*at)->next_waiting) {
-    if (*at == hc) {
-      *at = hc->next_waiting;
-      break;
-    }
-  }
-  if (hc->timer_active) {
-    ev_timer_stop(hub->loop, &hc->timer);
-    hc->timer_active = false;
-  }
-}
-
 static void answer_query(job_hub *hub, const Jobhub__V1__SubjectState *state,
                          uint64_t worker_idx) {
   char *end = NULL;
   uint64_t query_id = strtoull(state->query_id, &end, 10);
-  for (hub_call *hc = hub->queries; hc != NULL; hc = hc->next_waiting) {
-    if (hc->query_id == query_id && end != state->query_id &&
-        hc->worker->worker_idx == worker_idx) {
-      unlink_query(hub, hc);
-      Jobhub__V1__SubjectState answer = *state;
-      answer.worker_idx = worker_idx;
-      if (pb_append_message(&hc->answer, &answer.base) != 0) {
-        hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-      }
-      hub_call_answer(hub, hc);
-      return;
-    }
+  hub_call *hc =
+      end != state->query_id ? hub_query_take(hub, query_id, worker_idx) : NULL;
+  if (hc == NULL) {
+    return; /* late, or not one of ours */
   }
+  Jobhub__V1__SubjectState answer = *state;
+  answer.worker_idx = worker_idx;
+  if (pb_append_message(&hc->answer, &answer.base) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  hub_call_answer(hub, hc);
 }
 
 static void on_query_timeout(struct ev_loop *loop, ev_timer *timer,
@@ -1282,7 +1248,7 @@ static void on_query_timeout(struct ev_loop *loop, ev_timer *timer,
   (void)events;
   hub_call *hc = timer->data;
   hc->timer_active = false;
-  unlink_query(hc->hub, hc);
+  hub_query_forget(hc->hub, hc);
   hub_call_fail(hc->hub, hc, RPC_STATUS_DEADLINE_EXCEEDED,
                 "worker %llu did not answer within %.0f s",
                 (unsigned long long)hc->worker->worker_idx,
@@ -1291,14 +1257,8 @@ static void on_query_timeout(struct ev_loop *loop, ev_timer *timer,
 
 /* Fails the queries waiting for worker (NULL: all of them). */
 static void fail_queries(job_hub *hub, hub_worker *worker) {
-  hub_call **at = &hub->queries;
-  while (*at != NULL) {
-    hub_call *hc = *at;
-    if (worker != NULL && hc->worker != worker) {
-      at = &hc->next_waiting;
-      continue;
-    }
-    unlink_query(hub, hc);
+  hub_call *hc;
+  while ((hc = hub_query_take_of(hub, worker)) != NULL) {
     hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
                   "the worker responsible for the subject left");
   }
@@ -1323,7 +1283,7 @@ static void run_subject_state(job_hub *hub, hub_call *hc) {
     return;
   }
   hc->worker = worker;
-  hc->query_id = ++hub->next_query_id;
+  (void)hub_query_wait(hub, hc, SUBJECT_STATE_TIMEOUT, on_query_timeout);
   char query_id[24];
   snprintf(query_id, sizeof(query_id), "%llu",
            (unsigned long long)hc->query_id);
@@ -1334,12 +1294,6 @@ static void run_subject_state(job_hub *hub, hub_call *hc) {
   Jobhub__V1__HubMessage message = JOBHUB__V1__HUB_MESSAGE__INIT;
   message.message_case = JOBHUB__V1__HUB_MESSAGE__MESSAGE_SUBJECT_STATE_QUERY;
   message.subject_state_query = &query;
-  hc->next_waiting = hub->queries;
-  hub->queries = hc;
-  ev_timer_init(&hc->timer, on_query_timeout, SUBJECT_STATE_TIMEOUT, 0);
-  hc->timer.data = hc;
-  hc->timer_active = true;
-  ev_timer_start(hub->loop, &hc->timer);
   send_hub_message(hub, worker->conn, &message);
 }
 
