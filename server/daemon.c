@@ -16,10 +16,8 @@
 
 #include "jobhub/v1/engine.rpc.h"
 #include "jobhub/v1/hub.rpc.h"
-#include "jobhub/v1/jobs.rpc.h"
 #include "jobhub/v1/outputs.rpc.h"
 #include "jobhub/v1/series.rpc.h"
-#include "jobhub/v1/workers.rpc.h"
 #include "jobhub_descriptor_set.h"
 #include "rpc/health.h"
 #include "rpc/log.h"
@@ -30,6 +28,8 @@
 #include "server/auth.h"
 #include "server/config.h"
 #include "server/core/hub.h"
+#include "server/services/jobs.h"
+#include "server/services/workers.h"
 #include "server/store/sqlite.h"
 
 /* Services whose methods are not built yet: empty handler tables make
@@ -40,7 +40,8 @@ static const jobhub_v1_series_handlers series_handlers;
 static const jobhub_v1_hub_handlers hub_handlers;
 
 static int add_jobhub_services(rpc_server *server, job_hub *hub) {
-  if (hub_add_services(hub, server) != 0 ||
+  if (jobs_service_add(server, hub) != 0 ||
+      workers_service_add(server, hub) != 0 ||
       jobhub_v1_outputs_add_to_server(server, &outputs_handlers, NULL) != 0 ||
       jobhub_v1_engine_add_to_server(server, &engine_handlers, NULL) != 0 ||
       jobhub_v1_series_add_to_server(server, &series_handlers, NULL) != 0 ||

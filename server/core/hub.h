@@ -1,8 +1,8 @@
 /* hub.h: the job hub: every job, worker, lease, queue and watcher, owned
- * by one core thread (its own libev loop, or the server's only loop),
- * behind the Jobs and Workers services. Handlers on the server's loop
- * threads post requests to the core; the core answers by posting back to
- * the call's loop. Durable state lives in the store (store.h), whose
+ * by one core thread (its own libev loop, or the server's only loop).
+ * The services (server/services/) post requests to it from the server's
+ * loop threads; the core answers by posting back to the call's loop, and
+ * tells its events to the observers that subscribed (observers.h). Durable state lives in the store (store.h), whose
  * completions run on the core.
  * docs/core-design.md has the design and the settled semantics. */
 #ifndef JOBHUB_SERVER_CORE_HUB_H
@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rpc/buffer.h"
 #include "rpc/loop_thread.h"
-#include "rpc/server.h"
 
 typedef struct job_hub job_hub;
 struct job_store_ops;
@@ -44,9 +44,6 @@ typedef struct hub_options {
  * with a message in err. */
 job_hub *hub_open(const hub_options *options, char *err, size_t err_size);
 
-/* hub_add_services serves Jobs and Workers on server. Returns 0 or -1. */
-int hub_add_services(job_hub *hub, rpc_server *server);
-
 /* hub_stop_streams ends Connect, Watch and waiting Lease calls and makes
  * every later request UNAVAILABLE, so that the server's shutdown does not
  * wait for them; leases stay (workers re-send results after a restart).
@@ -64,7 +61,20 @@ void hub_close(job_hub *hub);
 void hub_on_store_writable(job_hub *hub, void (*fn)(bool writable, void *arg),
                            void *arg);
 
-/* hub_job_count returns how many jobs the hub holds (for logs). */
+/* hub_job_count returns how many jobs the hub holds (for logs, and on the
+ * core thread exactly). */
 size_t hub_job_count(const job_hub *hub);
+
+/* hub_options_of returns the options the hub was opened with; they do not
+ * change, so any thread may read them. */
+const hub_options *hub_options_of(const job_hub *hub);
+
+/* On the core thread: hub_loop is the core's libev loop (for the timers
+ * of calls the core holds); hub_scratch a buffer of the core's to reset
+ * and use until the next call into the core; hub_is_closing tells whether
+ * the hub stopped serving (hub_stop_streams): new streams are refused. */
+struct ev_loop *hub_loop(job_hub *hub);
+rpc_buffer *hub_scratch(job_hub *hub);
+bool hub_is_closing(const job_hub *hub);
 
 #endif

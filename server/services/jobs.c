@@ -1,17 +1,34 @@
 /* services/jobs.c: jobhub.v1.Jobs. Handlers check what they can on the
  * loop thread, then the core serves the request (hub_call_post). */
+#include "server/services/jobs.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jobhub/v1/jobs.rpc.h"
 #include "rpc/log.h"
-#include "server/core/hub_internal.h"
+#include "server/core/dispatch.h"
 #include "server/core/ids.h"
+#include "server/core/job_table.h"
+#include "server/core/leases.h"
+#include "server/core/mailbox.h"
+#include "server/core/observers.h"
+#include "server/core/persist.h"
+#include "server/core/watchers.h"
 
 #define LIST_DEFAULT_PAGE 100
 #define LIST_MAX_PAGE 1000
 #define MAX_ATTEMPTS_LIMIT 1000
+
+/* Field numbers of proto/jobhub/v1/jobs.proto that answers are put
+ * together with from bytes packed before (protobuf-c names none). */
+enum {
+  LIST_JOBS_RESPONSE_JOBS = 1,            /* ListJobsResponse.jobs */
+  LIST_JOBS_RESPONSE_NEXT_PAGE_TOKEN = 2, /* ListJobsResponse.next_page_token */
+  RESET_RESPONSE_JOBS = 1,                /* ResetResponse.jobs */
+};
+
 /* The longest lease a Submit may ask for: 7 days. Longer is a mistake
  * (2^32-1 s is 136 years: a lost worker would hold the job for ever). */
 #define MAX_LEASE_SECONDS (7 * 24 * 3600)
@@ -134,8 +151,9 @@ static void run_submit(job_hub *hub, hub_call *hc) {
       return;
     }
   }
-  uint32_t max_attempts =
-      request->max_attempts ? request->max_attempts : hub->options.max_attempts;
+  uint32_t max_attempts = request->max_attempts
+                              ? request->max_attempts
+                              : hub_options_of(hub)->max_attempts;
   job_record *job = hub_submit(hub, request, hc->data, hc->data_size,
                                max_attempts, answer_submit, hc);
   if (job == NULL) {
@@ -180,10 +198,11 @@ static void submit(rpc_call *call, const Jobhub__V1__SubmitRequest *request,
   /* The fixed part is packed here, on the loop thread, to spare the
    * core. */
   size_t size = 0;
-  uint8_t *fixed = job_fixed_pack(
-      request,
-      request->max_attempts ? request->max_attempts : hub->options.max_attempts,
-      &size);
+  uint8_t *fixed =
+      job_fixed_pack(request,
+                     request->max_attempts ? request->max_attempts
+                                           : hub_options_of(hub)->max_attempts,
+                     &size);
   if (fixed == NULL) {
     rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
@@ -222,7 +241,7 @@ static bool list_matches(const Jobhub__V1__ListJobsRequest *f,
 
 static void run_list(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__ListJobsRequest *request = hc->request;
-  job_record *job = hub->first_job;
+  job_record *job = hub_first_job(hub);
   if (request->page_token[0] != '\0') {
     job_record *after = hub_find_job(hub, request->page_token);
     if (after == NULL) {
@@ -242,16 +261,17 @@ static void run_list(job_hub *hub, hub_call *hc) {
     }
     if (count == page) {
       /* One more matches: the page is not the last. */
-      if (pb_append_bytes_field(&hc->answer, 2, last->id, JOB_ID_SIZE - 1) !=
-          0) {
+      if (pb_append_bytes_field(&hc->answer, LIST_JOBS_RESPONSE_NEXT_PAGE_TOKEN,
+                                last->id, JOB_ID_SIZE - 1) != 0) {
         goto no_memory;
       }
       break;
     }
-    rpc_buffer_reset(&hub->scratch);
-    if (job_record_pack(job, &hub->scratch) != 0 ||
-        pb_append_bytes_field(&hc->answer, 1, hub->scratch.data,
-                              hub->scratch.len) != 0) {
+    rpc_buffer_reset(hub_scratch(hub));
+    if (job_record_pack(job, hub_scratch(hub)) != 0 ||
+        pb_append_bytes_field(&hc->answer, LIST_JOBS_RESPONSE_JOBS,
+                              hub_scratch(hub)->data,
+                              hub_scratch(hub)->len) != 0) {
       goto no_memory;
     }
     last = job;
@@ -329,8 +349,7 @@ static void answer_result(int status, void *arg) {
                   job->error ? job->error : "");
     return;
   }
-  if (job_store_load_result(hub->store, job->entry.sequence,
-                            answer_stored_result, hc) != 0) {
+  if (hub_read_result(hub, job, answer_stored_result, hc) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_INTERNAL,
                   "the result of job %s could not be read", job->id);
   }
@@ -381,7 +400,7 @@ static void run_cancel(job_hub *hub, hub_call *hc) {
   job->finished_us = time_now_us();
   hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__CANCELLED);
   hub_undo_made(job, &hc->undo);
-  hub_notify(hub, job);
+  hub_notify(hub, job, from);
   hc->job = job;
   if (pack_job_answer(hub, hc, job) != 0) {
     return;
@@ -401,113 +420,11 @@ static void cancel(rpc_call *call, const Jobhub__V1__CancelRequest *request,
   }
 }
 
-/* Watch. */
-
-static void free_watcher(job_watcher *w) {
-  free(w->subject);
-  free(w);
-}
-
-static void unlink_watcher(job_watcher **list, job_watcher *w) {
-  for (job_watcher **at = list; *at != NULL; at = &(*at)->next) {
-    if (*at == w) {
-      *at = w->next;
-      w->next = NULL;
-      return;
-    }
-  }
-}
-
-static void watcher_closed(job_hub *hub, core_stream *stream) {
-  job_watcher *w = (job_watcher *)stream;
-  if (w->job != NULL) {
-    unlink_watcher(&w->job->watchers, w);
-    w->job = NULL;
-  } else {
-    unlink_watcher(&hub->filter_watchers, w);
-  }
-  core_stream_finish(hub, stream, RPC_STATUS_OK, NULL);
-  free_watcher(w);
-}
-
-static void watcher_opened(job_hub *hub, core_stream *stream) {
-  job_watcher *w = (job_watcher *)stream;
-  if (hub->closing) {
-    core_stream_finish(hub, stream, RPC_STATUS_UNAVAILABLE,
-                       "the hub is shutting down");
-    return;
-  }
-  if (w->filter.id[0] == '\0') {
-    w->next = hub->filter_watchers;
-    hub->filter_watchers = w;
-    return;
-  }
-  job_record *job = hub_find_job(hub, w->filter.id);
-  if (job == NULL) {
-    char message[128];
-    snprintf(message, sizeof(message), "no job with id \"%s\"", w->filter.id);
-    core_stream_finish(hub, stream, RPC_STATUS_NOT_FOUND, message);
-    return;
-  }
-  rpc_buffer_reset(&hub->scratch);
-  if (job_record_pack(job, &hub->scratch) != 0 ||
-      core_stream_send(hub, stream, hub->scratch.data, hub->scratch.len) != 0) {
-    core_stream_finish(hub, stream, RPC_STATUS_RESOURCE_EXHAUSTED,
-                       "out of memory");
-    return;
-  }
-  if (hub_state_is_final(job->state)) {
-    core_stream_finish(hub, stream, RPC_STATUS_OK, NULL);
-    return;
-  }
-  w->job = job;
-  w->next = job->watchers;
-  job->watchers = w;
-}
+/* Watch: the core keeps the watchers (server/core/watchers.c). */
 
 static void watch(rpc_call *call, const Jobhub__V1__WatchRequest *request,
                   void *user) {
-  job_watcher *w = calloc(1, sizeof(*w));
-  if (w == NULL) {
-    rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return;
-  }
-  /* The request is freed with the call, which the loop may finish first:
-   * the core keeps copies. */
-  w->filter = *request;
-  w->filter.id = w->id;
-  w->filter.subject = NULL; /* w->subject holds it */
-  if (strlen(request->id) >= sizeof(w->id) ||
-      (request->subject[0] != '\0' &&
-       (w->subject = strdup(request->subject)) == NULL)) {
-    free_watcher(w);
-    if (strlen(request->id) >= sizeof(w->id)) {
-      rpc_call_finishf(call, RPC_STATUS_NOT_FOUND, "no job with id \"%s\"",
-                       request->id);
-    } else {
-      rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    }
-    return;
-  }
-  memcpy(w->id, request->id, strlen(request->id) + 1);
-  w->stream.on_closed = watcher_closed;
-  if (loop_stream_open(user, call, &w->stream, watcher_opened, false) != 0) {
-    free_watcher(w);
-    rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  }
-}
-
-void hub_watchers_close_all(job_hub *hub) {
-  for (job_record *job = hub->first_job; job != NULL; job = job->next) {
-    for (job_watcher *w = job->watchers; w != NULL; w = w->next) {
-      core_stream_finish(hub, &w->stream, RPC_STATUS_UNAVAILABLE,
-                         "the hub is shutting down");
-    }
-  }
-  for (job_watcher *w = hub->filter_watchers; w != NULL; w = w->next) {
-    core_stream_finish(hub, &w->stream, RPC_STATUS_UNAVAILABLE,
-                       "the hub is shutting down");
-  }
+  hub_watch(user, call, request);
 }
 
 /* Reset. */
@@ -532,7 +449,7 @@ static void reset_job(job_hub *hub, job_record *job, job_store_done_fn done,
   hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__QUEUED);
   (void)hub_save(hub, job, from, "client", "reset", NULL, 0, done, arg);
   hub_requeue(hub, job, 0);
-  hub_notify(hub, job);
+  hub_notify(hub, job, from);
 }
 
 static void answer_reset(int status, void *arg) {
@@ -567,7 +484,7 @@ static void run_reset(job_hub *hub, hub_call *hc) {
    * is awaited, and the writes before it commit no later. */
   size_t count = 0;
   job_record **selected = NULL;
-  size_t limit = request->n_ids > 0 ? request->n_ids : hub->job_count;
+  size_t limit = request->n_ids > 0 ? request->n_ids : hub_job_count(hub);
   selected = malloc((limit ? limit : 1) * sizeof(*selected));
   if (selected == NULL) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -585,7 +502,7 @@ static void run_reset(job_hub *hub, hub_call *hc) {
       }
     }
   } else {
-    for (job_record *job = hub->first_job; job != NULL; job = job->next) {
+    for (job_record *job = hub_first_job(hub); job != NULL; job = job->next) {
       if (reset_selects(request, job)) {
         selected[count++] = job;
       }
@@ -594,10 +511,11 @@ static void run_reset(job_hub *hub, hub_call *hc) {
   for (size_t i = 0; i < count; i++) {
     bool last = i + 1 == count;
     reset_job(hub, selected[i], last ? answer_reset : NULL, last ? hc : NULL);
-    rpc_buffer_reset(&hub->scratch);
-    if (job_record_pack(selected[i], &hub->scratch) != 0 ||
-        pb_append_bytes_field(&hc->answer, 1, hub->scratch.data,
-                              hub->scratch.len) != 0) {
+    rpc_buffer_reset(hub_scratch(hub));
+    if (job_record_pack(selected[i], hub_scratch(hub)) != 0 ||
+        pb_append_bytes_field(&hc->answer, RESET_RESPONSE_JOBS,
+                              hub_scratch(hub)->data,
+                              hub_scratch(hub)->len) != 0) {
       rpc_log(RPC_LOG_ERROR, "reset_answer_incomplete",
               "error=\"out of memory\"");
     }
@@ -688,8 +606,7 @@ static void answer_history(int status, void *arg) {
                   job->id, why);
     return;
   }
-  if (job_store_load_events(hub->store, job->entry.sequence,
-                            answer_stored_history, hc) != 0) {
+  if (hub_read_events(hub, job, answer_stored_history, hc) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_INTERNAL,
                   "the history of job %s could not be read", job->id);
   }
@@ -715,7 +632,7 @@ static void history(rpc_call *call, const Jobhub__V1__HistoryRequest *request,
   }
 }
 
-const jobhub_v1_jobs_handlers hub_jobs_handlers = {
+static const jobhub_v1_jobs_handlers jobs_handlers = {
     .submit = submit,
     .get = get,
     .list = list,
@@ -725,3 +642,7 @@ const jobhub_v1_jobs_handlers hub_jobs_handlers = {
     .reset = reset,
     .history = history,
 };
+
+int jobs_service_add(rpc_server *server, job_hub *hub) {
+  return jobhub_v1_jobs_add_to_server(server, &jobs_handlers, hub);
+}

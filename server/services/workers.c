@@ -1,6 +1,8 @@
 /* services/workers.c: jobhub.v1.Workers: registration, the Connect stream,
  * the unary worker calls and the admin calls. The lease checks are shared
  * by the unary calls and the messages of Connect. */
+#include "server/services/workers.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,12 +10,146 @@
 
 #include "jobhub/v1/workers.rpc.h"
 #include "rpc/log.h"
-#include "server/core/hub_internal.h"
+#include "server/core/dispatch.h"
 #include "server/core/ids.h"
+#include "server/core/job_table.h"
+#include "server/core/leases.h"
+#include "server/core/mailbox.h"
+#include "server/core/observers.h"
+#include "server/core/penalties.h"
+#include "server/core/persist.h"
+#include "server/core/queries.h"
+#include "server/core/registry.h"
+#include "server/core/worker_wire.h"
 
 #define MAX_WAIT_MS 60000
 #define MAX_LEASE_JOBS 1000
 #define SUBJECT_STATE_TIMEOUT 5.0
+
+/* Field numbers of proto/jobhub/v1/workers.proto that answers are put
+ * together with from bytes packed before (protobuf-c names none). */
+enum {
+  WORKER_CONFIG = 12,                  /* Worker.worker_config */
+  ASSIGNMENT_JOB = 1,                  /* Assignment.job */
+  LEASE_RESPONSE_ASSIGNMENTS = 1,      /* LeaseResponse.assignments */
+  HUB_MESSAGE_WELCOME = 1,             /* HubMessage.welcome */
+  HUB_MESSAGE_ASSIGNMENT = 2,          /* HubMessage.assignment */
+  LIST_WORKERS_RESPONSE_WORKERS = 1,   /* ListWorkersResponse.workers */
+  HEARTBEAT_RESPONSE_CANCELLED = 1,    /* HeartbeatResponse.cancelled_job_ids */
+  WORKER_STATS_RESPONSE_JOB_TYPES = 1, /* WorkerStatsResponse.job_types */
+};
+
+static void timestamp_of(Google__Protobuf__Timestamp *ts, int64_t us) {
+  ts->seconds = us / 1000000;
+  ts->nanos = (int32_t)(us % 1000000) * 1000;
+}
+
+/* Appends worker as a Worker to out. Returns 0 or -1 (no memory; out as
+ * it was). */
+static int worker_pack(const hub_worker *worker, rpc_buffer *out) {
+  Jobhub__V1__Worker w = JOBHUB__V1__WORKER__INIT;
+  Google__Protobuf__Timestamp connected = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  Google__Protobuf__Timestamp seen = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  w.worker_idx = worker->worker_idx;
+  if (worker->client_id != NULL) {
+    w.client_id = worker->client_id;
+  }
+  w.pool_id = worker->pool_id;
+  w.n_job_type_ids = worker->n_job_types;
+  w.job_type_ids = worker->job_type_ids;
+  if (worker->hostname != NULL) {
+    w.hostname = worker->hostname;
+  }
+  w.capacity = worker->capacity;
+  w.status = worker->reserved   ? JOBHUB__V1__WORKER_STATUS__WORKER_RESERVED
+             : worker->draining ? JOBHUB__V1__WORKER_STATUS__WORKER_DRAINING
+             : !worker->live    ? JOBHUB__V1__WORKER_STATUS__WORKER_DISCONNECTED
+             : worker->running > 0 ? JOBHUB__V1__WORKER_STATUS__WORKER_BUSY
+                                   : JOBHUB__V1__WORKER_STATUS__WORKER_IDLE;
+  w.running = worker->running;
+  if (worker->connected_us != 0) {
+    timestamp_of(&connected, worker->connected_us);
+    w.connected_at = &connected;
+  }
+  timestamp_of(&seen, worker->last_seen_us);
+  w.last_seen = &seen;
+  w.port = worker->port;
+  size_t start = out->len;
+  if (pb_append_message(out, &w.base) != 0) {
+    return -1;
+  }
+  if (worker->worker_config != NULL &&
+      pb_append_bytes_field(out, WORKER_CONFIG, worker->worker_config,
+                            worker->worker_config_size) != 0) {
+    out->len = start;
+    return -1;
+  }
+  return 0;
+}
+
+/* The encoders the core is handed (worker_wire.h). */
+
+/* Appends Assignment { job, lease_id, lease_expires_at } of job to out;
+ * the job is packed in scratch. */
+static int assignment_pack(rpc_buffer *out, const job_record *job,
+                           rpc_buffer *scratch) {
+  char lease_id[LEASE_ID_SIZE];
+  lease_id_format(job, lease_id);
+  Google__Protobuf__Timestamp expires = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  expires.seconds = job->lease.due_us / 1000000;
+  expires.nanos = (int32_t)(job->lease.due_us % 1000000) * 1000;
+  Jobhub__V1__Assignment rest = JOBHUB__V1__ASSIGNMENT__INIT;
+  rest.lease_id = lease_id;
+  rest.lease_expires_at = &expires;
+  rpc_buffer_reset(scratch);
+  if (job_record_pack(job, scratch) != 0 ||
+      pb_append_bytes_field(out, ASSIGNMENT_JOB, scratch->data, scratch->len) !=
+          0 ||
+      pb_append_message(out, &rest.base) != 0) {
+    return -1;
+  }
+  return 0;
+}
+
+static int lease_answer_add(rpc_buffer *answer, const job_record *job,
+                            rpc_buffer *scratch, rpc_buffer *work) {
+  rpc_buffer_reset(work);
+  if (assignment_pack(work, job, scratch) != 0 ||
+      pb_append_bytes_field(answer, LEASE_RESPONSE_ASSIGNMENTS, work->data,
+                            work->len) != 0) {
+    return -1;
+  }
+  return 0;
+}
+
+static int stream_assignment(rpc_buffer *message, const job_record *job,
+                             rpc_buffer *scratch, rpc_buffer *work) {
+  rpc_buffer_reset(work);
+  if (assignment_pack(work, job, scratch) != 0 ||
+      pb_append_bytes_field(message, HUB_MESSAGE_ASSIGNMENT, work->data,
+                            work->len) != 0) {
+    return -1;
+  }
+  return 0;
+}
+
+static int stream_cancel(rpc_buffer *message, const job_record *job) {
+  char lease_id[LEASE_ID_SIZE];
+  lease_id_format(job, lease_id);
+  Jobhub__V1__JobCancellation cancel = JOBHUB__V1__JOB_CANCELLATION__INIT;
+  cancel.job_id = (char *)job->id; /* only read by the packing */
+  cancel.lease_id = lease_id;
+  Jobhub__V1__HubMessage hub_message = JOBHUB__V1__HUB_MESSAGE__INIT;
+  hub_message.message_case = JOBHUB__V1__HUB_MESSAGE__MESSAGE_CANCEL;
+  hub_message.cancel = &cancel;
+  return pb_append_message(message, &hub_message.base);
+}
+
+static const hub_worker_wire worker_wire = {
+    .lease_answer_add = lease_answer_add,
+    .stream_assignment = stream_assignment,
+    .stream_cancel = stream_cancel,
+};
 
 /* An outcome: OK, or a status with a message. */
 typedef struct outcome {
@@ -113,7 +249,7 @@ static void apply_progress(job_hub *hub, job_record *job,
   char actor[HUB_ACTOR_SIZE];
   hub_actor_of_worker(job->worker_idx, actor);
   (void)hub_save(hub, job, job->state, actor, NULL, NULL, 0, NULL, NULL);
-  hub_notify(hub, job);
+  hub_notify(hub, job, job->state); /* progress: no transition */
 }
 
 /* Ends a leased job as DONE (result) or after a failure; done is awaited
@@ -163,17 +299,12 @@ static int finish_job(job_hub *hub, job_record *job,
   if (job->state == JOBHUB__V1__JOB_STATE__QUEUED) {
     hub_requeue(hub, job, hub_backoff_us(hub, job->attempts));
   }
-  hub_notify(hub, job);
+  hub_notify(hub, job, from);
   return rv;
 }
 
 static void extend_lease(job_hub *hub, job_record *job) {
-  uint32_t seconds =
-      job->lease_seconds ? job->lease_seconds : hub->options.lease_seconds;
-  job->lease.due_us = time_now_us() + (int64_t)seconds * 1000000;
-  if (job->lease.queued) {
-    deadline_heap_update(&hub->leases, &job->lease);
-  }
+  hub_extend_lease(hub, job);
   touch_holder(job);
 }
 
@@ -360,7 +491,8 @@ static void run_heartbeat(job_hub *hub, hub_call *hc) {
     (void)lease_id_parse(request->lease_ids[i], &sequence, &lease, secret);
     char id[JOB_ID_SIZE];
     job_id_format(sequence, id);
-    if (pb_append_bytes_field(&hc->answer, 1, id, JOB_ID_SIZE - 1) != 0) {
+    if (pb_append_bytes_field(&hc->answer, HEARTBEAT_RESPONSE_CANCELLED, id,
+                              JOB_ID_SIZE - 1) != 0) {
       hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
       return;
     }
@@ -385,8 +517,8 @@ static int set_text(char **field, const char *text) {
  * to --max-worker-capacity; a clamp is logged once per worker. */
 static uint32_t capped(job_hub *hub, hub_worker *worker, uint32_t asked,
                        const char *what) {
-  uint32_t cap = hub->options.max_worker_capacity
-                     ? hub->options.max_worker_capacity
+  uint32_t cap = hub_options_of(hub)->max_worker_capacity
+                     ? hub_options_of(hub)->max_worker_capacity
                      : HUB_DEFAULT_MAX_WORKER_CAPACITY;
   if (asked == 0) {
     return 1;
@@ -424,7 +556,7 @@ static void run_register(job_hub *hub, hub_call *hc) {
   }
   worker->capacity = capped(hub, worker, request->capacity, "capacity");
   hub_worker_set_live(hub, worker, true);
-  if (hub_worker_pack(worker, &hc->answer) != 0) {
+  if (worker_pack(worker, &hc->answer) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
@@ -493,7 +625,7 @@ static void lease_undelivered(job_hub *hub, hub_call *hc) {
       (void)hub_save(hub, job, from, "hub", "lease answer not delivered", NULL,
                      0, NULL, NULL);
       hub_requeue(hub, job, 0);
-      hub_notify(hub, job);
+      hub_notify(hub, job, from);
     }
   }
   jobhub__v1__lease_response__free_unpacked(response, NULL);
@@ -520,7 +652,7 @@ static void run_lease(job_hub *hub, hub_call *hc) {
   } else if (request->n_job_type_ids > 0) {
     client_search search = {request->client_id, request->pool_id,
                             request->job_type_ids[0], NULL};
-    hash_table_each(hub->workers, match_client, &search);
+    hub_each_worker(hub, match_client, &search);
     worker = search.found;
   }
   if (worker == NULL) {
@@ -550,15 +682,8 @@ static void run_lease(job_hub *hub, hub_call *hc) {
   if (!worker->draining) {
     hub_worker_set_live(hub, worker, true);
   }
-  if (worker->pending_lease != NULL) {
-    /* One poll per worker: the older one ends, empty. */
-    hub_call *older = worker->pending_lease;
-    worker->pending_lease = NULL;
-    if (older->timer_active) {
-      ev_timer_stop(hub->loop, &older->timer);
-    }
-    hub_call_answer(hub, older);
-  }
+  hub_end_pending_lease(hub, worker); /* one poll per worker: the older
+                                         one ends, empty */
   hc->worker = worker;
   hc->want = capped(hub, worker, request->max_jobs, "max_jobs");
   if (hc->want > MAX_LEASE_JOBS) {
@@ -581,7 +706,7 @@ static void run_lease(job_hub *hub, hub_call *hc) {
   ev_timer_init(&hc->timer, on_lease_wait_over, wait_ms / 1000.0, 0);
   hc->timer.data = hc;
   hc->timer_active = true;
-  ev_timer_start(hub->loop, &hc->timer);
+  ev_timer_start(hub_loop(hub), &hc->timer);
 }
 
 static void lease(rpc_call *call, const Jobhub__V1__LeaseRequest *request,
@@ -602,136 +727,13 @@ static void lease(rpc_call *call, const Jobhub__V1__LeaseRequest *request,
 
 static void send_hub_message(job_hub *hub, worker_conn *conn,
                              const Jobhub__V1__HubMessage *message) {
-  rpc_buffer_reset(&hub->scratch);
-  if (pb_append_message(&hub->scratch, &message->base) != 0 ||
-      core_stream_send(hub, &conn->stream, hub->scratch.data,
-                       hub->scratch.len) != 0) {
+  rpc_buffer_reset(hub_scratch(hub));
+  if (pb_append_message(hub_scratch(hub), &message->base) != 0 ||
+      core_stream_send(hub, &conn->stream, hub_scratch(hub)->data,
+                       hub_scratch(hub)->len) != 0) {
     core_stream_finish(hub, &conn->stream, RPC_STATUS_RESOURCE_EXHAUSTED,
                        "out of memory");
   }
-}
-
-/* Flapping workers: a worker identity whose Connect streams keep ending
- * with jobs it had not acknowledged is paused before it gets new ones. */
-
-/* Drops this close after the previous one make the pause grow. */
-#define DROP_WINDOW_US (60 * 1000000LL)
-#define FIRST_PAUSE_US (1 * 1000000LL)
-#define LONGEST_PAUSE_US (60 * 1000000LL)
-/* A stream that ran this long without dropping a job ends the episode. */
-#define CLEAN_STREAM_US (30 * 1000000LL)
-
-static bool penalty_is_for(const void *value, const void *key) {
-  return strcmp(((const worker_penalty *)value)->client_id, key) == 0;
-}
-
-static worker_penalty *find_penalty(job_hub *hub, const char *client_id) {
-  if (client_id == NULL) {
-    return NULL;
-  }
-  return hash_table_find(hub->penalties,
-                         hash_bytes(client_id, strlen(client_id)),
-                         penalty_is_for, client_id);
-}
-
-static void forget_penalty(job_hub *hub, worker_penalty *penalty) {
-  (void)hash_table_remove(
-      hub->penalties,
-      hash_bytes(penalty->client_id, strlen(penalty->client_id)), penalty);
-  free(penalty->client_id);
-  free(penalty);
-}
-
-/* A Connect stream of worker ended, having dropped this many jobs it had
- * not acknowledged: a second drop within DROP_WINDOW_US pauses the
- * identity (1 s, doubling up to 60 s), logged once per episode. */
-static void note_stream_end(job_hub *hub, hub_worker *worker,
-                            uint32_t dropped) {
-  int64_t now = time_now_us();
-  worker_penalty *penalty = find_penalty(hub, worker->client_id);
-  if (dropped == 0) {
-    if (penalty != NULL && now - worker->connected_us >= CLEAN_STREAM_US &&
-        now >= penalty->paused_until_us) {
-      forget_penalty(hub, penalty);
-    }
-    return;
-  }
-  if (penalty == NULL) {
-    if (worker->client_id == NULL) {
-      return;
-    }
-    penalty = calloc(1, sizeof(*penalty));
-    if (penalty == NULL ||
-        (penalty->client_id = strdup(worker->client_id)) == NULL) {
-      free(penalty);
-      return; /* no memory: not slowed down */
-    }
-    if (hash_table_insert(
-            hub->penalties,
-            hash_bytes(penalty->client_id, strlen(penalty->client_id)),
-            penalty) != 0) {
-      free(penalty->client_id);
-      free(penalty);
-      return;
-    }
-  } else if (now - penalty->last_drop_us <= DROP_WINDOW_US) {
-    penalty->backoff_us = penalty->backoff_us == 0 ? FIRST_PAUSE_US
-                          : penalty->backoff_us * 2 > LONGEST_PAUSE_US
-                              ? LONGEST_PAUSE_US
-                              : penalty->backoff_us * 2;
-    penalty->paused_until_us = now + penalty->backoff_us;
-    if (!penalty->logged) {
-      penalty->logged = true;
-      rpc_log(RPC_LOG_WARN, "worker_backoff",
-              "client_id=\"%s\" worker_idx=%llu dropped=%u pause_ms=%lld "
-              "reason=\"its Connect streams keep ending before it starts "
-              "the jobs they got\"",
-              penalty->client_id, (unsigned long long)worker->worker_idx,
-              dropped, (long long)(penalty->backoff_us / 1000));
-    }
-  } else {
-    /* Long after the last drop: a new episode. */
-    penalty->backoff_us = 0;
-    penalty->paused_until_us = 0;
-    penalty->logged = false;
-  }
-  penalty->last_drop_us = now;
-}
-
-typedef struct penalty_scan {
-  int64_t now;
-  worker_penalty *stale;
-} penalty_scan;
-
-static int find_stale_penalty(void *value, void *arg) {
-  worker_penalty *penalty = value;
-  penalty_scan *scan = arg;
-  if (scan->now - penalty->last_drop_us > DROP_WINDOW_US &&
-      scan->now >= penalty->paused_until_us) {
-    scan->stale = penalty;
-    return 1;
-  }
-  return 0;
-}
-
-void hub_penalties_expire(job_hub *hub, int64_t now_us) {
-  penalty_scan scan = {now_us, NULL};
-  while (hash_table_each(hub->penalties, find_stale_penalty, &scan) != 0) {
-    forget_penalty(hub, scan.stale);
-    scan.stale = NULL;
-  }
-}
-
-static int free_penalty_each(void *value, void *arg) {
-  (void)arg;
-  worker_penalty *penalty = value;
-  free(penalty->client_id);
-  free(penalty);
-  return 0;
-}
-
-void hub_penalties_free(job_hub *hub) {
-  hash_table_each(hub->penalties, free_penalty_each, NULL);
 }
 
 static void conn_hello(job_hub *hub, worker_conn *conn,
@@ -780,10 +782,7 @@ static void conn_hello(job_hub *hub, worker_conn *conn,
     return;
   }
   worker->capacity = capped(hub, worker, hello->capacity, "capacity");
-  worker_penalty *penalty = find_penalty(hub, worker->client_id);
-  if (penalty != NULL && penalty->paused_until_us > worker->connected_us) {
-    hub_worker_pause(hub, worker, penalty->paused_until_us);
-  }
+  hub_penalty_apply(hub, worker);
   rpc_buffer welcome;
   rpc_buffer_init(&welcome);
   rpc_buffer message;
@@ -801,8 +800,9 @@ static void conn_hello(job_hub *hub, worker_conn *conn,
       job->lease_acknowledged = true; /* it says it runs the job */
     }
   }
-  if (hub_worker_pack(worker, &welcome) != 0 ||
-      pb_append_bytes_field(&message, 1, welcome.data, welcome.len) != 0 ||
+  if (worker_pack(worker, &welcome) != 0 ||
+      pb_append_bytes_field(&message, HUB_MESSAGE_WELCOME, welcome.data,
+                            welcome.len) != 0 ||
       core_stream_send(hub, &conn->stream, message.data, message.len) != 0) {
     core_stream_finish(hub, &conn->stream, RPC_STATUS_RESOURCE_EXHAUSTED,
                        "out of memory");
@@ -992,7 +992,7 @@ static void conn_closed(job_hub *hub, core_stream *stream) {
      * shared queue rather than to it. */
     hub_worker_set_live(hub, worker, false);
     uint32_t dropped = hub_requeue_unacknowledged(hub, worker);
-    note_stream_end(hub, worker, dropped);
+    hub_penalty_note_stream_end(hub, worker, dropped);
     hub_worker_remove(hub, worker); /* its other jobs go back at once */
   }
   core_stream_finish(hub, stream, RPC_STATUS_OK, NULL);
@@ -1001,7 +1001,7 @@ static void conn_closed(job_hub *hub, core_stream *stream) {
 }
 
 static void conn_opened(job_hub *hub, core_stream *stream) {
-  if (hub->closing) {
+  if (hub_is_closing(hub)) {
     core_stream_finish(hub, stream, RPC_STATUS_UNAVAILABLE,
                        "the hub is shutting down");
   }
@@ -1021,6 +1021,8 @@ static void connect_worker(rpc_call *call, void *user) {
   }
 }
 
+static void fail_queries(job_hub *hub, hub_worker *worker);
+
 static int close_conn_each(void *value, void *arg) {
   hub_worker *worker = value;
   job_hub *hub = arg;
@@ -1032,19 +1034,16 @@ static int close_conn_each(void *value, void *arg) {
     core_stream_finish(hub, &conn->stream, RPC_STATUS_UNAVAILABLE,
                        "the hub is shutting down");
   }
-  if (worker->pending_lease != NULL) {
-    hub_call *hc = worker->pending_lease;
-    worker->pending_lease = NULL;
-    if (hc->timer_active) {
-      ev_timer_stop(hub->loop, &hc->timer);
-    }
-    hub_call_answer(hub, hc);
-  }
+  hub_end_pending_lease(hub, worker);
   return 0;
 }
 
-void hub_workers_close_all(job_hub *hub) {
-  hash_table_each(hub->workers, close_conn_each, hub);
+/* The stopping observer: Connect streams end UNAVAILABLE (their leases
+ * stay), waiting Lease calls are answered empty, queries fail. */
+static void workers_stopping(job_hub *hub, void *arg) {
+  (void)arg;
+  hub_each_worker(hub, close_conn_each, hub);
+  fail_queries(hub, NULL);
 }
 
 /* Admin: List, Stats, Add, Delete. */
@@ -1065,9 +1064,9 @@ static int add_worker_each(void *value, void *arg) {
   }
   rpc_buffer packed;
   rpc_buffer_init(&packed);
-  if (hub_worker_pack(worker, &packed) != 0 ||
-      pb_append_bytes_field(&scan->hc->answer, 1, packed.data, packed.len) !=
-          0) {
+  if (worker_pack(worker, &packed) != 0 ||
+      pb_append_bytes_field(&scan->hc->answer, LIST_WORKERS_RESPONSE_WORKERS,
+                            packed.data, packed.len) != 0) {
     scan->rv = -1;
   }
   rpc_buffer_free(&packed);
@@ -1077,7 +1076,7 @@ static int add_worker_each(void *value, void *arg) {
 static void run_list(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__ListWorkersRequest *request = hc->request;
   pool_scan scan = {hc, request->pool_id, 0, NULL, 0};
-  if (hash_table_each(hub->workers, add_worker_each, &scan) != 0) {
+  if (hub_each_worker(hub, add_worker_each, &scan) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
@@ -1113,8 +1112,8 @@ static int add_stats_each(void *value, void *arg) {
   rpc_buffer packed;
   rpc_buffer_init(&packed);
   if (pb_append_message(&packed, &stats.base) != 0 ||
-      pb_append_bytes_field(&scan->hc->answer, 1, packed.data, packed.len) !=
-          0) {
+      pb_append_bytes_field(&scan->hc->answer, WORKER_STATS_RESPONSE_JOB_TYPES,
+                            packed.data, packed.len) != 0) {
     scan->rv = -1;
   }
   rpc_buffer_free(&packed);
@@ -1124,7 +1123,7 @@ static int add_stats_each(void *value, void *arg) {
 static void run_stats(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__WorkerStatsRequest *request = hc->request;
   pool_scan scan = {hc, request->pool_id, 0, NULL, 0};
-  if (hash_table_each(hub->pools, add_stats_each, &scan) != 0) {
+  if (hub_each_pool(hub, add_stats_each, &scan) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
@@ -1164,7 +1163,7 @@ static void run_add(job_hub *hub, hub_call *hc) {
     google__protobuf__struct__pack(request->worker_config,
                                    worker->worker_config);
   }
-  if (hub_worker_pack(worker, &hc->answer) != 0) {
+  if (worker_pack(worker, &hc->answer) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
@@ -1190,7 +1189,7 @@ static int find_latest_each(void *value, void *arg) {
 static void run_delete(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__DeleteWorkerRequest *request = hc->request;
   pool_scan scan = {hc, request->pool_id, request->job_type_id, NULL, 0};
-  hash_table_each(hub->workers, find_latest_each, &scan);
+  hub_each_worker(hub, find_latest_each, &scan);
   hub_worker *worker = scan.latest;
   if (worker == NULL) {
     hub_call_fail(hub, hc, RPC_STATUS_NOT_FOUND,
@@ -1201,7 +1200,7 @@ static void run_delete(job_hub *hub, hub_call *hc) {
   /* It takes no new jobs; a connected one finishes what it runs. */
   worker->draining = true;
   hub_worker_set_live(hub, worker, false);
-  if (hub_worker_pack(worker, &hc->answer) != 0) {
+  if (worker_pack(worker, &hc->answer) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
@@ -1225,37 +1224,22 @@ static void delete_worker(rpc_call *call,
 
 /* GetSubjectState: asked of the responsible worker over its stream. */
 
-static void unlink_query(job_hub *hub, hub_call *hc) {
-  for (hub_call **at = &hub->queries; *at != NULL; at = &(*at)->next_waiting) {
-    if (*at == hc) {
-      *at = hc->next_waiting;
-      break;
-    }
-  }
-  if (hc->timer_active) {
-    ev_timer_stop(hub->loop, &hc->timer);
-    hc->timer_active = false;
-  }
-}
-
 static void answer_query(job_hub *hub, const Jobhub__V1__SubjectState *state,
                          uint64_t worker_idx) {
   char *end = NULL;
   uint64_t query_id = strtoull(state->query_id, &end, 10);
-  for (hub_call *hc = hub->queries; hc != NULL; hc = hc->next_waiting) {
-    if (hc->query_id == query_id && end != state->query_id &&
-        hc->worker->worker_idx == worker_idx) {
-      unlink_query(hub, hc);
-      Jobhub__V1__SubjectState answer = *state;
-      answer.worker_idx = worker_idx;
-      if (pb_append_message(&hc->answer, &answer.base) != 0) {
-        hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-      }
-      hub_call_answer(hub, hc);
-      return;
-    }
+  hub_call *hc =
+      end != state->query_id ? hub_query_take(hub, query_id, worker_idx) : NULL;
+  if (hc == NULL) {
+    return; /* late, or not one of ours */
   }
+  Jobhub__V1__SubjectState answer = *state;
+  answer.worker_idx = worker_idx;
+  if (pb_append_message(&hc->answer, &answer.base) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  hub_call_answer(hub, hc);
 }
 
 static void on_query_timeout(struct ev_loop *loop, ev_timer *timer,
@@ -1264,22 +1248,17 @@ static void on_query_timeout(struct ev_loop *loop, ev_timer *timer,
   (void)events;
   hub_call *hc = timer->data;
   hc->timer_active = false;
-  unlink_query(hc->hub, hc);
+  hub_query_forget(hc->hub, hc);
   hub_call_fail(hc->hub, hc, RPC_STATUS_DEADLINE_EXCEEDED,
                 "worker %llu did not answer within %.0f s",
                 (unsigned long long)hc->worker->worker_idx,
                 SUBJECT_STATE_TIMEOUT);
 }
 
-void hub_queries_fail_all(job_hub *hub, hub_worker *worker) {
-  hub_call **at = &hub->queries;
-  while (*at != NULL) {
-    hub_call *hc = *at;
-    if (worker != NULL && hc->worker != worker) {
-      at = &hc->next_waiting;
-      continue;
-    }
-    unlink_query(hub, hc);
+/* Fails the queries waiting for worker (NULL: all of them). */
+static void fail_queries(job_hub *hub, hub_worker *worker) {
+  hub_call *hc;
+  while ((hc = hub_query_take_of(hub, worker)) != NULL) {
     hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
                   "the worker responsible for the subject left");
   }
@@ -1304,7 +1283,7 @@ static void run_subject_state(job_hub *hub, hub_call *hc) {
     return;
   }
   hc->worker = worker;
-  hc->query_id = ++hub->next_query_id;
+  (void)hub_query_wait(hub, hc, SUBJECT_STATE_TIMEOUT, on_query_timeout);
   char query_id[24];
   snprintf(query_id, sizeof(query_id), "%llu",
            (unsigned long long)hc->query_id);
@@ -1315,12 +1294,6 @@ static void run_subject_state(job_hub *hub, hub_call *hc) {
   Jobhub__V1__HubMessage message = JOBHUB__V1__HUB_MESSAGE__INIT;
   message.message_case = JOBHUB__V1__HUB_MESSAGE__MESSAGE_SUBJECT_STATE_QUERY;
   message.subject_state_query = &query;
-  hc->next_waiting = hub->queries;
-  hub->queries = hc;
-  ev_timer_init(&hc->timer, on_query_timeout, SUBJECT_STATE_TIMEOUT, 0);
-  hc->timer.data = hc;
-  hc->timer_active = true;
-  ev_timer_start(hub->loop, &hc->timer);
   send_hub_message(hub, worker->conn, &message);
 }
 
@@ -1337,7 +1310,7 @@ static void subject_state(rpc_call *call,
   hub_call_post(user, call, request, run_subject_state, NULL, NULL, 0);
 }
 
-const jobhub_v1_workers_handlers hub_workers_handlers = {
+static const jobhub_v1_workers_handlers workers_handlers = {
     .register_ = register_worker,
     .connect = connect_worker,
     .lease = lease,
@@ -1351,3 +1324,20 @@ const jobhub_v1_workers_handlers hub_workers_handlers = {
     .delete = delete_worker,
     .get_subject_state = subject_state,
 };
+
+/* The worker_left observer: its queries cannot be answered any more. */
+static void worker_left(job_hub *hub, hub_worker *worker, void *arg) {
+  (void)arg;
+  fail_queries(hub, worker);
+}
+
+int workers_service_add(rpc_server *server, job_hub *hub) {
+  hub_observer observer = {.worker_left = worker_left,
+                           .stopping = workers_stopping};
+  if (jobhub_v1_workers_add_to_server(server, &workers_handlers, hub) != 0 ||
+      hub_observe(hub, &observer) != 0) {
+    return -1;
+  }
+  hub_set_worker_wire(hub, &worker_wire);
+  return 0;
+}

@@ -42,6 +42,8 @@
 #include "rpc/tls.h"
 #include "rpc_descriptor_set.h"
 #include "server/core/hub.h"
+#include "server/services/jobs.h"
+#include "server/services/workers.h"
 #include "server/store/sqlite.h"
 
 #define PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -127,7 +129,8 @@ static rpc_server *new_server(job_hub *hub, rpc_descriptor_pool *pool,
   options.tls = tls;
   rpc_server *server = rpc_server_new(&options, err, sizeof(err));
   if (server == NULL || echo_service_add(server) != 0 ||
-      hub_add_services(hub, server) != 0 ||
+      jobs_service_add(server, hub) != 0 ||
+      workers_service_add(server, hub) != 0 ||
       jobhub_v1_outputs_add_to_server(server, &outputs_handlers, NULL) != 0 ||
       jobhub_v1_engine_add_to_server(server, &engine_handlers, NULL) != 0 ||
       jobhub_v1_series_add_to_server(server, &series_handlers, NULL) != 0 ||

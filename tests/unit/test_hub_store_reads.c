@@ -24,6 +24,8 @@
 #include "rpc/client.h"
 #include "rpc/log.h"
 #include "server/core/hub.h"
+#include "server/services/jobs.h"
+#include "server/services/workers.h"
 #include "server/store/sqlite.h"
 
 /* A read the held store has not passed on yet. */
@@ -219,7 +221,8 @@ static int setup(void **state) {
   options.listen = "127.0.0.1:0";
   options.threads = 1;
   f.server = f.hub != NULL ? rpc_server_new(&options, err, sizeof(err)) : NULL;
-  if (f.server == NULL || hub_add_services(f.hub, f.server) != 0 ||
+  if (f.server == NULL || jobs_service_add(f.server, f.hub) != 0 ||
+      workers_service_add(f.server, f.hub) != 0 ||
       rpc_server_start(f.server, err, sizeof(err)) != 0) {
     fprintf(stderr, "setup: %s\n", err);
     return -1;
