@@ -111,26 +111,28 @@ static int assignment_pack(rpc_buffer *out, const job_record *job,
   return 0;
 }
 
-static int lease_answer_add(rpc_buffer *answer, const job_record *job,
-                            rpc_buffer *scratch, rpc_buffer *work) {
+/* Appends to out, as its field field, the Assignment of job. */
+static int assignment_field_add(rpc_buffer *out, uint32_t field,
+                                const job_record *job, rpc_buffer *scratch,
+                                rpc_buffer *work) {
   rpc_buffer_reset(work);
   if (assignment_pack(work, job, scratch) != 0 ||
-      pb_append_bytes_field(answer, LEASE_RESPONSE_ASSIGNMENTS, work->data,
-                            work->len) != 0) {
+      pb_append_bytes_field(out, field, work->data, work->len) != 0) {
     return -1;
   }
   return 0;
 }
 
+static int lease_answer_add(rpc_buffer *answer, const job_record *job,
+                            rpc_buffer *scratch, rpc_buffer *work) {
+  return assignment_field_add(answer, LEASE_RESPONSE_ASSIGNMENTS, job, scratch,
+                              work);
+}
+
 static int stream_assignment(rpc_buffer *message, const job_record *job,
                              rpc_buffer *scratch, rpc_buffer *work) {
-  rpc_buffer_reset(work);
-  if (assignment_pack(work, job, scratch) != 0 ||
-      pb_append_bytes_field(message, HUB_MESSAGE_ASSIGNMENT, work->data,
-                            work->len) != 0) {
-    return -1;
-  }
-  return 0;
+  return assignment_field_add(message, HUB_MESSAGE_ASSIGNMENT, job, scratch,
+                              work);
 }
 
 static int stream_cancel(rpc_buffer *message, const job_record *job) {
