@@ -17,6 +17,7 @@
 #include "rpc/log.h"
 #include "server/core/ids.h"
 #include "server/core/job_table.h"
+#include "server/core/observers.h"
 #include "server/core/registry.h"
 #include "tests/unit/core_harness.h"
 #include "tests/unit/fake_store.h"
