@@ -56,6 +56,17 @@ static void assert_transitions(const recorder *r, const transition *want,
   }
 }
 
+/* The transitions of job seq submitted, leased, given back, leased again
+ * and failed. */
+#define LEASED_TWICE_THEN_FAILED 5
+static void leased_twice_then_failed(uint64_t seq, transition *want) {
+  const int states[] = {SUBMITTED, QUEUED,      IN_PROGRESS,
+                        QUEUED,    IN_PROGRESS, FAILED};
+  for (size_t i = 0; i < LEASED_TWICE_THEN_FAILED; i++) {
+    want[i] = (transition){seq, states[i], states[i + 1]};
+  }
+}
+
 /* Queue order: priority first, then submission order within a priority;
  * a job whose not_before is ahead waits for it, however high its
  * priority. */
@@ -122,17 +133,14 @@ static void test_lease_expiry_requeues_then_fails(void **state) {
   assert_int_equal(fake_store_state(seq), FAILED);
   assert_int_equal(fake_store_pending(), 0);
 
-  const transition want[] = {{seq, SUBMITTED, QUEUED},
-                             {seq, QUEUED, IN_PROGRESS},
-                             {seq, IN_PROGRESS, QUEUED},
-                             {seq, QUEUED, IN_PROGRESS},
-                             {seq, IN_PROGRESS, FAILED}};
-  assert_transitions(&heard, want, 5);
+  transition want[LEASED_TWICE_THEN_FAILED];
+  leased_twice_then_failed(seq, want);
+  assert_transitions(&heard, want, LEASED_TWICE_THEN_FAILED);
   /* The store has the same history (the leases written with the job's
    * next write). */
   size_t n;
   const fake_event *events = fake_store_events(seq, &n);
-  assert_int_equal(n, 5);
+  assert_int_equal(n, LEASED_TWICE_THEN_FAILED);
   for (size_t i = 0; i < n; i++) {
     assert_int_equal(events[i].from_state, want[i].from);
     assert_int_equal(events[i].to_state, want[i].to);
@@ -201,13 +209,10 @@ static void test_observers_hear_each_transition_once_in_order(void **state) {
   assert_ptr_equal(lease_next(&c, b), job);
   expire_lease(&c, job); /* the last attempt */
   settle(&c);
-  const transition want[] = {{seq, SUBMITTED, QUEUED},
-                             {seq, QUEUED, IN_PROGRESS},
-                             {seq, IN_PROGRESS, QUEUED},
-                             {seq, QUEUED, IN_PROGRESS},
-                             {seq, IN_PROGRESS, FAILED}};
-  assert_transitions(&first, want, 5);
-  assert_transitions(&second, want, 5);
+  transition want[LEASED_TWICE_THEN_FAILED];
+  leased_twice_then_failed(seq, want);
+  assert_transitions(&first, want, LEASED_TWICE_THEN_FAILED);
+  assert_transitions(&second, want, LEASED_TWICE_THEN_FAILED);
   core_close(&c);
 }
 
