@@ -311,6 +311,14 @@ static void test_recovery_from_a_store_image(void **state) {
     assert_int_equal(job->entry.sequence, order[i]);
   }
   assert_null(lease_next(&c, worker));
+  /* The recovered lease runs out as any other: re-queued, its attempt
+   * counted, the store told. */
+  expire_lease(&c, leased);
+  assert_int_equal(leased->state, QUEUED);
+  assert_int_equal(leased->attempts, 1);
+  assert_int_equal(fake_store_state(3), QUEUED);
+  assert_ptr_equal(lease_next(&c, worker), leased);
+  assert_int_equal(leased->attempts, 2);
   core_close(&c);
   for (size_t i = 0; i < 7; i++) {
     rpc_buffer_free(&status[i]);
