@@ -1,0 +1,338 @@
+/* test_core.c: the hub core driven directly, without sockets, services or
+ * a client (core_harness.h: an in-memory store, the core on a loop the
+ * test turns itself): queue order, lease expiry and re-queue, lease ids
+ * of earlier attempts, observer fan-out, and recovery from a store image.
+ * Sticky routing is test_core_routing.c's. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "rpc/log.h"
+#include "server/core/ids.h"
+#include "server/core/job_table.h"
+#include "server/core/observers.h"
+#include "server/core/registry.h"
+#include "tests/unit/core_harness.h"
+#include "tests/unit/fake_store.h"
+
+/* An observer that writes down every job transition it hears. */
+typedef struct transition {
+  uint64_t sequence;
+  int from, to;
+} transition;
+
+typedef struct recorder {
+  transition seen[64];
+  size_t count;
+} recorder;
+
+static void record(job_hub *hub, job_record *job, int from_state, void *arg) {
+  (void)hub;
+  recorder *r = arg;
+  assert_true(r->count < 64);
+  r->seen[r->count++] =
+      (transition){job->entry.sequence, from_state, job->state};
+}
+
+static void listen(core *c, recorder *r) {
+  hub_observer observer = {.job_changed = record, .arg = r};
+  assert_int_equal(hub_observe(c->hub, &observer), 0);
+}
+
+static void assert_transitions(const recorder *r, const transition *want,
+                               size_t n) {
+  assert_int_equal(r->count, n);
+  for (size_t i = 0; i < n; i++) {
+    assert_int_equal(r->seen[i].sequence, want[i].sequence);
+    assert_int_equal(r->seen[i].from, want[i].from);
+    assert_int_equal(r->seen[i].to, want[i].to);
+  }
+}
+
+/* The transitions of job seq submitted, leased, given back, leased again
+ * and failed. */
+#define LEASED_TWICE_THEN_FAILED 5
+static void leased_twice_then_failed(uint64_t seq, transition *want) {
+  const int states[] = {SUBMITTED, QUEUED,      IN_PROGRESS,
+                        QUEUED,    IN_PROGRESS, FAILED};
+  for (size_t i = 0; i < LEASED_TWICE_THEN_FAILED; i++) {
+    want[i] = (transition){seq, states[i], states[i + 1]};
+  }
+}
+
+/* Queue order: priority first, then submission order within a priority;
+ * a job whose not_before is ahead waits for it, however high its
+ * priority. */
+static void test_queue_order(void **state) {
+  (void)state;
+  core c;
+  core_open(&c, 3);
+  hub_worker *worker = add_worker(&c);
+  int64_t submitted_us = time_now_us();
+  job_record *later = submit(&c, 9, NULL, submitted_us + 40000);
+  job_record *low1 = submit(&c, 0, NULL, 0);
+  job_record *high1 = submit(&c, 5, NULL, 0);
+  job_record *low2 = submit(&c, 0, NULL, 0);
+  job_record *high2 = submit(&c, 5, NULL, 0);
+  job_record *negative = submit(&c, -1, NULL, 0);
+  settle(&c);
+  job_record *want[] = {high1, high2, low1, low2, negative};
+  for (size_t i = 0; i < 5; i++) {
+    assert_ptr_equal(lease_next(&c, worker), want[i]);
+    assert_int_equal(want[i]->state, IN_PROGRESS);
+  }
+  assert_null(lease_next(&c, worker)); /* later is not due */
+  assert_int_equal(later->state, QUEUED);
+  run_for(&c, 0.06);
+  assert_ptr_equal(lease_next(&c, worker), later);
+  assert_true(later->started_us >= submitted_us + 40000);
+  core_close(&c);
+}
+
+/* A lease that runs out puts its job back in the queue, the attempt
+ * counted; on the last attempt the job fails. Observers and the store
+ * hear each transition. */
+static void test_lease_expiry_requeues_then_fails(void **state) {
+  (void)state;
+  core c;
+  core_open(&c, 2);
+  recorder heard = {0};
+  listen(&c, &heard);
+  hub_worker *worker = add_worker(&c);
+  job_record *job = submit(&c, 0, NULL, 0);
+  uint64_t seq = job->entry.sequence;
+  assert_ptr_equal(lease_next(&c, worker), job);
+  assert_int_equal(job->attempts, 1);
+  assert_int_equal(worker->running, 1);
+
+  expire_lease(&c, job);
+  assert_int_equal(job->state, QUEUED);
+  assert_int_equal(job->attempts, 1);
+  assert_null(job->holder);
+  assert_int_equal(worker->running, 0);
+  assert_false(job->lease.queued);
+  assert_true(job->entry.queued);
+  assert_int_equal(fake_store_state(seq), QUEUED);
+
+  assert_ptr_equal(lease_next(&c, worker), job);
+  assert_int_equal(job->attempts, 2);
+  expire_lease(&c, job);
+  assert_int_equal(job->state, FAILED);
+  assert_int_equal(job->attempts, 2);
+  assert_string_equal(job->error, "lease expired on the last attempt");
+  assert_true(job->finished_us != 0);
+  assert_false(job->entry.queued);
+  assert_null(lease_next(&c, worker));
+  assert_int_equal(fake_store_state(seq), FAILED);
+  assert_int_equal(fake_store_pending(), 0);
+
+  transition want[LEASED_TWICE_THEN_FAILED];
+  leased_twice_then_failed(seq, want);
+  assert_transitions(&heard, want, LEASED_TWICE_THEN_FAILED);
+  /* The store has the same history (the leases written with the job's
+   * next write). */
+  size_t n;
+  const fake_event *events = fake_store_events(seq, &n);
+  assert_int_equal(n, LEASED_TWICE_THEN_FAILED);
+  for (size_t i = 0; i < n; i++) {
+    assert_int_equal(events[i].from_state, want[i].from);
+    assert_int_equal(events[i].to_state, want[i].to);
+  }
+  core_close(&c);
+}
+
+/* A lease id names one attempt: once the job is leased again, the id of
+ * the earlier lease has another lease number and secret, and an id with a
+ * forged secret does not match the job's; lease_id_parse and
+ * lease_secret_equal are what the Workers service refuses them by. */
+static void test_earlier_and_forged_lease_ids_do_not_match(void **state) {
+  (void)state;
+  core c;
+  core_open(&c, 3);
+  hub_worker *worker = add_worker(&c);
+  job_record *job = submit(&c, 0, NULL, 0);
+  assert_ptr_equal(lease_next(&c, worker), job);
+  char first[LEASE_ID_SIZE];
+  lease_id_format(job, first);
+  expire_lease(&c, job);
+  assert_ptr_equal(lease_next(&c, worker), job);
+  char second[LEASE_ID_SIZE];
+  lease_id_format(job, second);
+
+  uint64_t sequence;
+  uint32_t lease;
+  uint8_t secret[LEASE_SECRET_SIZE];
+  assert_int_equal(lease_id_parse(first, &sequence, &lease, secret), 0);
+  assert_int_equal(sequence, job->entry.sequence);
+  assert_int_equal(lease, 1);
+  assert_int_equal(job->leases, 2);
+  assert_false(lease_secret_equal(secret, job->lease_secret));
+
+  assert_int_equal(lease_id_parse(second, &sequence, &lease, secret), 0);
+  assert_int_equal(lease, job->leases);
+  assert_true(lease_secret_equal(secret, job->lease_secret));
+  char forged[LEASE_ID_SIZE];
+  memcpy(forged, second, sizeof(forged));
+  char *last = &forged[strlen(forged) - 1];
+  *last = *last == '0' ? '1' : '0';
+  assert_int_equal(lease_id_parse(forged, &sequence, &lease, secret), 0);
+  assert_int_equal(lease, job->leases);
+  assert_false(lease_secret_equal(secret, job->lease_secret));
+  assert_int_equal(job->state, IN_PROGRESS);
+  assert_ptr_equal(job->holder, worker);
+  core_close(&c);
+}
+
+/* Fan-out: two observers both hear every transition of a job, once, in
+ * order, and those of no other job in between. */
+static void test_observers_hear_each_transition_once_in_order(void **state) {
+  (void)state;
+  core c;
+  core_open(&c, 2);
+  recorder first = {0}, second = {0};
+  listen(&c, &first);
+  listen(&c, &second);
+  hub_worker *a = add_worker(&c);
+  job_record *job = submit(&c, 0, NULL, 0);
+  uint64_t seq = job->entry.sequence;
+  assert_ptr_equal(lease_next(&c, a), job);
+  hub_worker_remove(c.hub, a); /* the job goes back: "worker left" */
+  assert_int_equal(job->state, QUEUED);
+  hub_worker *b = add_worker(&c);
+  assert_ptr_equal(lease_next(&c, b), job);
+  expire_lease(&c, job); /* the last attempt */
+  settle(&c);
+  transition want[LEASED_TWICE_THEN_FAILED];
+  leased_twice_then_failed(seq, want);
+  assert_transitions(&first, want, LEASED_TWICE_THEN_FAILED);
+  assert_transitions(&second, want, LEASED_TWICE_THEN_FAILED);
+  core_close(&c);
+}
+
+/* Recovery. */
+
+/* A stored job of POOL, JOB_TYPE in state, its status part in status
+ * (reset). */
+static stored_job stored(uint64_t sequence, int state, uint32_t attempts,
+                         int32_t priority, int64_t lease_expires_us,
+                         rpc_buffer *status) {
+  job_record *job = job_record_new(sequence, NULL, 0, NULL, NULL);
+  assert_non_null(job);
+  job->state = state;
+  job->attempts = attempts;
+  job->max_attempts = 3;
+  rpc_buffer_reset(status);
+  assert_int_equal(job_record_pack_status(job, status), 0);
+  job_record_free(job);
+  return (stored_job){.sequence = sequence,
+                      .state = state,
+                      .pool_id = POOL,
+                      .job_type_id = JOB_TYPE,
+                      .priority = priority,
+                      .created_us = 1,
+                      .lease_expires_us = lease_expires_us,
+                      .max_attempts = 3,
+                      .leases = attempts,
+                      .status = status->data,
+                      .status_size = status->len};
+}
+
+/* docs/core-design.md "Recovery": QUEUED jobs to the queue; IN_PROGRESS
+ * ones whose lease expired while the hub was down QUEUED (attempt
+ * counted, the transition written), the others keep their lease until
+ * expiry; DONE and FAILED stay for Get; new ids follow the last. */
+static void test_recovery_from_a_store_image(void **state) {
+  (void)state;
+  int64_t now = time_now_us();
+  rpc_buffer status[7];
+  for (size_t i = 0; i < 7; i++) {
+    rpc_buffer_init(&status[i]);
+  }
+  stored_job image[] = {
+      stored(2, QUEUED, 0, 0, 0, &status[0]),
+      stored(3, IN_PROGRESS, 1, 0, now + 60000000, &status[1]),
+      stored(5, IN_PROGRESS, 2, 0, now - 1000000, &status[2]),
+      stored(6, DONE, 1, 0, 0, &status[3]),
+      stored(7, FAILED, 3, 0, 0, &status[4]),
+      stored(8, QUEUED, 1, 5, 0, &status[5]),
+      stored(9, QUEUED, 0, 0, 0, &status[6]),
+  };
+  fake_store_set_image(image, 7);
+  core c;
+  core_open(&c, 3);
+  assert_int_equal(hub_job_count(c.hub), 7);
+  int want_state[] = {QUEUED, IN_PROGRESS, QUEUED, DONE,
+                      FAILED, QUEUED,      QUEUED};
+  for (size_t i = 0; i < 7; i++) {
+    char id[JOB_ID_SIZE];
+    job_id_format(image[i].sequence, id);
+    job_record *job = hub_find_job(c.hub, id);
+    assert_non_null(job);
+    assert_int_equal(job->state, want_state[i]);
+    assert_int_equal(job->attempts, image[i].leases);
+    assert_int_equal(job->entry.queued, want_state[i] == QUEUED);
+    assert_null(job->holder);
+  }
+  job_record *leased = hub_find_job(c.hub, "0000000000000003");
+  assert_true(leased->lease.queued);
+  assert_int_equal(leased->lease.due_us, now + 60000000);
+  uint32_t pool_idx;
+  assert_int_equal(pool_idx_pack(POOL, JOB_TYPE, &pool_idx), 0);
+  hub_pool *pool = hub_pool_get(c.hub, pool_idx, false);
+  assert_non_null(pool);
+  assert_int_equal(pool->queued, 4);
+  assert_int_equal(pool->in_progress, 1);
+  assert_int_equal(pool->done, 1);
+  assert_int_equal(pool->failed, 1);
+  settle(&c);
+  assert_int_equal(fake_store_state(5), QUEUED);
+  assert_int_equal(fake_store_state(2), -1); /* unchanged: not written */
+  size_t n;
+  const fake_event *events = fake_store_events(5, &n);
+  assert_int_equal(n, 1);
+  assert_int_equal(events[0].from_state, IN_PROGRESS);
+  assert_int_equal(events[0].to_state, QUEUED);
+
+  /* The queue's order is priority, then id; a new job's id follows. */
+  hub_worker *worker = add_worker(&c);
+  job_record *fresh = submit(&c, 0, NULL, 0);
+  assert_int_equal(fresh->entry.sequence, 10);
+  const uint64_t order[] = {8, 2, 5, 9, 10};
+  for (size_t i = 0; i < 5; i++) {
+    job_record *job = lease_next(&c, worker);
+    assert_non_null(job);
+    assert_int_equal(job->entry.sequence, order[i]);
+  }
+  assert_null(lease_next(&c, worker));
+  /* The recovered lease runs out as any other: re-queued, its attempt
+   * counted, the store told. */
+  expire_lease(&c, leased);
+  assert_int_equal(leased->state, QUEUED);
+  assert_int_equal(leased->attempts, 1);
+  assert_int_equal(fake_store_state(3), QUEUED);
+  assert_ptr_equal(lease_next(&c, worker), leased);
+  assert_int_equal(leased->attempts, 2);
+  core_close(&c);
+  for (size_t i = 0; i < 7; i++) {
+    rpc_buffer_free(&status[i]);
+  }
+}
+
+int main(void) {
+  rpc_log_set_level(RPC_LOG_ERROR);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_queue_order),
+      cmocka_unit_test(test_lease_expiry_requeues_then_fails),
+      cmocka_unit_test(test_earlier_and_forged_lease_ids_do_not_match),
+      cmocka_unit_test(test_observers_hear_each_transition_once_in_order),
+      cmocka_unit_test(test_recovery_from_a_store_image),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
