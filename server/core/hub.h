@@ -2,8 +2,8 @@
  * by one core thread (its own libev loop, or the server's only loop).
  * The services (server/services/) post requests to it from the server's
  * loop threads; the core answers by posting back to the call's loop, and
- * tells its events to the observers that subscribed (observers.h). Durable state lives in the store (store.h), whose
- * completions run on the core.
+ * tells its events to the observers that subscribed (observers.h). Durable
+ * state lives in the store (store.h), whose completions run on the core.
  * docs/core-design.md has the design and the settled semantics. */
 #ifndef JOBHUB_SERVER_CORE_HUB_H
 #define JOBHUB_SERVER_CORE_HUB_H

@@ -14,9 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/deadline_heap.h"
 #include "jobhub/v1/jobs.pb-c.h"
 #include "rpc/buffer.h"
-#include "common/deadline_heap.h"
 #include "server/core/job_queue.h"
 
 /* "%016" PRIx64 of the sequence, and its terminator. */
@@ -51,7 +51,7 @@ typedef struct job_record {
    * so that a lease of a run before a Reset is never taken for a later
    * one. Equals attempts until a Reset. */
   uint32_t leases;
-  uint32_t voided_lease;   /* the lease a Reset took back; 0: none */
+  uint32_t voided_lease; /* the lease a Reset took back; 0: none */
   /* The random part of the last lease's id (stored with the job: a
    * worker re-sends results after a hub restart). */
   uint8_t lease_secret[LEASE_SECRET_SIZE];

@@ -207,12 +207,12 @@ void hub_save_quietly(job_hub *hub, job_record *job, int from_state,
   (void)hub_save(hub, job, from_state, actor, detail, NULL, 0, NULL, NULL);
 }
 
-int hub_read_result(job_hub *hub, const job_record *job,
-                    job_store_read_fn done, void *arg) {
+int hub_read_result(job_hub *hub, const job_record *job, job_store_read_fn done,
+                    void *arg) {
   return job_store_load_result(hub->store, job->entry.sequence, done, arg);
 }
 
-int hub_read_events(job_hub *hub, const job_record *job,
-                    job_store_read_fn done, void *arg) {
+int hub_read_events(job_hub *hub, const job_record *job, job_store_read_fn done,
+                    void *arg) {
   return job_store_load_events(hub->store, job->entry.sequence, done, arg);
 }

@@ -77,10 +77,10 @@ void hub_on_store_turned(bool writable, void *arg);
  * with what was read. Call them after hub_after_writes, so that the read
  * sees every acknowledged write. Return 0, or -1 (the store refused: done
  * is not run). */
-int hub_read_result(job_hub *hub, const job_record *job,
-                    job_store_read_fn done, void *arg);
-int hub_read_events(job_hub *hub, const job_record *job,
-                    job_store_read_fn done, void *arg);
+int hub_read_result(job_hub *hub, const job_record *job, job_store_read_fn done,
+                    void *arg);
+int hub_read_events(job_hub *hub, const job_record *job, job_store_read_fn done,
+                    void *arg);
 
 /* hub_free_dropped frees the dropped jobs whose writes have all
  * completed: no write's callback can reach them any more. */
