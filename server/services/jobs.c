@@ -355,17 +355,24 @@ static void answer_result(int status, void *arg) {
   }
 }
 
-static void run_get_result(job_hub *hub, hub_call *hc) {
-  const Jobhub__V1__GetResultRequest *request = hc->request;
-  job_record *job = job_or_fail(hub, hc, request->id);
+/* Runs done once every write of job id is durable, so that the store's
+ * read sees them; what names the read in errors ("result", "history"). */
+static void read_after_writes(job_hub *hub, hub_call *hc, const char *id,
+                              const char *what, job_store_done_fn done) {
+  job_record *job = job_or_fail(hub, hc, id);
   if (job == NULL) {
     return;
   }
   hc->job = job;
-  if (hub_after_writes(hub, job, answer_result, hc) != 0) {
+  if (hub_after_writes(hub, job, done, hc) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
-                  "the result of job %s could not be read", job->id);
+                  "the %s of job %s could not be read", what, job->id);
   }
+}
+
+static void run_get_result(job_hub *hub, hub_call *hc) {
+  const Jobhub__V1__GetResultRequest *request = hc->request;
+  read_after_writes(hub, hc, request->id, "result", answer_result);
 }
 
 static void get_result(rpc_call *call,
@@ -614,15 +621,7 @@ static void answer_history(int status, void *arg) {
 
 static void run_history(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__HistoryRequest *request = hc->request;
-  job_record *job = job_or_fail(hub, hc, request->id);
-  if (job == NULL) {
-    return;
-  }
-  hc->job = job;
-  if (hub_after_writes(hub, job, answer_history, hc) != 0) {
-    hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
-                  "the history of job %s could not be read", job->id);
-  }
+  read_after_writes(hub, hc, request->id, "history", answer_history);
 }
 
 static void history(rpc_call *call, const Jobhub__V1__HistoryRequest *request,
