@@ -1,5 +1,7 @@
 /* json_internal.h: what the parts of the ProtoJSON transcoder (rpc/json.h)
- * share; not for callers outside rpc/json_*.c.
+ * share; not for callers outside rpc/json_*.c, but for server/http/
+ * (request_fields.c fills fields from URL text with the same field lookup
+ * and scalar parsing; route_rules.c reads a varint).
  *
  * The parts, each calling only those above it in this list:
  *   json_context.c   errors with the JSON path, nesting depth
