@@ -115,16 +115,17 @@ static int put_value(context *ctx, const field_info *fi, const char *value,
   return rpc_json_put_scalar(ctx, fi, &s);
 }
 
-/* Appends the field key names, through the messages its dotted parts
- * open; ctx's path is the whole key. */
-static int append_field(context *ctx, const char *type, const char *key,
-                        size_t key_len, const char *value, size_t value_len) {
+/* Resolves the field key[0..key_len) names in type into chain[0..*count):
+ * the messages its dotted parts go through, then the leaf, a scalar unless
+ * any_leaf. ctx's path is the whole key. */
+static int resolve_key(context *ctx, const char *type, const char *key,
+                       size_t key_len, bool any_leaf, field_info *chain,
+                       size_t *count) {
   type_ref owner;
   if (rpc_json_resolve_message(ctx, type, &owner) != 0) {
     return -1;
   }
-  size_t starts[MAX_KEY_PARTS];
-  size_t depth = 0;
+  *count = 0;
   const char *part = key;
   const char *end = key + key_len;
   for (;;) {
@@ -137,39 +138,64 @@ static int append_field(context *ctx, const char *type, const char *key,
       return rpc_json_fail(ctx, "no field \"%.*s\" in %s", SHOWN(part_len),
                            part, owner.name);
     }
-    field_info fi;
-    if (rpc_json_resolve_field(ctx, &owner, owner.message->field[index], &fi) !=
+    field_info *fi = &chain[(*count)++];
+    if (rpc_json_resolve_field(ctx, &owner, owner.message->field[index], fi) !=
         0) {
       return -1;
     }
     if (dot == NULL) {
-      if (is_message(fi.type)) {
+      if (!any_leaf && is_message(fi->type)) {
         return rpc_json_fail(ctx, "%s is a message, not a value",
-                             field_name(fi.field));
+                             field_name(fi->field));
       }
-      if (put_value(ctx, &fi, value, value_len) != 0) {
-        return -1;
-      }
-      break;
+      return 0;
     }
-    if (fi.type != FIELD_TYPE(MESSAGE) || fi.repeated ||
-        fi.message.kind != WKT_NONE || depth == MAX_KEY_PARTS) {
+    if (fi->type != FIELD_TYPE(MESSAGE) || fi->repeated ||
+        fi->message.kind != WKT_NONE || *count == MAX_KEY_PARTS) {
       return rpc_json_fail(ctx, "%s is not a singular message to go into",
-                           field_name(fi.field));
+                           field_name(fi->field));
     }
-    if (rpc_json_put_tag(ctx, fi.number, WIRE_LEN) != 0) {
-      return -1;
-    }
-    starts[depth++] = rpc_json_begin_len(ctx);
-    owner = fi.message;
+    owner = fi->message;
     part = dot + 1;
   }
-  while (depth > 0) {
-    if (rpc_json_end_len(ctx, starts[--depth]) != 0) {
+}
+
+/* Appends the field key names: each message on its way opened, the value,
+ * the messages closed. */
+static int append_field(context *ctx, const char *type, const char *key,
+                        size_t key_len, const char *value, size_t value_len) {
+  field_info chain[MAX_KEY_PARTS];
+  size_t count = 0;
+  if (resolve_key(ctx, type, key, key_len, false, chain, &count) != 0) {
+    return -1;
+  }
+  size_t starts[MAX_KEY_PARTS];
+  for (size_t i = 0; i + 1 < count; i++) {
+    if (rpc_json_put_tag(ctx, chain[i].number, WIRE_LEN) != 0) {
+      return -1;
+    }
+    starts[i] = rpc_json_begin_len(ctx);
+  }
+  if (put_value(ctx, &chain[count - 1], value, value_len) != 0) {
+    return -1;
+  }
+  for (size_t i = count - 1; i > 0; i--) {
+    if (rpc_json_end_len(ctx, starts[i - 1]) != 0) {
       return -1;
     }
   }
   return 0;
+}
+
+int http_request_field_check(const rpc_descriptor_pool *pool, const char *type,
+                             const char *key, bool any_leaf, char *err,
+                             size_t err_size) {
+  context ctx;
+  rpc_json_init_context(&ctx, pool, NULL, err, err_size);
+  rpc_json_push_key(&ctx, key, strlen(key));
+  field_info chain[MAX_KEY_PARTS];
+  size_t count = 0;
+  return resolve_key(&ctx, type, key, strlen(key), any_leaf, chain, &count);
 }
 
 int http_request_field_append(const rpc_descriptor_pool *pool, const char *type,

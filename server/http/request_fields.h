@@ -16,6 +16,7 @@
 #ifndef JOBHUB_SERVER_HTTP_REQUEST_FIELDS_H
 #define JOBHUB_SERVER_HTTP_REQUEST_FIELDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "rpc/buffer.h"
@@ -34,6 +35,16 @@ int http_request_field_append(const rpc_descriptor_pool *pool, const char *type,
                               const char *key, size_t key_len,
                               const char *value, size_t value_len,
                               rpc_buffer *wire, char *err, size_t err_size);
+
+/* http_request_field_check says whether key (NUL-terminated, dotted)
+ * names a field of the message type that http_request_field_append could
+ * fill, or with any_leaf, any field reached through singular messages (a
+ * body or response_body field). Returns 0, or -1 with a message in
+ * err[0..err_size) as http_request_field_append gives. For start-up
+ * checks of the rules. */
+int http_request_field_check(const rpc_descriptor_pool *pool, const char *type,
+                             const char *key, bool any_leaf, char *err,
+                             size_t err_size);
 
 /* http_request_fields_from_path appends the path variables of a match,
  * bindings[0..count), each percent-decoded as http.proto says (a

@@ -11,6 +11,7 @@
 #include "google/api/http.pb-c.h"
 #include "rpc/buffer.h"
 #include "rpc/json_internal.h" /* rpc_json_read_varint */
+#include "server/http/request_fields.h"
 
 /* google/api/annotations.proto: extend MethodOptions { HttpRule http =
  * 72295728; } */
@@ -94,7 +95,47 @@ static bool pattern_of(const Google__Api__HttpRule *rule, const char **method,
   }
 }
 
-static int add_binding(http_route_table *table,
+/* Fails with err naming the route when field of type is not one the
+ * rule may name. */
+static int check_field(const rpc_descriptor_pool *pool,
+                       const http_route_spec *spec, const char *what,
+                       const char *type, const char *field, bool any_leaf,
+                       char *err, size_t err_size) {
+  char why[256];
+  if (http_request_field_check(pool, type, field, any_leaf, why, sizeof(why)) ==
+      0) {
+    return 0;
+  }
+  snprintf(err, err_size, "%s %s of %s: %s: %s", spec->http_method,
+           spec->path_template, spec->rpc_path, what, why);
+  return -1;
+}
+
+/* The fields a route just added binds must exist in its messages: path
+ * variables scalars of the request, body and response_body any field. */
+static int check_fields(const rpc_descriptor_pool *pool,
+                        const http_route_spec *spec, const http_route *route,
+                        char *err, size_t err_size) {
+  for (size_t i = 0; i < route->variable_count; i++) {
+    if (check_field(pool, spec, "path variable", route->input_type,
+                    route->variables[i], false, err, err_size) != 0) {
+      return -1;
+    }
+  }
+  if (route->body != NULL && strcmp(route->body, "*") != 0 &&
+      check_field(pool, spec, "body", route->input_type, route->body, true, err,
+                  err_size) != 0) {
+    return -1;
+  }
+  if (route->response_body != NULL &&
+      check_field(pool, spec, "response_body", route->output_type,
+                  route->response_body, true, err, err_size) != 0) {
+    return -1;
+  }
+  return 0;
+}
+
+static int add_binding(http_route_table *table, const rpc_descriptor_pool *pool,
                        const Google__Api__HttpRule *rule, http_route_spec spec,
                        char *err, size_t err_size) {
   if (!pattern_of(rule, &spec.http_method, &spec.path_template)) {
@@ -104,10 +145,15 @@ static int add_binding(http_route_table *table,
   }
   spec.body = rule->body;
   spec.response_body = rule->response_body;
-  return http_route_table_add(table, &spec, err, err_size);
+  const http_route *route = NULL;
+  if (http_route_table_add(table, &spec, &route, err, err_size) != 0) {
+    return -1;
+  }
+  return check_fields(pool, &spec, route, err, err_size);
 }
 
-static int add_method(http_route_table *table, const char *service,
+static int add_method(http_route_table *table, const rpc_descriptor_pool *pool,
+                      const char *service,
                       const Google__Protobuf__MethodDescriptorProto *method,
                       char *err, size_t err_size) {
   bool malformed = false;
@@ -132,15 +178,17 @@ static int add_method(http_route_table *table, const char *service,
       .server_streaming =
           method->has_server_streaming && method->server_streaming,
   };
-  int rv = add_binding(table, rule, spec, err, err_size);
+  int rv = add_binding(table, pool, rule, spec, err, err_size);
   for (size_t i = 0; rv == 0 && i < rule->n_additional_bindings; i++) {
-    rv = add_binding(table, rule->additional_bindings[i], spec, err, err_size);
+    rv = add_binding(table, pool, rule->additional_bindings[i], spec, err,
+                     err_size);
   }
   google__api__http_rule__free_unpacked(rule, NULL);
   return rv;
 }
 
 static int add_file_service(http_route_table *table,
+                            const rpc_descriptor_pool *pool,
                             const Google__Protobuf__FileDescriptorProto *file,
                             const Google__Protobuf__ServiceDescriptorProto *s,
                             char *err, size_t err_size) {
@@ -149,7 +197,7 @@ static int add_file_service(http_route_table *table,
   snprintf(service, sizeof(service), "%s%s%s", package, package[0] ? "." : "",
            s->name != NULL ? s->name : "");
   for (size_t i = 0; i < s->n_method; i++) {
-    if (add_method(table, service, s->method[i], err, err_size) != 0) {
+    if (add_method(table, pool, service, s->method[i], err, err_size) != 0) {
       return -1;
     }
   }
@@ -178,7 +226,8 @@ int http_route_rules_add_service(http_route_table *table,
                           service[package_len] == '.' &&
                           strcmp(service + package_len + 1, name) == 0;
     if (same) {
-      return add_file_service(table, proto, proto->service[i], err, err_size);
+      return add_file_service(table, pool, proto, proto->service[i], err,
+                              err_size);
     }
   }
   snprintf(err, err_size, "service %s is not in the descriptor pool", service);
@@ -192,8 +241,8 @@ int http_route_rules_add_pool(http_route_table *table,
     const Google__Protobuf__FileDescriptorProto *proto =
         rpc_descriptor_pool_file(pool, i)->proto;
     for (size_t j = 0; j < proto->n_service; j++) {
-      if (add_file_service(table, proto, proto->service[j], err, err_size) !=
-          0) {
+      if (add_file_service(table, pool, proto, proto->service[j], err,
+                           err_size) != 0) {
         return -1;
       }
     }

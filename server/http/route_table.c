@@ -51,6 +51,7 @@ static void free_endpoint(endpoint *e) {
   free((char *)e->route.output_type);
   free((char *)e->route.body);
   free((char *)e->route.response_body);
+  free((void *)e->route.variables);
   http_template_free(&e->template);
   free(e);
 }
@@ -176,11 +177,18 @@ static endpoint *new_endpoint(const http_route_spec *spec, char *err,
   e->route.output_type = strdup(output[0] == '.' ? output + 1 : output);
   e->route.body = copy_or_null(spec->body);
   e->route.response_body = copy_or_null(spec->response_body);
+  const char **variables =
+      calloc(e->template.variable_count + 1, sizeof(*variables));
+  for (size_t i = 0; variables != NULL && i < e->template.variable_count; i++) {
+    variables[i] = e->template.variables[i].field_path;
+  }
+  e->route.variables = variables;
+  e->route.variable_count = e->template.variable_count;
   e->route.client_streaming = spec->client_streaming;
   e->route.server_streaming = spec->server_streaming;
   if (e->route.http_method == NULL || e->route.path_template == NULL ||
       e->route.rpc_path == NULL || e->route.input_type == NULL ||
-      e->route.output_type == NULL ||
+      e->route.output_type == NULL || e->route.variables == NULL ||
       (e->route.body == NULL) != (spec->body == NULL || !spec->body[0]) ||
       (e->route.response_body == NULL) !=
           (spec->response_body == NULL || !spec->response_body[0])) {
@@ -206,7 +214,7 @@ static const endpoint *conflicting(const node *n, const char *method,
 }
 
 int http_route_table_add(http_route_table *table, const http_route_spec *spec,
-                         char *err, size_t err_size) {
+                         const http_route **added, char *err, size_t err_size) {
   if (spec->http_method == NULL || spec->http_method[0] == '\0' ||
       spec->path_template == NULL || spec->rpc_path == NULL) {
     snprintf(err, err_size, "a route needs an HTTP method, a path and an RPC");
@@ -242,6 +250,9 @@ int http_route_table_add(http_route_table *table, const http_route_spec *spec,
   leaf->endpoints = grown;
   leaf->endpoints[leaf->endpoint_count++] = e;
   table->count++;
+  if (added != NULL) {
+    *added = &e->route;
+  }
   return 0;
 }
 

@@ -31,6 +31,8 @@ typedef struct http_route {
   const char *response_body; /* NULL: the whole response; or a field */
   bool client_streaming;
   bool server_streaming;
+  const char *const *variables; /* the field paths the template binds */
+  size_t variable_count;
 } http_route;
 
 /* What http_route_table_add takes; the table copies every string. */
@@ -77,14 +79,16 @@ http_route_table *http_route_table_new(void);
 /* http_route_table_free frees the table, its routes and their strings. */
 void http_route_table_free(http_route_table *table);
 
-/* http_route_table_add adds one binding. Returns 0, or -1 with a message
+/* http_route_table_add adds one binding and, when added is not NULL,
+ * points *added at its route (owned by the table). Returns 0, or -1 with a
+ * message
  * in err[0..err_size): a malformed template (see route_template.h), a
  * missing method, path or RPC, no memory, or a conflict: a route of the
  * same HTTP method whose template is equivalent (the same segments and
  * verb, whatever its variables are called), the message naming both RPCs
  * and both templates. On error the table is as it was. */
 int http_route_table_add(http_route_table *table, const http_route_spec *spec,
-                         char *err, size_t err_size);
+                         const http_route **added, char *err, size_t err_size);
 
 /* http_route_table_count is the number of routes added. */
 size_t http_route_table_count(const http_route_table *table);

@@ -315,6 +315,30 @@ static void test_path_variables(void **state) {
   rpc_buffer_free(&wire);
 }
 
+static void test_field_check(void **state) {
+  (void)state;
+  char err[256] = "";
+  assert_int_equal(http_request_field_check(pool, "jobhub.test.Recursive",
+                                            "child.child.depth", false, err,
+                                            sizeof(err)),
+                   0);
+  assert_int_equal(http_request_field_check(pool, "jobhub.test.Recursive",
+                                            "child", true, err, sizeof(err)),
+                   0);
+  assert_int_equal(http_request_field_check(pool, "jobhub.test.Recursive",
+                                            "child", false, err, sizeof(err)),
+                   -1);
+  assert_non_null(strstr(err, "child"));
+  assert_int_equal(http_request_field_check(pool, "jobhub.test.Recursive",
+                                            "child.nope", true, err,
+                                            sizeof(err)),
+                   -1);
+  assert_non_null(strstr(err, "nope"));
+  assert_int_equal(http_request_field_check(pool, "jobhub.test.Repeated",
+                                            "rMessage", true, err, sizeof(err)),
+                   0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_each_value_type),
@@ -326,6 +350,7 @@ int main(void) {
       cmocka_unit_test(test_errors_name_key_and_value),
       cmocka_unit_test(test_query_forms),
       cmocka_unit_test(test_path_variables),
+      cmocka_unit_test(test_field_check),
   };
   return cmocka_run_group_tests(tests, set_up, tear_down);
 }

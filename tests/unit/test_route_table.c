@@ -269,7 +269,7 @@ static void add(http_route_table *table, const char *method,
                           .input_type = ".test.Request",
                           .output_type = ".test.Response"};
   char err[512] = "";
-  if (http_route_table_add(table, &spec, err, sizeof(err)) != 0) {
+  if (http_route_table_add(table, &spec, NULL, err, sizeof(err)) != 0) {
     fail_msg("%s %s: %s", method, path_template, err);
   }
 }
@@ -375,7 +375,8 @@ static void expect_conflict(const char *first, const char *second) {
                           .path_template = second,
                           .rpc_path = "/test.S/Second"};
   char err[512] = "";
-  assert_int_equal(http_route_table_add(table, &spec, err, sizeof(err)), -1);
+  assert_int_equal(http_route_table_add(table, &spec, NULL, err, sizeof(err)),
+                   -1);
   static const char *const named[] = {"/test.S/First", "/test.S/Second"};
   for (size_t i = 0; i < 2; i++) {
     assert_non_null(strstr(err, named[i]));
@@ -419,7 +420,7 @@ static void test_bad_templates(void **state) {
                             .path_template = bad[i],
                             .rpc_path = "/test.S/Bad"};
     char err[512] = "";
-    if (http_route_table_add(table, &spec, err, sizeof(err)) != -1) {
+    if (http_route_table_add(table, &spec, NULL, err, sizeof(err)) != -1) {
       fail_msg("template \"%s\" was accepted", bad[i]);
     }
     assert_non_null(strstr(err, "/test.S/Bad"));
