@@ -168,6 +168,14 @@ static endpoint *new_endpoint(const http_route_spec *spec, char *err,
     free(e);
     return NULL;
   }
+  if (e->template.segment_count > HTTP_ROUTE_MAX_SEGMENTS) {
+    snprintf(err, err_size, "%s %s of %s: more than %d segments",
+             spec->http_method, spec->path_template, spec->rpc_path,
+             HTTP_ROUTE_MAX_SEGMENTS);
+    http_template_free(&e->template);
+    free(e);
+    return NULL;
+  }
   const char *input = spec->input_type != NULL ? spec->input_type : "";
   const char *output = spec->output_type != NULL ? spec->output_type : "";
   e->route.http_method = strdup(spec->http_method);

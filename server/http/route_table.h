@@ -11,7 +11,8 @@
 
 #include "server/http/route_template.h"
 
-/* A request path of more segments than this matches nothing. */
+/* A request path of more segments than this matches nothing, and a
+ * template of more is refused. */
 #define HTTP_ROUTE_MAX_SEGMENTS 64
 
 /* A 405 lists at most this many methods in Allow. */
@@ -83,7 +84,8 @@ void http_route_table_free(http_route_table *table);
  * points *added at its route (owned by the table). Returns 0, or -1 with a
  * message
  * in err[0..err_size): a malformed template (see route_template.h), a
- * missing method, path or RPC, no memory, or a conflict: a route of the
+ * missing method, path or RPC, more than HTTP_ROUTE_MAX_SEGMENTS
+ * segments, no memory, or a conflict: a route of the
  * same HTTP method whose template is equivalent (the same segments and
  * verb, whatever its variables are called), the message naming both RPCs
  * and both templates. On error the table is as it was. */

@@ -408,11 +408,17 @@ static void test_conflicts(void **state) {
 
 static void test_bad_templates(void **state) {
   (void)state;
-  static const char *const bad[] = {
-      "v1/x",     "/",           "/v1/{",       "/v1/{a",   "/v1/{1a}",
-      "/v1/**/x", "/v1/{a={b}}", "/v1/{a}/{a}", "/v1/x:",   "/v1/x:a:b",
-      "/v1//x",   "/v1/x/",      "/v1/{a=}",    "/v1/{a.}", "/v1/x y",
+  const char *bad[] = {
+      "v1/x",     "/",         "/v1/{",       "/v1/{a",
+      "/v1/{1a}", "/v1/**/x",  "/v1/{a={b}}", "/v1/{a}/{a}",
+      "/v1/x:",   "/v1/x:a:b", "/v1//x",      "/v1/x/",
+      "/v1/{a=}", "/v1/{a.}",  "/v1/x y",     NULL, /* too deep, below */
   };
+  char deep[2 * HTTP_ROUTE_MAX_SEGMENTS + 8] = "";
+  for (size_t i = 0; i <= HTTP_ROUTE_MAX_SEGMENTS; i++) {
+    strcat(deep, "/x");
+  }
+  bad[sizeof(bad) / sizeof(bad[0]) - 1] = deep;
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     http_route_table *table = http_route_table_new();
     assert_non_null(table);
