@@ -131,7 +131,7 @@ int rpc_percent_encode(const char *in, size_t len, rpc_buffer *out) {
   return 0;
 }
 
-static int hex_value(char c) {
+int rpc_hex_value(char c) {
   if (c >= '0' && c <= '9') {
     return c - '0';
   }
@@ -152,8 +152,8 @@ int rpc_percent_decode(const char *in, size_t len, rpc_buffer *out) {
   for (size_t i = 0; i < len; i++) {
     /* PROTOCOL-HTTP2: an invalid escape is kept as it is. */
     if (in[i] == '%' && i + 2 < len) {
-      int high = hex_value(in[i + 1]);
-      int low = hex_value(in[i + 2]);
+      int high = rpc_hex_value(in[i + 1]);
+      int low = rpc_hex_value(in[i + 2]);
       if (high >= 0 && low >= 0) {
         *p++ = (uint8_t)(high << 4 | low);
         i += 2;

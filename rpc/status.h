@@ -77,4 +77,7 @@ int rpc_percent_encode(const char *in, size_t len, rpc_buffer *out);
  * memory). */
 int rpc_percent_decode(const char *in, size_t len, rpc_buffer *out);
 
+/* rpc_hex_value is the value of the hex digit c (either case), or -1. */
+int rpc_hex_value(char c);
+
 #endif

@@ -1,18 +1,7 @@
 /* percent.c: percent-decoding of path variables and query parameters. */
 #include "server/http/percent.h"
 
-static int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
+#include "rpc/status.h"
 
 int http_percent_decode(const char *in, size_t len, http_percent_mode mode,
                         char *out, size_t *out_len) {
@@ -26,8 +15,8 @@ int http_percent_decode(const char *in, size_t len, http_percent_mode mode,
       out[at++] = in[i];
       continue;
     }
-    int high = i + 2 < len ? hex_value(in[i + 1]) : -1;
-    int low = i + 2 < len ? hex_value(in[i + 2]) : -1;
+    int high = i + 2 < len ? rpc_hex_value(in[i + 1]) : -1;
+    int low = i + 2 < len ? rpc_hex_value(in[i + 2]) : -1;
     if (high < 0 || low < 0) {
       return -1;
     }

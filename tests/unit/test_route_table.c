@@ -68,6 +68,12 @@ static found match(const http_route_table *table, const char *method,
   return r;
 }
 
+static http_route_table *new_table(void) {
+  http_route_table *table = http_route_table_new();
+  assert_non_null(table);
+  return table;
+}
+
 /* Asserts method path routes to rpc_path, and, when field is not NULL,
  * binds field to the raw text value (its only binding). */
 static const http_route *expect_route(const http_route_table *table,
@@ -236,8 +242,7 @@ static void test_not_found(void **state) {
 
 static void test_unknown_service(void **state) {
   const fixture *f = *state;
-  http_route_table *table = http_route_table_new();
-  assert_non_null(table);
+  http_route_table *table = new_table();
   char err[256] = "";
   assert_int_equal(http_route_rules_add_service(
                        table, f->pool, "jobhub.v1.Nope", err, sizeof(err)),
@@ -276,8 +281,7 @@ static void add(http_route_table *table, const char *method,
 
 static void test_multi_segment_variables(void **state) {
   (void)state;
-  http_route_table *table = http_route_table_new();
-  assert_non_null(table);
+  http_route_table *table = new_table();
   add(table, "GET", "/files/{name=**}", "/test.S/File");
   add(table, "GET", "/v1/{name=shelves/*}/books", "/test.S/Books");
   add(table, "GET", "/v1/{name=shelves/*}", "/test.S/Shelf");
@@ -305,8 +309,7 @@ static void test_multi_segment_variables(void **state) {
 
 static void test_nested_fields_and_verbs(void **state) {
   (void)state;
-  http_route_table *table = http_route_table_new();
-  assert_non_null(table);
+  http_route_table *table = new_table();
   add(table, "GET", "/v1/{a.b}/x/{c.d.e}", "/test.S/Nested");
   add(table, "GET", "/v1/things/{id}", "/test.S/Get");
   add(table, "POST", "/v1/things/{id}:frob", "/test.S/Frob");
@@ -368,8 +371,7 @@ static void test_percent_decoding(void **state) {
 /* Adds first then second; the second must be refused, naming both RPCs
  * and both templates. */
 static void expect_conflict(const char *first, const char *second) {
-  http_route_table *table = http_route_table_new();
-  assert_non_null(table);
+  http_route_table *table = new_table();
   add(table, "GET", first, "/test.S/First");
   http_route_spec spec = {.http_method = "GET",
                           .path_template = second,
@@ -395,8 +397,7 @@ static void test_conflicts(void **state) {
   expect_conflict("/x/{a}:go", "/x/*:go");
   expect_conflict("/v1/{name=shelves/*}", "/v1/shelves/{id}");
   /* Other methods, verbs or literals do not conflict. */
-  http_route_table *table = http_route_table_new();
-  assert_non_null(table);
+  http_route_table *table = new_table();
   add(table, "GET", "/jobs/{id}", "/test.S/A");
   add(table, "POST", "/jobs/{id}", "/test.S/B");
   add(table, "GET", "/jobs/{id}:go", "/test.S/C");
@@ -420,8 +421,7 @@ static void test_bad_templates(void **state) {
   }
   bad[sizeof(bad) / sizeof(bad[0]) - 1] = deep;
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    http_route_table *table = http_route_table_new();
-    assert_non_null(table);
+    http_route_table *table = new_table();
     http_route_spec spec = {.http_method = "GET",
                             .path_template = bad[i],
                             .rpc_path = "/test.S/Bad"};
