@@ -12,7 +12,10 @@
  * range-checked), float and double (as ProtoJSON reads them, "NaN" and
  * "Infinity" included), enums by name or number. Only scalar leaves: a
  * key naming a message, map or group is an error. Type names are fully
- * qualified, a leading dot allowed. */
+ * qualified, a leading dot allowed.
+ *
+ * Append the body first, then the query, then the path variables, so that
+ * what the path binds wins over both. */
 #ifndef JOBHUB_SERVER_HTTP_REQUEST_FIELDS_H
 #define JOBHUB_SERVER_HTTP_REQUEST_FIELDS_H
 

@@ -189,6 +189,16 @@ static void test_worker_and_legacy_routes(void **state) {
   assert_int_equal(r.match.binding_count, 3);
   expect_route(f->table, "GET", "/enodo/status", "/jobhub.v1.Hub/Status", NULL,
                NULL);
+  const http_route *run =
+      expect_route(f->table, "POST", "/api/series/s1/run?byName=1&poolID=0",
+                   "/jobhub.v1.Series/Run", "name", "s1");
+  assert_string_equal(run->body, "*");
+  expect_route(f->table, "GET", "/api/enodo/output/event",
+               "/jobhub.v1.Outputs/List", "type_name", "event");
+  found out = match(f->table, "DELETE", "/api/enodo/output/result/4");
+  assert_int_equal(out.outcome, HTTP_ROUTE_FOUND);
+  assert_string_equal(out.match.route->rpc_path, "/jobhub.v1.Outputs/Delete");
+  assert_int_equal(out.match.binding_count, 2);
 }
 
 static void test_trailing_slash(void **state) {
