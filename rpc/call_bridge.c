@@ -9,6 +9,12 @@
 #include "rpc/call_internal.h"
 #include "rpc/server_state.h"
 
+/* Request body bytes a call answered early drops while it waits for the
+ * body's end, at most: past them the request is ended at once (HTTP/2
+ * RST_STREAM NO_ERROR after the answer, which some clients, curl among
+ * them, report as an error). */
+#define DRAIN_BYTES_MAX (16u << 20)
+
 struct rpc_bridge {
   rpc_call *call;
   rpc_http_request *request; /* NULL once finished or cancelled */
@@ -19,6 +25,8 @@ struct rpc_bridge {
    * is done) and an on_cancel the call owes its handler. */
   ev_prepare step;
   bool close_owed;
+  bool body_ended;     /* the client's END_STREAM came */
+  size_t body_dropped; /* bytes that came after the call was answered */
 };
 
 static void bridge_free(void *arg) {
@@ -62,6 +70,16 @@ static uint32_t frame_length(const uint8_t *frame) {
          (uint32_t)frame[3] << 8 | (uint32_t)frame[4];
 }
 
+/* An answer to a call whose client sends one message waits for the end of
+ * its body, within DRAIN_BYTES_MAX: the client then gets the whole
+ * answer. Streaming clients may wait for the answer before they end. */
+static bool waits_for_body_end(const rpc_bridge *bridge) {
+  const rpc_call *call = bridge->call;
+  return !bridge->body_ended && bridge->body_dropped <= DRAIN_BYTES_MAX &&
+         (call->method == NULL ||
+          RPC_SHAPE_HAS_SINGLE_REQUEST(call->method->shape));
+}
+
 /* The call's transport kick: hands queued messages, then the status, to
  * the codec while the request takes them. */
 static void bridge_kick(rpc_call *call) {
@@ -92,7 +110,7 @@ static void bridge_kick(rpc_call *call) {
   if (call->cancel_owed) {
     schedule_step(bridge);
   }
-  if (!call->status_committed) {
+  if (!call->status_committed || waits_for_body_end(bridge)) {
     return;
   }
   call->headers_sent = true;
@@ -119,7 +137,12 @@ static int on_request_data(rpc_http_request *request, const uint8_t *data,
   rpc_bridge *bridge = arg;
   rpc_call *call = bridge->call;
   if (call->method == NULL || call->status_committed || call->cancelled) {
-    return 0; /* answered already: the rest of the body is dropped */
+    /* Answered already: the rest of the body is dropped. */
+    bridge->body_dropped += len;
+    if (bridge->body_dropped > DRAIN_BYTES_MAX) {
+      bridge_kick(call);
+    }
+    return 0;
   }
   if (bridge->codec->on_body != NULL) {
     bridge->codec->on_body(bridge, bridge->codec_arg, data, len);
@@ -137,7 +160,11 @@ static void on_request_end(rpc_http_request *request, void *arg) {
       !call->status_committed && !call->cancelled) {
     bridge->codec->on_body_end(bridge, bridge->codec_arg);
   }
+  bridge->body_ended = true;
   rpc_call_on_remote_close(call);
+  if (call->status_committed) {
+    bridge_kick(call); /* an answer that waited for the end */
+  }
 }
 
 static void on_request_cancel(rpc_http_request *request, void *arg) {

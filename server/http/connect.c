@@ -244,6 +244,9 @@ static int respond(connect *c, int status, const char *content_type,
       http_header_list_add_metadata(&list, "", initial) == 0 &&
       (trailing == NULL ||
        http_header_list_add_metadata(&list, "trailer-", trailing) == 0) &&
+      /* SPEC "Auth": UNAUTHENTICATED is 401 with WWW-Authenticate. */
+      (status != 401 || http_header_list_add(&list, "www-authenticate",
+                                             "Bearer realm=\"jobhub\"") == 0) &&
       http_header_list_add_extra(&list, &c->exchange) == 0) {
     headers = http_header_list_view(&list, &count);
   }
