@@ -294,6 +294,31 @@ def test_connect_timeout_header_is_the_deadline(http_version, hub):
     assert time.monotonic() - started < 5
 
 
+def test_connect_json_stream_of_envelopes(http_version, hub):
+    """Watch over application/connect+json: JSON envelopes, then the
+    EndStreamResponse (flag 2): {} after a success, the error after a
+    failure."""
+    pool, job_type = new_pool()
+    with HubClient(hub.address) as client:
+        job = client.submit(pool, job_type, subject="enveloped")
+        client.jobs.Cancel(id=job.id)
+    url = "http://%s/jobhub.v1.Jobs/Watch" % hub.address
+    content_type = ["-H", "content-type: application/connect+json"]
+    answer = curl(http_version, url, *content_type,
+                  body=frame(json.dumps({"id": job.id}).encode()))
+    assert answer.status == 200
+    assert answer.headers["content-type"] == "application/connect+json"
+    envelopes = frames(answer.body)
+    assert [flags for flags, _ in envelopes] == [0, 2], envelopes
+    assert json.loads(envelopes[0][1])["state"] == "CANCELLED"
+    assert json.loads(envelopes[1][1]) == {}
+    missing = curl(http_version, url, *content_type,
+                   body=frame(b'{"id": "5550555"}'))
+    assert missing.status == 200
+    end = frames(missing.body)[-1]
+    assert end[0] == 2 and json.loads(end[1])["error"]["code"] == "not_found"
+
+
 def test_no_route_is_404_json(http_version, hub):
     answer = curl(http_version, "http://%s/x" % hub.address)
     assert answer.status == 404
