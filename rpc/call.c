@@ -112,8 +112,9 @@ rpc_call *rpc_call_new_bridged(const rpc_call_transport *transport,
                                void *transport_arg,
                                rpc_loop_thread *loop_thread,
                                const rpc_call_limits *limits) {
-  /* No stream: its connection is NULL, so the stream's output accounting
-   * and flushes are no-ops; the transport bounds its own output. */
+  /* No HTTP/2 stream of its own: session stays NULL; the transport may
+   * set stream.conn_ops and connection so that the call's queue counts on
+   * a connection (else that accounting is a no-op). */
   rpc_call *call = call_new(transport, loop_thread, limits);
   if (call != NULL) {
     call->transport_arg = transport_arg;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "rpc/call_internal.h"
+#include "rpc/http_request_internal.h"
 #include "rpc/server_state.h"
 
 /* Request body bytes a call answered early drops while it waits for the
@@ -60,6 +61,11 @@ static void schedule_step(rpc_bridge *bridge) {
 /* The request is over for the bridge: the call loses its transport at
  * the next turn. */
 static void end_request(rpc_bridge *bridge) {
+  rpc_call *call = bridge->call;
+  /* The connection may go before the step runs: the call lets go of it
+   * now, with what it has still queued. */
+  rpc_stream_output_changed(&call->stream, rpc_call_pending_bytes(call), 0);
+  call->stream.connection = NULL;
   bridge->request = NULL;
   bridge->close_owed = true;
   schedule_step(bridge);
@@ -101,7 +107,10 @@ static void bridge_kick(rpc_call *call) {
       end_request(bridge);
       return;
     }
+    size_t before = rpc_call_pending_bytes(call);
     call->send_offset += RPC_FRAME_HEADER_SIZE + length;
+    rpc_stream_output_changed(&call->stream, before,
+                              rpc_call_pending_bytes(call));
     if (call->send_offset == call->send_queue.len) {
       rpc_buffer_reset(&call->send_queue);
       call->send_offset = 0;
@@ -238,6 +247,11 @@ int rpc_server_bridge_call(rpc_server *server, rpc_http_request *request,
   }
   *bridge = (rpc_bridge){
       .call = call, .request = request, .codec = codec, .codec_arg = arg};
+  /* The call's queue counts on the request's connection, as a gRPC
+   * call's does: the connection's output bound covers both. */
+  const rpc_stream *origin = rpc_http_request_stream(request);
+  call->stream.conn_ops = origin->conn_ops;
+  call->stream.connection = origin->connection;
   ev_prepare_init(&bridge->step, on_step);
   bridge->step.data = bridge;
   call->path = path_copy;

@@ -98,7 +98,9 @@ rpc_call *rpc_call_new(const rpc_stream_conn_ops *conn_ops, void *connection,
                        int32_t stream_id, const rpc_call_limits *limits);
 
 /* rpc_call_new_bridged makes a call whose response transport (static)
- * carries, with transport_arg, instead of an HTTP/2 gRPC stream; the call
+ * carries, with transport_arg, instead of an HTTP/2 gRPC stream (the
+ * transport may set stream.conn_ops and stream.connection for the output
+ * accounting, and clears connection before it goes); the call
  * holds one reference for the transport, which drops it with
  * rpc_call_on_stream_close when its request is gone. limits are copied.
  * Returns NULL when memory is exhausted. */

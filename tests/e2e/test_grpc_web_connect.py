@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import RSS_FACTOR
+from conftest import JOBHUBD, RSS_FACTOR, THREADS, Server
 from hub_client import (DONE, HubClient, common_pb2, jobs_pb2, new_pool,
                         start_hub, stop_hub, wait_until)
 from test_auth import AUTH_FILE, BEARER
@@ -515,39 +515,58 @@ class RawConnect(RawGrpc):
 
 @pytest.fixture
 def small_output_hub():
-    h = start_hub(["--max-stream-output-bytes", str(MIB)])
+    """Output bounds of 1 MiB a stream and 2 MiB a connection, and (as
+    test_flood_limits' lean_hub) a small ASan quarantine, so that RSS
+    means what it holds."""
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    env = dict(os.environ, ASAN_OPTIONS=(asan + ":" if asan else "") +
+               "quarantine_size_mb=4")
+    h = Server(JOBHUBD, ["--threads", THREADS, "--shutdown-grace", "5",
+                         "--max-stream-output-bytes", str(MIB),
+                         "--max-connection-output-bytes", str(2 * MIB)],
+               env=env)
     yield h
     stop_hub(h)
 
 
-def test_connect_watch_that_is_not_read_ends_resource_exhausted(
+WATCHES = 4
+CHANGES = 40                # jobs submitted while nobody reads
+CHANGE_PAYLOAD = 256 << 10  # bytes a job (and each Watch message) carries
+
+
+def test_connect_watches_that_are_not_read_end_resource_exhausted(
         small_output_hub):
-    """A Connect Watch whose client does not read (window 0): as for gRPC,
-    past the output bound the call ends with resource_exhausted, after
-    what was queued, and the hub's memory stays bounded."""
+    """Connect Watch streams whose client does not read (window 0): as for
+    gRPC, past the output bounds each call ends with resource_exhausted,
+    after what was queued; the connection's bound covers the bridge's
+    queues too, and the hub's memory stays bounded."""
     hub = small_output_hub
     pool, job_type = new_pool()
-    payload = b"p" * (256 << 10)
     with HubClient(hub.address) as client:
         raw = RawConnect(hub.port, window=0)
-        watch = raw.call(b"/jobhub.v1.Jobs/Watch", jobs_pb2.WatchRequest(
-            pool_id=pool, job_type_id=job_type))
+        watches = [raw.call(b"/jobhub.v1.Jobs/Watch", jobs_pb2.WatchRequest(
+            pool_id=pool, job_type_id=job_type)) for _ in range(WATCHES)]
         raw.pump(0.5)
         baseline = rss_bytes(hub.process.pid)
-        for i in range(40):  # 10 MB of changes
-            client.submit(pool, job_type, payload=payload, subject="n%d" % i)
+        for i in range(CHANGES):  # 10 MB for each Watch
+            client.submit(pool, job_type, payload=b"p" * CHANGE_PAYLOAD,
+                          subject="n%d" % i)
         raw.pump(1.0)
         grown = rss_bytes(hub.process.pid) - baseline
         raw.read_all(30)
         raw.close()
+        assert client.get(client.submit(pool, job_type).id)  # serves on
     assert grown < 64 * MIB * RSS_FACTOR, grown
-    envelopes = frames(bytes(raw.messages[watch]))
-    assert envelopes[-1][0] == 0x02, envelopes[-1]
-    end = json.loads(envelopes[-1][1])
-    assert end["error"]["code"] == "resource_exhausted", end
-    assert end["error"]["message"].startswith("client is not reading"), end
-    # What fit the bounds (the request's queue and the call's, 1 MiB each,
-    # and the HTTP/2 window) came first, whole.
-    sent = len(envelopes) - 1
-    assert 1 <= sent <= 12, sent
-    assert all(flags == 0 for flags, _ in envelopes[:-1])
+    received = 0
+    for watch in watches:
+        envelopes = frames(bytes(raw.messages[watch]))
+        assert envelopes[-1][0] == 0x02, envelopes[-1]
+        end = json.loads(envelopes[-1][1])
+        assert end["error"]["code"] == "resource_exhausted", end
+        assert end["error"]["message"].startswith("client is not reading"), \
+            end
+        assert all(flags == 0 for flags, _ in envelopes[:-1])
+        received += sum(len(payload) for _, payload in envelopes[:-1])
+    # What was queued when the bounds were reached (2 MiB for the whole
+    # connection, one message past it a stream) came whole, no more.
+    assert received <= 2 * MIB + WATCHES * (CHANGE_PAYLOAD + 4096), received
