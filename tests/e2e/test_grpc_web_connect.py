@@ -570,3 +570,102 @@ def test_connect_watches_that_are_not_read_end_resource_exhausted(
     # What was queued when the bounds were reached (2 MiB for the whole
     # connection, one message past it a stream) came whole, no more.
     assert received <= 2 * MIB + WATCHES * (CHANGE_PAYLOAD + 4096), received
+
+
+# Metadata, cancellation and client streams, with the test server's Echo
+# service (tests/echo).
+
+def echo_request(**fields):
+    import echo_pb2
+    return echo_pb2.EchoRequest(**fields).SerializeToString()
+
+
+def echo_response(data):
+    import echo_pb2
+    return echo_pb2.EchoResponse.FromString(data)
+
+
+def test_connect_metadata_both_ways(http_version, server):
+    answer = curl(http_version,
+                  "http://%s/jobhub.test.Echo/Unary" % server.address,
+                  "-H", "content-type: application/proto",
+                  "-H", "connect-protocol-version: 1",
+                  "-H", "x-echo-color: blue", "-H", "authorization: Bearer t",
+                  body=echo_request(message="m", echo_metadata=True))
+    assert answer.status == 200, answer.body
+    assert answer.headers["x-echo-color"] == "blue"
+    # Connect: trailing metadata of a unary answer as trailer- headers.
+    assert answer.headers["trailer-x-trailer-color"] == "blue"
+    lines = curl(http_version,
+                 "http://%s/jobhub.test.Echo/Unary" % server.address,
+                 "-H", "content-type: application/proto",
+                 "-H", "x-custom: 1", "-H", "authorization: Bearer t",
+                 "-H", "origin: " + ORIGIN, "-H", "connect-timeout-ms: 5000",
+                 body=echo_request(metadata_in_message=True))
+    text = echo_response(lines.body).message
+    # Custom headers and authorization reach the call; HTTP's, the
+    # browser's and Connect's own do not.
+    assert "x-custom: 1\n" in text and "authorization: Bearer t\n" in text
+    for name in ("origin", "connect-", "accept", "user-agent", "content-"):
+        assert name not in text, text
+
+
+def test_grpc_web_metadata_both_ways(http_version, server):
+    answer, messages, status = grpc_web_call(
+        http_version, server, "jobhub.test.Echo/Unary",
+        echo_request(message="w", echo_metadata=True),
+        headers=["x-echo-size: 9"])
+    assert answer.headers["x-echo-size"] == "9"
+    assert status["x-trailer-size"] == "9" and status["grpc-status"] == "0"
+    assert echo_response(messages[0]).message == "w"
+
+
+def test_connect_stream_end_carries_trailing_metadata(http_version, server):
+    answer = curl(http_version,
+                  "http://%s/jobhub.test.Echo/ServerStream" % server.address,
+                  "-H", "content-type: application/connect+proto",
+                  "-H", "x-echo-k: v",
+                  body=frame(echo_request(message="s", repeat=3,
+                                          echo_metadata=True)))
+    envelopes = frames(answer.body)
+    assert [flags for flags, _ in envelopes] == [0, 0, 0, 2], envelopes
+    assert json.loads(envelopes[-1][1]) == {"metadata": {"x-trailer-k": ["v"]}}
+
+
+def test_connect_bidi_stream(http_version, server):
+    """A request stream of three envelopes: each is echoed, then the end."""
+    body = b"".join(frame(echo_request(message="b%d" % i)) for i in range(3))
+    answer = curl(http_version,
+                  "http://%s/jobhub.test.Echo/Bidi" % server.address,
+                  "-H", "content-type: application/connect+proto", body=body)
+    envelopes = frames(answer.body)
+    assert envelopes[-1] == (2, b"{}"), envelopes
+    assert [echo_response(p).message for _, p in envelopes[:-1]] == \
+        ["b0", "b1", "b2"]
+
+
+def cancel_count(channel):
+    return channel.unary_unary(
+        "/jobhub.test.Echo/CancelCount",
+        request_serializer=lambda b: b,
+        response_deserializer=echo_response)(b"", timeout=10).count
+
+
+def test_clients_that_leave_cancel_their_calls(http_version, server,
+                                               channel):
+    """A client that goes away before the answer: the handler's on_cancel
+    runs (the Echo service counts them), over Connect and gRPC-Web."""
+    before = cancel_count(channel)
+    body = echo_request(message="late", delay_ms=5000)
+    for content_type, payload in [("application/proto", body),
+                                  ("application/grpc-web+proto",
+                                   frame(body))] * 3:
+        result = subprocess.run(
+            ["curl", "-sS", "--max-time", "0.5", "-o", "/dev/null",
+             "-H", "content-type: " + content_type, "--data-binary", "@-"] +
+            http_version.curl_args +
+            ["http://%s/jobhub.test.Echo/Unary" % server.address],
+            input=payload, capture_output=True, timeout=20)
+        assert result.returncode == 28, result.stderr  # it gave up
+    wait_until(lambda: cancel_count(channel) >= before + 6, 10,
+               "six cancelled calls")
