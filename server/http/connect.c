@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "rpc/call_bridge.h"
 #include "rpc/frame.h"
 #include "rpc/json.h"
@@ -228,48 +226,16 @@ static void stream_on_body_end(rpc_bridge *bridge, void *arg) {
   }
 }
 
-/* Sends the response headers once: status, content-type, the initial
- * metadata, trailing metadata prefixed "trailer-" (unary answers, which
- * have no trailers), and the face's extra headers. */
+/* Sends the response headers once; a unary answer's trailing metadata
+ * goes there, prefixed "trailer-" (it has no trailers). */
 static int respond(connect *c, int status, const char *content_type,
                    const rpc_metadata *initial, const rpc_metadata *trailing) {
   if (c->responded) {
     return 0;
   }
-  http_header_list list;
-  http_header_list_init(&list);
-  size_t count = 0;
-  const rpc_http_header *headers = NULL;
-  if (http_header_list_add(&list, "content-type", content_type) == 0 &&
-      http_header_list_add_metadata(&list, "", initial) == 0 &&
-      (trailing == NULL ||
-       http_header_list_add_metadata(&list, "trailer-", trailing) == 0) &&
-      /* SPEC "Auth": UNAUTHENTICATED is 401 with WWW-Authenticate. */
-      (status != 401 || http_header_list_add(&list, "www-authenticate",
-                                             "Bearer realm=\"jobhub\"") == 0) &&
-      http_header_list_add_extra(&list, &c->exchange) == 0) {
-    headers = http_header_list_view(&list, &count);
-  }
-  int rv = headers != NULL ? rpc_http_request_respond(c->exchange.request,
-                                                      status, headers, count)
-                           : RPC_HTTP_REQUEST_ERR_NOMEM;
-  http_header_list_free(&list);
+  int rv = http_respond_call(&c->exchange, status, content_type, initial,
+                             "trailer-", trailing);
   c->responded = rv == 0;
-  return rv;
-}
-
-/* Appends the JSON text of value to out. Returns 0 or -1. */
-static int dump_json(json_t *value, rpc_buffer *out) {
-  if (value == NULL) {
-    return -1;
-  }
-  size_t size = json_dumpb(value, NULL, 0, JSON_COMPACT);
-  int rv = rpc_buffer_reserve(out, size);
-  if (rv == 0) {
-    out->len +=
-        json_dumpb(value, (char *)out->data + out->len, size, JSON_COMPACT);
-  }
-  json_decref(value);
   return rv;
 }
 
@@ -277,12 +243,10 @@ static int dump_json(json_t *value, rpc_buffer *out) {
  * memory. */
 static json_t *error_json(rpc_status_code code, const char *message) {
   json_t *error = json_pack("{s:s}", "code", connect_code_name(code));
-  if (error != NULL && message != NULL && message[0] != '\0') {
-    json_t *text = json_string(message);
-    if (text == NULL) {
-      text = json_string("(message is not UTF-8)");
-    }
-    json_object_set_new(error, "message", text);
+  if (error != NULL && message != NULL && message[0] != '\0' &&
+      json_object_set_new(error, "message", http_json_message(message)) != 0) {
+    json_decref(error);
+    return NULL;
   }
   return error;
 }
@@ -323,7 +287,7 @@ static int unary_finish(rpc_bridge *bridge, void *arg,
                            : "application/proto";
     if (code != RPC_STATUS_OK) {
       rpc_buffer_reset(&c->body);
-      rv = dump_json(error_json(code, message), &c->body) == 0
+      rv = http_json_dump(error_json(code, message), &c->body) == 0
                ? 0
                : RPC_HTTP_REQUEST_ERR_NOMEM;
     }
@@ -432,7 +396,7 @@ static int stream_finish(rpc_bridge *bridge, void *arg,
   if (rv == 0) {
     rpc_buffer text;
     rpc_buffer_init(&text);
-    rv = dump_json(end_stream_json(end), &text) == 0
+    rv = http_json_dump(end_stream_json(end), &text) == 0
              ? write_envelope(c, ENVELOPE_END_STREAM, text.data, text.len)
              : RPC_HTTP_REQUEST_ERR_NOMEM;
     rpc_buffer_free(&text);
@@ -476,7 +440,7 @@ static void refuse(const http_exchange *exchange, rpc_status_code code,
                    const char *message) {
   rpc_buffer body;
   rpc_buffer_init(&body);
-  if (dump_json(error_json(code, message), &body) == 0) {
+  if (http_json_dump(error_json(code, message), &body) == 0) {
     (void)http_respond_whole(exchange, connect_http_status(code),
                              "application/json", body.data, body.len);
   } else {

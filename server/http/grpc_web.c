@@ -69,21 +69,10 @@ static int respond(grpc_web *web, const rpc_metadata *initial_metadata) {
   if (web->responded) {
     return 0;
   }
-  http_header_list list;
-  http_header_list_init(&list);
-  size_t count = 0;
-  const rpc_http_header *headers = NULL;
-  if (http_header_list_add(&list, "content-type",
-                           web->text ? "application/grpc-web-text+proto"
-                                     : "application/grpc-web+proto") == 0 &&
-      http_header_list_add_metadata(&list, "", initial_metadata) == 0 &&
-      http_header_list_add_extra(&list, &web->exchange) == 0) {
-    headers = http_header_list_view(&list, &count);
-  }
-  int rv = headers != NULL ? rpc_http_request_respond(web->exchange.request,
-                                                      200, headers, count)
-                           : RPC_HTTP_REQUEST_ERR_NOMEM;
-  http_header_list_free(&list);
+  int rv = http_respond_call(&web->exchange, 200,
+                             web->text ? "application/grpc-web-text+proto"
+                                       : "application/grpc-web+proto",
+                             initial_metadata, NULL, NULL);
   web->responded = rv == 0;
   return rv;
 }

@@ -6,8 +6,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <jansson.h>
-
 void http_header_list_init(http_header_list *list) {
   rpc_buffer_init(&list->text);
   list->count = 0;
@@ -141,22 +139,51 @@ int http_respond_whole(const http_exchange *exchange, int status,
   return rv;
 }
 
-int http_json_error_body(int code, const char *message, rpc_buffer *out) {
-  json_t *text = json_string(message != NULL ? message : "");
-  if (text == NULL) {
-    text = json_string("(message is not UTF-8)");
+int http_respond_call(const http_exchange *exchange, int status,
+                      const char *content_type, const rpc_metadata *initial,
+                      const char *trailing_prefix,
+                      const rpc_metadata *trailing) {
+  http_header_list list;
+  http_header_list_init(&list);
+  size_t count = 0;
+  const rpc_http_header *headers = NULL;
+  if (http_header_list_add(&list, "content-type", content_type) == 0 &&
+      http_header_list_add_metadata(&list, "", initial) == 0 &&
+      (trailing == NULL ||
+       http_header_list_add_metadata(&list, trailing_prefix, trailing) == 0) &&
+      (status != 401 || http_header_list_add(&list, "www-authenticate",
+                                             "Bearer realm=\"jobhub\"") == 0) &&
+      http_header_list_add_extra(&list, exchange) == 0) {
+    headers = http_header_list_view(&list, &count);
   }
-  json_t *body =
-      json_pack("{s:i,s:o,s:[]}", "code", code, "message", text, "details");
-  if (body == NULL) {
+  int rv = headers != NULL ? rpc_http_request_respond(exchange->request, status,
+                                                      headers, count)
+                           : RPC_HTTP_REQUEST_ERR_NOMEM;
+  http_header_list_free(&list);
+  return rv;
+}
+
+json_t *http_json_message(const char *message) {
+  json_t *text = json_string(message != NULL ? message : "");
+  return text != NULL ? text : json_string("(message is not UTF-8)");
+}
+
+int http_json_dump(json_t *value, rpc_buffer *out) {
+  if (value == NULL) {
     return -1;
   }
-  size_t size = json_dumpb(body, NULL, 0, JSON_COMPACT);
+  size_t size = json_dumpb(value, NULL, 0, JSON_COMPACT);
   int rv = rpc_buffer_reserve(out, size);
   if (rv == 0) {
     out->len +=
-        json_dumpb(body, (char *)out->data + out->len, size, JSON_COMPACT);
+        json_dumpb(value, (char *)out->data + out->len, size, JSON_COMPACT);
   }
-  json_decref(body);
+  json_decref(value);
   return rv;
+}
+
+int http_json_error_body(int code, const char *message, rpc_buffer *out) {
+  return http_json_dump(json_pack("{s:i,s:o,s:[]}", "code", code, "message",
+                                  http_json_message(message), "details"),
+                        out);
 }

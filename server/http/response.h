@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "rpc/buffer.h"
 #include "rpc/descriptor_pool.h"
 #include "rpc/http_request.h"
@@ -78,6 +80,25 @@ bool http_header_is_transport(const char *name);
  * finishes it. Returns 0, or -1 (the request is finished anyway). */
 int http_respond_whole(const http_exchange *exchange, int status,
                        const char *content_type, const void *body, size_t len);
+
+/* http_respond_call sends the response headers of a call: status,
+ * content-type, the initial metadata, the trailing metadata as headers
+ * named trailing_prefix + key (trailing NULL: none; Connect's unary
+ * answers put it there), WWW-Authenticate with a 401 (SPEC "Auth"), and
+ * the exchange's extra headers. Returns 0 or an RPC_HTTP_REQUEST_ERR_*
+ * code. */
+int http_respond_call(const http_exchange *exchange, int status,
+                      const char *content_type, const rpc_metadata *initial,
+                      const char *trailing_prefix,
+                      const rpc_metadata *trailing);
+
+/* http_json_message returns a new JSON string of message (NULL: ""), or
+ * a placeholder when it is not UTF-8; NULL when memory is exhausted. */
+json_t *http_json_message(const char *message);
+
+/* http_json_dump appends the compact text of value to out and releases
+ * value (NULL: fails). Returns 0 or -1. */
+int http_json_dump(json_t *value, rpc_buffer *out);
 
 /* http_json_error_body appends grpc-gateway's error body
  * {"code":<code number>,"message":"...","details":[]} to out. Returns 0
