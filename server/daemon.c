@@ -363,6 +363,10 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
             "error=\"cannot register the services\"");
     goto out;
   }
+  if (http_face_load_routes(face, err, sizeof(err)) != 0) {
+    rpc_log(RPC_LOG_ERROR, "startup_failed", "error=\"http routes: %s\"", err);
+    goto out;
+  }
   health = rpc_health_add(server);
   reflection = rpc_reflection_add(server, pool);
   if (health == NULL || reflection == NULL) {

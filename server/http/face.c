@@ -9,6 +9,8 @@
 #include "server/http/connect.h"
 #include "server/http/grpc_web.h"
 #include "server/http/response.h"
+#include "server/http/route_rules.h"
+#include "server/http/transcode.h"
 
 /* What a browser may read of a response from another origin: gRPC-Web's
  * status (PROTOCOL-WEB) and Connect's headers. */
@@ -32,6 +34,7 @@ struct http_face {
   const rpc_descriptor_pool *pool;
   char **cors_origins;
   size_t cors_origin_count;
+  http_route_table *routes; /* NULL until http_face_load_routes */
 };
 
 http_face *http_face_new(const http_face_options *options) {
@@ -68,7 +71,23 @@ void http_face_free(http_face *face) {
     free(face->cors_origins[i]);
   }
   free(face->cors_origins);
+  http_route_table_free(face->routes);
   free(face);
+}
+
+int http_face_load_routes(http_face *face, char *err, size_t err_size) {
+  http_route_table *routes = http_route_table_new();
+  if (routes == NULL) {
+    snprintf(err, err_size, "out of memory");
+    return -1;
+  }
+  if (http_route_rules_add_pool(routes, face->pool, err, err_size) != 0) {
+    http_route_table_free(routes);
+    return -1;
+  }
+  http_route_table_free(face->routes);
+  face->routes = routes;
+  return 0;
 }
 
 bool http_face_allows_origin(const http_face *face, const char *origin) {
@@ -142,6 +161,65 @@ static void answer_preflight(const http_face *face,
   http_header_list_free(&list);
 }
 
+/* Answers 405 with Allow: the path has routes for other methods only. */
+static void refuse_method(const http_exchange *exchange, const char *method,
+                          const char *path, const http_route_match *match) {
+  char allow[128] = "";
+  size_t used = 0;
+  for (size_t i = 0; i < match->allowed_count && used < sizeof(allow); i++) {
+    int n = snprintf(allow + used, sizeof(allow) - used, "%s%s",
+                     i > 0 ? ", " : "", match->allowed[i]);
+    used += n > 0 ? (size_t)n : 0;
+  }
+  char message[PATH_TEXT_SIZE + 192];
+  snprintf(message, sizeof(message), "%.16s is not allowed on %s (allowed: %s)",
+           method, path, allow);
+  rpc_buffer body;
+  rpc_buffer_init(&body);
+  http_header_list list;
+  http_header_list_init(&list);
+  size_t count = 0;
+  const rpc_http_header *headers = NULL;
+  if (http_json_error_body((int)RPC_STATUS_UNIMPLEMENTED, message, &body) ==
+          0 &&
+      http_header_list_add(&list, "content-type", "application/json") == 0 &&
+      http_header_list_add(&list, "allow", allow) == 0 &&
+      http_header_list_add_extra(&list, exchange) == 0) {
+    headers = http_header_list_view(&list, &count);
+  }
+  if (headers != NULL &&
+      rpc_http_request_respond(exchange->request, 405, headers, count) == 0) {
+    (void)rpc_http_request_write(exchange->request, body.data, body.len);
+  }
+  rpc_http_request_finish(exchange->request, NULL, 0);
+  http_header_list_free(&list);
+  rpc_buffer_free(&body);
+}
+
+/* JSON transcoding: the google.api.http route of method and target (the
+ * request's ":path", which the bindings point into), or 404 / 405. */
+static void serve_route(const http_face *face, const http_exchange *exchange,
+                        const char *method, const char *target) {
+  size_t path_len = strcspn(target, "?#");
+  http_route_binding bindings[HTTP_TEMPLATE_MAX_VARIABLES];
+  http_route_match match;
+  http_route_outcome outcome = http_route_table_match(
+      face->routes, method, target, path_len, bindings, &match);
+  char path[PATH_TEXT_SIZE];
+  snprintf(path, sizeof(path), "%.*s", (int)path_len, target);
+  if (outcome == HTTP_ROUTE_FOUND) {
+    const char *query = target[path_len] == '?' ? target + path_len + 1 : NULL;
+    transcode_serve(exchange, match.route, bindings, match.binding_count,
+                    query);
+  } else if (outcome == HTTP_ROUTE_METHOD_NOT_ALLOWED) {
+    refuse_method(exchange, method, path, &match);
+  } else {
+    char message[PATH_TEXT_SIZE + 64];
+    snprintf(message, sizeof(message), "no route for %.16s %s", method, path);
+    respond_json_error(exchange, 404, RPC_STATUS_NOT_FOUND, message);
+  }
+}
+
 void http_face_serve(void *user, rpc_http_request *request) {
   const http_face *face = user;
   const char *method = rpc_http_request_header(request, ":method");
@@ -189,7 +267,10 @@ void http_face_serve(void *user, rpc_http_request *request) {
     connect_serve(&exchange, path, connect);
     return;
   }
-  /* JSON transcoding (google.api.http routes) plugs in here. */
+  if (face->routes != NULL && target != NULL) {
+    serve_route(face, &exchange, method, target);
+    return;
+  }
   char message[PATH_TEXT_SIZE + 64];
   snprintf(message, sizeof(message), "no route for %.16s %s", method, path);
   respond_json_error(&exchange, 404, RPC_STATUS_NOT_FOUND, message);

@@ -1,8 +1,8 @@
 /* face.h: the HTTP face, what the port serves besides gRPC (SPEC "HTTP
  * face, auth, browsers, operations"): the protocol hook's http_request
  * (rpc/protocol_hook.h) sends each request, by content-type and path, to
- * gRPC-Web (grpc_web.h), Connect (connect.h) or (to come) JSON
- * transcoding, and answers CORS for the configured origins. Everything
+ * gRPC-Web (grpc_web.h), Connect (connect.h) or JSON transcoding
+ * (transcode.h, by the route table of route_rules.h), and answers CORS for the configured origins. Everything
  * else gets 404 with the JSON error body. */
 #ifndef JOBHUB_SERVER_HTTP_FACE_H
 #define JOBHUB_SERVER_HTTP_FACE_H
@@ -30,6 +30,12 @@ http_face *http_face_new(const http_face_options *options);
 
 /* http_face_free releases the face, after the server stopped. */
 void http_face_free(http_face *face);
+
+/* http_face_load_routes builds the JSON transcoding routes from the
+ * google.api.http rules of every method in the face's descriptor pool
+ * (fill the pool first). Returns 0, or -1 with a message in err: a rule
+ * that does not parse, or two rules that conflict (both named). */
+int http_face_load_routes(http_face *face, char *err, size_t err_size);
 
 /* http_face_serve is the protocol hook's http_request (user: the face):
  * it takes the request and answers it. */

@@ -1,0 +1,389 @@
+/* transcode.c: the JSON transcoding codec of the call bridge (see the
+ * header). */
+#include "server/http/transcode.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc/call_bridge.h"
+#include "rpc/frame.h"
+#include "rpc/json.h"
+#include "rpc/json_internal.h"
+#include "server/http/request_fields.h"
+
+/* HTTP's own status for a body over the size limit (413), which gRPC's
+ * RESOURCE_EXHAUSTED (429) would misname. */
+#define HTTP_CONTENT_TOO_LARGE 413
+/* And for a body that is not JSON (415), rather than INVALID_ARGUMENT's
+ * 400. */
+#define HTTP_UNSUPPORTED_MEDIA_TYPE 415
+
+/* Longest X-Request-Timeout value taken ("86400.5"). */
+#define TIMEOUT_TEXT_MAX 32
+
+typedef struct transcode {
+  http_exchange exchange;
+  const http_route *route;
+  http_route_binding bindings[HTTP_TEMPLATE_MAX_VARIABLES];
+  size_t binding_count;
+  const char *query; /* NULL: none */
+  bool too_large;    /* the body went past the limit: 413 */
+  bool not_json;     /* the body's content-type is not JSON: 415 */
+  bool responded;    /* headers sent */
+  bool line_ready;   /* out holds the message being written (FULL) */
+  rpc_buffer body;   /* the request's JSON */
+  rpc_buffer wire;   /* the request message being built */
+  rpc_buffer out;    /* one answer or one NDJSON line */
+  char error[256];   /* why an answer has no JSON form: INTERNAL */
+} transcode;
+
+/* SPEC: Authorization reaches the call as gRPC metadata does, grpc-timeout
+ * sets the deadline, and other headers only with the Grpc-Metadata-
+ * prefix (grpc-gateway's convention). */
+static const char *call_header(const char *name) {
+  static const char prefix[] = "grpc-metadata-";
+  if (strcmp(name, "authorization") == 0 || strcmp(name, "grpc-timeout") == 0) {
+    return name;
+  }
+  if (strncmp(name, prefix, sizeof(prefix) - 1) == 0 &&
+      name[sizeof(prefix) - 1] != '\0') {
+    return name + sizeof(prefix) - 1;
+  }
+  return NULL;
+}
+
+/* X-Request-Timeout: seconds, a non-negative decimal (fractions allowed). */
+static int deadline(const rpc_http_request *request, uint64_t *timeout_ns) {
+  const char *value = rpc_http_request_header(request, "x-request-timeout");
+  *timeout_ns = 0;
+  if (value == NULL) {
+    return 0;
+  }
+  size_t len = strlen(value);
+  if (len == 0 || len > TIMEOUT_TEXT_MAX ||
+      strspn(value, "0123456789.") != len) {
+    return -1;
+  }
+  char *end = NULL;
+  double seconds = strtod(value, &end);
+  if (end != value + len || !isfinite(seconds) || seconds <= 0 ||
+      seconds > 1e9) {
+    return -1;
+  }
+  *timeout_ns = (uint64_t)(seconds * 1e9);
+  return *timeout_ns > 0 ? 0 : -1;
+}
+
+static void on_body(rpc_bridge *bridge, void *arg, const uint8_t *data,
+                    size_t len) {
+  transcode *t = arg;
+  if (t->too_large) {
+    return;
+  }
+  if (len > rpc_bridge_max_message_bytes(bridge) - t->body.len) {
+    t->too_large = true;
+    rpc_bridge_fail_too_large(bridge);
+  } else if (rpc_buffer_append(&t->body, data, len) != 0) {
+    rpc_bridge_fail(bridge, RPC_STATUS_RESOURCE_EXHAUSTED,
+                    "out of memory receiving the body");
+  }
+}
+
+static bool body_is_blank(const rpc_buffer *body) {
+  for (size_t i = 0; i < body->len; i++) {
+    if (strchr(" \t\r\n", body->data[i]) == NULL) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/* The body given to a field of the request (body: "a.b"): the JSON
+ * {"a":{"b":BODY}} that rpc/json reads as the request. */
+static int wrap_body_in_field(const char *field_path, const rpc_buffer *body,
+                              rpc_buffer *out) {
+  size_t depth = 0;
+  int rv = 0;
+  for (const char *p = field_path; rv == 0 && *p != '\0'; depth++) {
+    size_t len = strcspn(p, ".");
+    rv = rpc_buffer_append(out, "{\"", 2) || rpc_buffer_append(out, p, len) ||
+         rpc_buffer_append(out, "\":", 2);
+    p += len + (p[len] == '.');
+  }
+  if (rv == 0) {
+    rv = rpc_buffer_append(out, body->data, body->len);
+  }
+  for (size_t i = 0; rv == 0 && i < depth; i++) {
+    rv = rpc_buffer_append(out, "}", 1);
+  }
+  return rv == 0 ? 0 : -1;
+}
+
+/* Makes the request message of the body, the query and the path, in that
+ * order (what the path binds wins). Returns 0, or -1 with a message. */
+static int build_request(transcode *t, char *err, size_t err_size) {
+  const http_route *route = t->route;
+  const char *type = route->input_type;
+  const rpc_descriptor_pool *pool = t->exchange.pool;
+  bool blank = body_is_blank(&t->body);
+  if (route->body == NULL && !blank) {
+    snprintf(err, err_size, "%s %s takes no request body", route->http_method,
+             route->path_template);
+    return -1;
+  }
+  if (route->body != NULL && blank) {
+    snprintf(err, err_size,
+             "the request body is missing: %s %s takes a JSON body (send {} "
+             "for none)",
+             route->http_method, route->path_template);
+    return -1;
+  }
+  if (route->body != NULL) {
+    const char *content_type =
+        rpc_http_request_header(t->exchange.request, "content-type");
+    if (content_type != NULL &&
+        !http_media_type_is(content_type, "application/json")) {
+      t->not_json = true;
+      snprintf(err, err_size,
+               "the body must be JSON (Content-Type: application/json), not "
+               "%.100s",
+               content_type);
+      return -1;
+    }
+    const rpc_buffer *json = &t->body;
+    rpc_buffer wrapped;
+    rpc_buffer_init(&wrapped);
+    if (strcmp(route->body, "*") != 0) {
+      if (wrap_body_in_field(route->body, &t->body, &wrapped) != 0) {
+        rpc_buffer_free(&wrapped);
+        snprintf(err, err_size, "out of memory");
+        return -1;
+      }
+      json = &wrapped;
+    }
+    int rv = rpc_json_to_wire(pool, type, (const char *)json->data, json->len,
+                              &t->wire, err, err_size);
+    rpc_buffer_free(&wrapped);
+    if (rv != 0) {
+      return -1;
+    }
+  }
+  if (t->query != NULL &&
+      http_request_fields_from_query(pool, type, t->query, strlen(t->query),
+                                     &t->wire, err, err_size) != 0) {
+    return -1;
+  }
+  return http_request_fields_from_path(
+      pool, type, t->bindings, t->binding_count, &t->wire, err, err_size);
+}
+
+static void on_body_end(rpc_bridge *bridge, void *arg) {
+  transcode *t = arg;
+  if (t->too_large) {
+    return;
+  }
+  char err[512];
+  if (build_request(t, err, sizeof(err)) != 0) {
+    rpc_bridge_fail(bridge, RPC_STATUS_INVALID_ARGUMENT, err);
+    return;
+  }
+  rpc_bridge_feed_message(bridge, false, t->wire.data, t->wire.len);
+  rpc_buffer_free(&t->body);
+  rpc_buffer_free(&t->wire);
+}
+
+/* The JSON name of field_path's last field in type (its declared
+ * json_name, or protoc's), malloc'ed; *type_out names the type the next
+ * segment is looked up in. NULL when a segment is unknown. */
+static char *json_key_of(const rpc_descriptor_pool *pool, const char *type,
+                         const char *segment, size_t len,
+                         const char **next_type) {
+  const message_type *m = rpc_descriptor_pool_find_message(pool, type, NULL);
+  size_t index =
+      m != NULL ? rpc_json_field_by_key(m, segment, len) : (size_t)SIZE_MAX;
+  if (index == (size_t)SIZE_MAX) {
+    return NULL;
+  }
+  const field_type *field = m->field[index];
+  *next_type = field->type_name;
+  return field->json_name != NULL ? strdup(field->json_name)
+                                  : rpc_json_name_of(field);
+}
+
+/* Appends to out the member at route->response_body of the JSON in
+ * json[0..len). */
+static int pick_response_body(transcode *t, const rpc_buffer *json,
+                              rpc_buffer *out, char *err, size_t err_size) {
+  json_error_t parse_error;
+  json_t *root =
+      json_loadb((const char *)json->data, json->len, 0, &parse_error);
+  json_t *node = root;
+  const char *type = t->route->output_type;
+  for (const char *p = t->route->response_body; node != NULL && *p != '\0';) {
+    size_t len = strcspn(p, ".");
+    char *key = json_key_of(t->exchange.pool, type, p, len, &type);
+    json_t *member = key != NULL ? json_object_get(node, key) : NULL;
+    free(key);
+    if (member == NULL) {
+      /* An unset message field is not written: its JSON is {}. */
+      json_decref(root);
+      root = node = json_object();
+      break;
+    }
+    node = member;
+    p += len + (p[len] == '.');
+  }
+  if (node == NULL) {
+    snprintf(err, err_size, "response_body %s: out of memory",
+             t->route->response_body);
+    return -1;
+  }
+  json_incref(node);
+  json_decref(root);
+  return http_json_dump(node, out);
+}
+
+/* Appends one response message as JSON to out (the response, or its
+ * response_body member: converted with defaults, so a scalar member is
+ * always there). */
+static int convert(transcode *t, const uint8_t *message, size_t len,
+                   rpc_buffer *out, char *err, size_t err_size) {
+  if (t->route->response_body == NULL) {
+    return rpc_json_from_wire(t->exchange.pool, t->route->output_type, message,
+                              len, NULL, out, err, err_size);
+  }
+  rpc_json_options with_defaults = {.emit_defaults = true};
+  rpc_buffer_reset(&t->wire); /* free since the request went */
+  if (rpc_json_from_wire(t->exchange.pool, t->route->output_type, message, len,
+                         &with_defaults, &t->wire, err, err_size) != 0) {
+    return -1;
+  }
+  return pick_response_body(t, &t->wire, out, err, err_size);
+}
+
+static int respond(transcode *t, int status, const char *content_type,
+                   const rpc_metadata *initial) {
+  if (t->responded) {
+    return 0;
+  }
+  int rv = http_respond_call(&t->exchange, status, content_type, initial, NULL,
+                             NULL);
+  t->responded = rv == 0;
+  return rv;
+}
+
+static int write_message(rpc_bridge *bridge, void *arg, const uint8_t *framed,
+                         size_t length) {
+  transcode *t = arg;
+  bool stream = t->route->server_streaming;
+  if (!t->line_ready) {
+    static const char head[] = "{\"result\":";
+    char err[256] = "out of memory";
+    rpc_buffer_reset(&t->out);
+    if ((stream && rpc_buffer_append(&t->out, head, sizeof(head) - 1) != 0) ||
+        convert(t, framed + RPC_FRAME_HEADER_SIZE, length, &t->out, err,
+                sizeof(err)) != 0 ||
+        (stream && rpc_buffer_append(&t->out, "}\n", 2) != 0)) {
+      /* The status may be settled already (a unary reply): finish says. */
+      if (t->error[0] == '\0') {
+        snprintf(t->error, sizeof(t->error), "%s", err);
+      }
+      return 0;
+    }
+    t->line_ready = true;
+  }
+  int rv = respond(t, 200, stream ? "application/x-ndjson" : "application/json",
+                   rpc_bridge_initial_metadata(bridge));
+  if (rv == 0) {
+    rv = rpc_http_request_write(t->exchange.request, t->out.data, t->out.len);
+  }
+  if (rv != RPC_HTTP_REQUEST_ERR_FULL) {
+    t->line_ready = false;
+  }
+  return rv;
+}
+
+static int finish(rpc_bridge *bridge, void *arg, const rpc_bridge_end *end) {
+  transcode *t = arg;
+  (void)bridge;
+  rpc_http_request *request = t->exchange.request;
+  rpc_bridge_end failed = *end;
+  if (end->code == RPC_STATUS_OK && t->error[0] != '\0') {
+    failed.code = RPC_STATUS_INTERNAL;
+    failed.message = t->error;
+    end = &failed;
+  }
+  int rv = 0;
+  if (end->code == RPC_STATUS_OK && !t->responded) {
+    /* A stream without messages, or a unary answer that never came. */
+    rv = respond(t, 200,
+                 t->route->server_streaming ? "application/x-ndjson"
+                                            : "application/json",
+                 end->initial_metadata);
+  } else if (end->code != RPC_STATUS_OK) {
+    rpc_buffer_reset(&t->out);
+    bool line = t->responded;
+    if ((line && rpc_buffer_append(&t->out, "{\"error\":", 9) != 0) ||
+        http_json_error_body((int)end->code, end->message, &t->out) != 0 ||
+        (line && rpc_buffer_append(&t->out, "}\n", 2) != 0)) {
+      rv = RPC_HTTP_REQUEST_ERR_NOMEM;
+    } else {
+      int status = t->too_large  ? HTTP_CONTENT_TOO_LARGE
+                   : t->not_json ? HTTP_UNSUPPORTED_MEDIA_TYPE
+                                 : rpc_status_to_http(end->code);
+      rv = respond(t, status, "application/json", end->initial_metadata);
+      if (rv == 0) {
+        rv = rpc_http_request_write(request, t->out.data, t->out.len);
+      }
+    }
+  }
+  if (rv == RPC_HTTP_REQUEST_ERR_FULL) {
+    return rv;
+  }
+  rpc_http_request_finish(request, NULL, 0);
+  return rv;
+}
+
+static void transcode_free(void *arg) {
+  transcode *t = arg;
+  rpc_buffer_free(&t->body);
+  rpc_buffer_free(&t->wire);
+  rpc_buffer_free(&t->out);
+  free(t);
+}
+
+static const rpc_bridge_codec codec = {
+    .call_header = call_header,
+    .deadline = deadline,
+    .on_body = on_body,
+    .on_body_end = on_body_end,
+    .write_message = write_message,
+    .finish = finish,
+    .free = transcode_free,
+};
+
+void transcode_serve(const http_exchange *exchange, const http_route *route,
+                     const http_route_binding *bindings, size_t binding_count,
+                     const char *query) {
+  transcode *t = calloc(1, sizeof(*t));
+  if (t != NULL) {
+    *t = (transcode){.exchange = *exchange,
+                     .route = route,
+                     .binding_count = binding_count,
+                     .query = query};
+    memcpy(t->bindings, bindings, binding_count * sizeof(*bindings));
+    rpc_buffer_init(&t->body);
+    rpc_buffer_init(&t->wire);
+    rpc_buffer_init(&t->out);
+  }
+  if (t == NULL || rpc_server_bridge_call(exchange->server, exchange->request,
+                                          route->rpc_path, &codec, t) != 0) {
+    free(t);
+    static const char body[] =
+        "{\"code\":13,\"message\":\"out of memory\",\"details\":[]}";
+    (void)http_respond_whole(exchange, 500, "application/json", body,
+                             sizeof(body) - 1);
+  }
+}
