@@ -100,7 +100,7 @@ start_all() {
   local cpus=$1 attempt port
   if [[ -z ${skipped[jobhubd]:-} ]]; then
     start jobhubd "$cpus" file "$jobhubd_bin" --listen 127.0.0.1:0 \
-      --threads 1 --port-file "$work/jobhubd.port" "${jobhubd_flags[@]}" ||
+      --data "$work/jobhubd.data" --threads 1 --port-file "$work/jobhubd.port" "${jobhubd_flags[@]}" ||
       skipped[jobhubd]="jobhubd did not start (see above)"
   fi
   if [[ -z ${skipped[grpc-c++]:-} ]]; then
@@ -299,7 +299,7 @@ if [[ -z ${skipped[jobhubd]:-} ]]; then
   for threads in 1 2; do
     name=jobhubd-threads-$threads
     if start "$name" "$both_cpus" file "$jobhubd_bin" --listen 127.0.0.1:0 \
-        --threads "$threads" --port-file "$work/$name.port" "${jobhubd_flags[@]}"; then
+        --data "$work/$name.data" --threads "$threads" --port-file "$work/$name.port" "${jobhubd_flags[@]}"; then
       url_of[$name]="http://127.0.0.1:${port_of[$name]}$path" bytes_of[$name]=7
       scaling_names+=("$name")
     else
