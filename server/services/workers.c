@@ -13,6 +13,7 @@
 #include "server/core/dispatch.h"
 #include "server/core/ids.h"
 #include "server/core/job_table.h"
+#include "server/core/leased_jobs.h"
 #include "server/core/leases.h"
 #include "server/core/mailbox.h"
 #include "server/core/observers.h"
@@ -153,163 +154,6 @@ static const hub_worker_wire worker_wire = {
     .stream_cancel = stream_cancel,
 };
 
-/* An outcome: OK, or a status with a message. */
-typedef struct outcome {
-  rpc_status_code code;
-  char message[200];
-} outcome;
-
-static job_record *refuse(outcome *out, rpc_status_code code, const char *fmt,
-                          ...) __attribute__((format(printf, 3, 4)));
-
-static job_record *refuse(outcome *out, rpc_status_code code, const char *fmt,
-                          ...) {
-  va_list args;
-  va_start(args, fmt);
-  out->code = code;
-  vsnprintf(out->message, sizeof(out->message), fmt, args);
-  va_end(args);
-  return NULL;
-}
-
-/* Whether the lease of job may be used by the caller: on a Connect
- * stream, the stream's worker (stream_worker) must be the holder; on a
- * unary call, client_id must be the holder's. After a hub restart, until
- * the holder re-attaches it (WorkerHello.resend_lease_ids), a lease has no
- * holder: on Connect the worker must then have the stored worker_idx; on
- * a unary call the lease id's secret alone binds. Neither given: the hub
- * itself asks. */
-static bool lease_caller_allowed(const job_record *job, const char *client_id,
-                                 const hub_worker *stream_worker) {
-  const hub_worker *holder = job->holder;
-  if (stream_worker != NULL) {
-    return holder != NULL ? holder == stream_worker
-                          : job->worker_idx == stream_worker->worker_idx;
-  }
-  if (client_id == NULL || holder == NULL) {
-    return true;
-  }
-  return holder->client_id != NULL && strcmp(holder->client_id, client_id) == 0;
-}
-
-/* The job of a lease the caller (see lease_caller_allowed) still holds,
- * or NULL with why: NOT_FOUND for an unknown, older or forged lease (a
- * wrong secret is an unknown lease), FAILED_PRECONDITION when its job
- * finished, PERMISSION_DENIED for a lease held by another worker. */
-static job_record *leased_job(job_hub *hub, const char *job_id,
-                              const char *lease_id, const char *client_id,
-                              const hub_worker *stream_worker, outcome *out) {
-  uint64_t sequence;
-  uint32_t lease;
-  uint8_t secret[LEASE_SECRET_SIZE];
-  out->code = RPC_STATUS_OK;
-  if (lease_id_parse(lease_id, &sequence, &lease, secret) != 0) {
-    return refuse(out, RPC_STATUS_NOT_FOUND, "no lease \"%s\"", lease_id);
-  }
-  char id[JOB_ID_SIZE];
-  job_id_format(sequence, id);
-  job_record *job = hub_find_job(hub, id);
-  if (job == NULL || (job_id[0] != '\0' && strcmp(job_id, id) != 0) ||
-      (job->leases == lease &&
-       !lease_secret_equal(secret, job->lease_secret))) {
-    return refuse(out, RPC_STATUS_NOT_FOUND, "no lease \"%s\" for this job",
-                  lease_id);
-  }
-  if (hub_state_is_final(job->state)) {
-    out->code = RPC_STATUS_FAILED_PRECONDITION;
-    snprintf(out->message, sizeof(out->message), "job %s is %s already", id,
-             hub_state_name(job->state));
-    return NULL;
-  }
-  if (job->state != JOBHUB__V1__JOB_STATE__IN_PROGRESS ||
-      job->leases != lease) {
-    return refuse(out, RPC_STATUS_NOT_FOUND,
-                  "lease \"%s\" expired (the job was leased again or is "
-                  "queued)",
-                  lease_id);
-  }
-  if (!lease_caller_allowed(job, client_id, stream_worker)) {
-    return refuse(out, RPC_STATUS_PERMISSION_DENIED,
-                  "lease \"%s\" is held by another worker", lease_id);
-  }
-  return job;
-}
-
-static void touch_holder(job_record *job) {
-  if (job->holder != NULL) {
-    job->holder->last_seen_us = time_now_us();
-  }
-}
-
-static void apply_progress(job_hub *hub, job_record *job,
-                           const Jobhub__V1__ProgressRequest *request) {
-  job->progress = request->progress < 0   ? 0
-                  : request->progress > 1 ? 1
-                                          : request->progress;
-  (void)job_record_set_text(&job->progress_message, request->message);
-  touch_holder(job);
-  char actor[HUB_ACTOR_SIZE];
-  hub_actor_of_worker(job->worker_idx, actor);
-  (void)hub_save(hub, job, job->state, actor, NULL, NULL, 0, NULL, NULL);
-  hub_notify(hub, job, job->state); /* progress: no transition */
-}
-
-/* Ends a leased job as DONE (result) or after a failure; done is awaited
- * when not NULL, and undo (not NULL) records how to undo it if the write
- * fails. Returns 0 or -1 (the store refused the write). */
-static int finish_job(job_hub *hub, job_record *job,
-                      const Jobhub__V1__JobResult *result,
-                      const Jobhub__V1__FailRequest *failure,
-                      job_store_done_fn done, void *arg, job_undo *undo) {
-  int from = job->state;
-  hub_undo_begin(job, undo);
-  char actor[HUB_ACTOR_SIZE];
-  hub_actor_of_worker(job->worker_idx, actor);
-  touch_holder(job);
-  hub_release_lease(hub, job);
-  int64_t now = time_now_us();
-  uint8_t *packed = NULL;
-  size_t packed_size = 0;
-  if (failure == NULL) {
-    Jobhub__V1__JobResult named = JOBHUB__V1__JOB_RESULT__INIT;
-    if (result != NULL) {
-      named = *result;
-    }
-    named.job_id = job->id;
-    packed_size = jobhub__v1__job_result__get_packed_size(&named);
-    packed = malloc(packed_size ? packed_size : 1);
-    if (packed != NULL) {
-      jobhub__v1__job_result__pack(&named, packed);
-    }
-    job->finished_us = now;
-    job->progress = 1;
-    hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__DONE);
-  } else {
-    (void)job_record_set_text(&job->error, failure->error);
-    if (failure->retryable && job->attempts < job->max_attempts) {
-      hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__QUEUED);
-    } else {
-      job->finished_us = now;
-      hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__FAILED);
-    }
-  }
-  hub_undo_made(job, undo);
-  int rv =
-      hub_save(hub, job, from, actor, failure != NULL ? failure->error : NULL,
-               packed, packed_size, done, arg);
-  free(packed);
-  if (job->state == JOBHUB__V1__JOB_STATE__QUEUED) {
-    hub_requeue(hub, job, hub_backoff_us(hub, job->attempts));
-  }
-  hub_notify(hub, job, from);
-  return rv;
-}
-
-static void extend_lease(job_hub *hub, job_record *job) {
-  hub_extend_lease(hub, job);
-  touch_holder(job);
-}
-
 /* Unary calls: the client id is their credential. */
 
 static bool client_missing(rpc_call *call, const char *client_id) {
@@ -321,30 +165,13 @@ static bool client_missing(rpc_call *call, const char *client_id) {
   return false;
 }
 
-/* The answer to a result whose write failed: NOT_FOUND when the job
- * itself was never stored (its Submit's write failed too: hub_drop_job),
- * else the store's failure (hub_store_failure). */
-static rpc_status_code outcome_failure(job_hub *hub, int status,
-                                       const char *job_id, char *why,
-                                       size_t why_size) {
-  if (hub_find_job(hub, job_id) == NULL) {
-    snprintf(why, why_size, "job %s was not stored", job_id);
-    return RPC_STATUS_NOT_FOUND;
-  }
-  char cause[180];
-  rpc_status_code code = hub_store_failure(hub, status, cause, sizeof(cause));
-  snprintf(why, why_size, "the outcome could not be stored: %s", cause);
-  return code;
-}
-
 static void answer_job_when_stored(int status, void *arg) {
   hub_call *hc = arg;
   if (status != 0) {
-    char why[220];
-    rpc_status_code code =
-        outcome_failure(hc->hub, status, hc->job->id, why, sizeof(why));
-    hub_undo_failed(hc->hub, hc->job, &hc->undo);
-    hub_call_fail(hc->hub, hc, code, "%s", why);
+    hub_refusal why;
+    hub_lease_outcome_failed(hc->hub, hc->job->id, hc->job, &hc->undo, status,
+                             &why);
+    hub_call_fail(hc->hub, hc, why.code, "%s", why.message);
     return;
   }
   hub_call_answer(hc->hub, hc);
@@ -358,14 +185,15 @@ static bool progress_valid(double progress) {
 
 static void run_progress(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__ProgressRequest *request = hc->request;
-  outcome out;
-  job_record *job = leased_job(hub, request->job_id, request->lease_id,
-                               request->client_id, NULL, &out);
+  hub_lease_claim claim = {request->job_id, request->lease_id,
+                           request->client_id, NULL};
+  hub_refusal why;
+  job_record *job = hub_progress_leased_job(hub, &claim, request->progress,
+                                            request->message, &why);
   if (job == NULL) {
-    hub_call_fail(hub, hc, out.code, "%s", out.message);
+    hub_call_fail(hub, hc, why.code, "%s", why.message);
     return;
   }
-  apply_progress(hub, job, request);
   if (job_record_pack(job, &hc->answer) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
@@ -386,37 +214,38 @@ static void progress(rpc_call *call, const Jobhub__V1__ProgressRequest *request,
   hub_call_post(user, call, request, run_progress, NULL, NULL, 0);
 }
 
-static void run_finish(job_hub *hub, hub_call *hc, const char *client_id,
-                       const char *job_id, const char *lease_id,
-                       const Jobhub__V1__JobResult *result,
-                       const Jobhub__V1__FailRequest *failure) {
-  outcome out;
-  job_record *job = leased_job(hub, job_id, lease_id, client_id, NULL, &out);
+/* Answers hc with the job (job, or NULL with why) of a Complete or Fail
+ * once its outcome is durable. */
+static void answer_finished(job_hub *hub, hub_call *hc, job_record *job,
+                            const hub_refusal *why) {
   if (job == NULL) {
-    hub_call_fail(hub, hc, out.code, "%s", out.message);
+    hub_call_fail(hub, hc, why->code, "%s", why->message);
     return;
   }
-  hc->job = job;
-  if (finish_job(hub, job, result, failure, answer_job_when_stored, hc,
-                 &hc->undo) != 0) {
-    hub_undo_failed(hub, job, &hc->undo);
-    hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
-                  "the outcome could not be stored");
-    return;
-  }
+  hc->job = job; /* answer_job_when_stored runs later, on the core */
   (void)job_record_pack(job, &hc->answer);
 }
 
 static void run_complete(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__CompleteRequest *request = hc->request;
-  run_finish(hub, hc, request->client_id, request->job_id, request->lease_id,
-             request->result, NULL);
+  hub_lease_claim claim = {request->job_id, request->lease_id,
+                           request->client_id, NULL};
+  hub_refusal why;
+  job_record *job =
+      hub_complete_leased_job(hub, &claim, request->result,
+                              answer_job_when_stored, hc, &hc->undo, &why);
+  answer_finished(hub, hc, job, &why);
 }
 
 static void run_fail(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__FailRequest *request = hc->request;
-  run_finish(hub, hc, request->client_id, request->job_id, request->lease_id,
-             NULL, request);
+  hub_lease_claim claim = {request->job_id, request->lease_id,
+                           request->client_id, NULL};
+  hub_refusal why;
+  job_record *job =
+      hub_fail_leased_job(hub, &claim, request->error, request->retryable,
+                          answer_job_when_stored, hc, &hc->undo, &why);
+  answer_finished(hub, hc, job, &why);
 }
 
 static void complete(rpc_call *call, const Jobhub__V1__CompleteRequest *request,
@@ -433,71 +262,19 @@ static void fail(rpc_call *call, const Jobhub__V1__FailRequest *request,
   }
 }
 
-/* Whether lease_id is the lease a Reset took back (its worker is told as
- * for Cancel, not refused as for an expired lease). */
-static bool voided_by_reset(job_hub *hub, const char *lease_id) {
-  uint64_t sequence;
-  uint32_t lease;
-  uint8_t secret[LEASE_SECRET_SIZE];
-  if (lease_id_parse(lease_id, &sequence, &lease, secret) != 0) {
-    return false;
-  }
-  char id[JOB_ID_SIZE];
-  job_id_format(sequence, id);
-  job_record *job = hub_find_job(hub, id);
-  /* The secret is the job's until it is leased again. */
-  return job != NULL && lease != 0 && job->voided_lease == lease &&
-         (job->leases != lease ||
-          lease_secret_equal(secret, job->lease_secret));
+static int add_cancelled(const char *job_id, void *arg) {
+  hub_call *hc = arg;
+  return pb_append_bytes_field(&hc->answer, HEARTBEAT_RESPONSE_CANCELLED,
+                               job_id, strlen(job_id));
 }
 
 static void run_heartbeat(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__HeartbeatRequest *request = hc->request;
-  /* Check every lease before changing any; an unknown lease is reported
-   * before one held by another worker. */
-  outcome denied = {RPC_STATUS_OK, ""};
-  for (size_t i = 0; i < request->n_lease_ids; i++) {
-    outcome out;
-    if (leased_job(hub, "", request->lease_ids[i], request->client_id, NULL,
-                   &out) != NULL ||
-        out.code == RPC_STATUS_FAILED_PRECONDITION) {
-      continue;
-    }
-    if (out.code == RPC_STATUS_PERMISSION_DENIED) {
-      if (denied.code == RPC_STATUS_OK) {
-        denied = out;
-      }
-    } else if (!voided_by_reset(hub, request->lease_ids[i])) {
-      hub_call_fail(hub, hc, out.code, "%s", out.message);
-      return;
-    }
-  }
-  if (denied.code != RPC_STATUS_OK) {
-    hub_call_fail(hub, hc, denied.code, "%s", denied.message);
+  hub_refusal why;
+  if (hub_heartbeat_leases(hub, request->lease_ids, request->n_lease_ids,
+                           request->client_id, add_cancelled, hc, &why) != 0) {
+    hub_call_fail(hub, hc, why.code, "%s", why.message);
     return;
-  }
-  for (size_t i = 0; i < request->n_lease_ids; i++) {
-    outcome out;
-    job_record *job = leased_job(hub, "", request->lease_ids[i],
-                                 request->client_id, NULL, &out);
-    if (job != NULL) {
-      job->lease_acknowledged = true;
-      extend_lease(hub, job);
-      continue;
-    }
-    /* Finished by someone else (cancelled) or taken back by Reset: the
-     * worker must stop. */
-    uint64_t sequence;
-    uint32_t lease;
-    uint8_t secret[LEASE_SECRET_SIZE];
-    (void)lease_id_parse(request->lease_ids[i], &sequence, &lease, secret);
-    char id[JOB_ID_SIZE];
-    job_id_format(sequence, id);
-    if (pb_append_bytes_field(&hc->answer, HEARTBEAT_RESPONSE_CANCELLED, id,
-                              JOB_ID_SIZE - 1) != 0) {
-      hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-      return;
-    }
   }
   hub_call_answer(hub, hc);
 }
@@ -615,20 +392,7 @@ static void lease_undelivered(job_hub *hub, hub_call *hc) {
     return;
   }
   for (size_t i = 0; i < response->n_assignments; i++) {
-    outcome out;
-    job_record *job = leased_job(hub, "", response->assignments[i]->lease_id,
-                                 NULL, NULL, &out);
-    if (job != NULL) {
-      hub_cancel_lease(hub, job);
-      hub_release_lease(hub, job);
-      job->attempts--;
-      int from = job->state;
-      hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__QUEUED);
-      (void)hub_save(hub, job, from, "hub", "lease answer not delivered", NULL,
-                     0, NULL, NULL);
-      hub_requeue(hub, job, 0);
-      hub_notify(hub, job, from);
-    }
+    hub_requeue_undelivered_lease(hub, response->assignments[i]->lease_id);
   }
   jobhub__v1__lease_response__free_unpacked(response, NULL);
 }
@@ -792,15 +556,7 @@ static void conn_hello(job_hub *hub, worker_conn *conn,
   /* Leases it still holds from before (a hub restart recovered them with
    * no holder): its again, so they count toward its capacity. */
   for (size_t i = 0; i < hello->n_resend_lease_ids; i++) {
-    outcome out;
-    job_record *job =
-        leased_job(hub, "", hello->resend_lease_ids[i], NULL, worker, &out);
-    if (job != NULL && job->holder == NULL) {
-      hub_hold_lease(worker, job);
-    }
-    if (job != NULL) {
-      job->lease_acknowledged = true; /* it says it runs the job */
-    }
+    hub_reattach_lease(hub, worker, hello->resend_lease_ids[i]);
   }
   if (worker_pack(worker, &welcome) != 0 ||
       pb_append_bytes_field(&message, HUB_MESSAGE_WELCOME, welcome.data,
@@ -854,16 +610,14 @@ static void ack_when_stored(int status, void *arg) {
   result_ack_wait *wait = arg;
   job_hub *hub = wait->hub;
   worker_conn *conn = wait->conn;
-  char why[220] = "";
-  rpc_status_code code =
-      status == 0
-          ? RPC_STATUS_OK
-          : outcome_failure(hub, status, wait->job_id, why, sizeof(why));
+  hub_refusal why = {RPC_STATUS_OK, ""};
   if (status != 0) {
-    hub_undo_failed(hub, wait->job, &wait->undo);
+    hub_lease_outcome_failed(hub, wait->job_id, wait->job, &wait->undo, status,
+                             &why);
   }
   hub_undo_free(&wait->undo);
-  send_result_ack(hub, conn, wait->job_id, wait->lease_id, code, why);
+  send_result_ack(hub, conn, wait->job_id, wait->lease_id, why.code,
+                  why.message);
   conn->acks_owed--;
   free(wait);
   conn_free_if_done(conn);
@@ -875,33 +629,33 @@ static void settle_result(job_hub *hub, worker_conn *conn, const char *job_id,
                           const char *lease_id,
                           const Jobhub__V1__JobResult *result,
                           const Jobhub__V1__FailRequest *failure,
-                          outcome *out) {
-  job_record *job = leased_job(hub, job_id, lease_id, NULL, conn->worker, out);
-  if (job == NULL) {
-    send_result_ack(hub, conn, job_id, lease_id, out->code, out->message);
-    return;
-  }
-  result_ack_wait *wait = malloc(sizeof(*wait));
+                          hub_refusal *why) {
+  result_ack_wait *wait = calloc(1, sizeof(*wait)); /* undo: none yet */
   if (wait == NULL) {
-    *out = (outcome){RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory"};
-    send_result_ack(hub, conn, job_id, lease_id, out->code, out->message);
+    *why = (hub_refusal){RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory"};
+    send_result_ack(hub, conn, job_id, lease_id, why->code, why->message);
     return;
   }
+  hub_lease_claim claim = {job_id, lease_id, NULL, conn->worker};
+  job_record *job =
+      failure == NULL
+          ? hub_complete_leased_job(hub, &claim, result, ack_when_stored, wait,
+                                    &wait->undo, why)
+          : hub_fail_leased_job(hub, &claim, failure->error, failure->retryable,
+                                ack_when_stored, wait, &wait->undo, why);
+  if (job == NULL) {
+    hub_undo_free(&wait->undo);
+    free(wait);
+    send_result_ack(hub, conn, job_id, lease_id, why->code, why->message);
+    return;
+  }
+  /* ack_when_stored runs later, on the core. */
   wait->hub = hub;
   wait->conn = conn;
   wait->job = job;
   snprintf(wait->job_id, sizeof(wait->job_id), "%s", job->id);
   lease_id_format(job, wait->lease_id);
   conn->acks_owed++;
-  if (finish_job(hub, job, result, failure, ack_when_stored, wait,
-                 &wait->undo) != 0) {
-    hub_undo_failed(hub, job, &wait->undo);
-    conn->acks_owed--;
-    hub_undo_free(&wait->undo);
-    free(wait);
-    *out = (outcome){RPC_STATUS_UNAVAILABLE, "the outcome could not be stored"};
-    send_result_ack(hub, conn, job_id, lease_id, out->code, out->message);
-  }
 }
 
 static void conn_message(job_hub *hub, core_stream *stream,
@@ -920,48 +674,40 @@ static void conn_message(job_hub *hub, core_stream *stream,
     return;
   }
   worker->last_seen_us = time_now_us();
-  outcome out = {RPC_STATUS_OK, ""};
-  job_record *job;
+  hub_refusal why = {RPC_STATUS_OK, ""};
+  hub_lease_claim claim = {"", NULL, NULL, worker};
   switch (message->message_case) {
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_HEARTBEAT:
     for (size_t i = 0; i < message->heartbeat->n_lease_ids; i++) {
-      job = leased_job(hub, "", message->heartbeat->lease_ids[i], NULL, worker,
-                       &out);
-      if (job != NULL) {
-        job->lease_acknowledged = true;
-        extend_lease(hub, job);
-      }
+      claim.lease_id = message->heartbeat->lease_ids[i];
+      (void)hub_heartbeat_leased_job(hub, &claim, &why);
     }
     break;
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_STARTED:
     for (size_t i = 0; i < message->started->n_lease_ids; i++) {
-      job = leased_job(hub, "", message->started->lease_ids[i], NULL, worker,
-                       &out);
-      if (job != NULL) {
-        job->lease_acknowledged = true;
-      }
+      claim.lease_id = message->started->lease_ids[i];
+      (void)hub_start_leased_job(hub, &claim, &why);
     }
     break;
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_PROGRESS:
     if (!progress_valid(message->progress->progress)) {
-      (void)refuse(&out, RPC_STATUS_INVALID_ARGUMENT,
-                   "progress %g is not in [0, 1]", message->progress->progress);
+      why.code = RPC_STATUS_INVALID_ARGUMENT;
+      snprintf(why.message, sizeof(why.message), "progress %g is not in [0, 1]",
+               message->progress->progress);
       break;
     }
-    job = leased_job(hub, message->progress->job_id,
-                     message->progress->lease_id, NULL, worker, &out);
-    if (job != NULL) {
-      job->lease_acknowledged = true;
-      apply_progress(hub, job, message->progress);
-    }
+    claim.job_id = message->progress->job_id;
+    claim.lease_id = message->progress->lease_id;
+    (void)hub_progress_leased_job(hub, &claim, message->progress->progress,
+                                  message->progress->message, &why);
     break;
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_RESULT:
     settle_result(hub, conn, message->result->job_id, message->result->lease_id,
-                  message->result->result, NULL, &out);
+                  message->result->result, NULL, &why);
     break;
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_ERROR:
     settle_result(hub, conn, message->error->job_id, message->error->lease_id,
-                  NULL, message->error, &out);
+                  NULL, message->error, &why);
     break;
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_SUBJECT_STATE:
     answer_query(hub, message->subject_state, worker->worker_idx);
@@ -974,13 +720,13 @@ static void conn_message(job_hub *hub, core_stream *stream,
   default:
     break; /* a second hello, or a newer kind: nothing to do */
   }
-  if (out.code != RPC_STATUS_OK &&
+  if (why.code != RPC_STATUS_OK &&
       message->message_case != JOBHUB__V1__WORKER_MESSAGE__MESSAGE_HELLO &&
       message->message_case !=
           JOBHUB__V1__WORKER_MESSAGE__MESSAGE_SUBJECT_STATE) {
     rpc_log(RPC_LOG_DEBUG, "worker_message_refused",
             "worker_idx=%llu reason=\"%s\"",
-            (unsigned long long)worker->worker_idx, out.message);
+            (unsigned long long)worker->worker_idx, why.message);
   }
 }
 
