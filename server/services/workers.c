@@ -21,10 +21,9 @@
 #include "server/core/persist.h"
 #include "server/core/queries.h"
 #include "server/core/registry.h"
+#include "server/core/worker_sessions.h"
 #include "server/core/worker_wire.h"
 
-#define MAX_WAIT_MS 60000
-#define MAX_LEASE_JOBS 1000
 #define SUBJECT_STATE_TIMEOUT 5.0
 
 /* Field numbers of proto/jobhub/v1/workers.proto that answers are put
@@ -288,53 +287,13 @@ static void heartbeat(rpc_call *call,
 
 /* Register and Lease. */
 
-static int set_text(char **field, const char *text) {
-  return job_record_set_text(field, text);
-}
-
-/* The capacity (or Lease max_jobs) worker asked for, 0 being 1, clamped
- * to --max-worker-capacity; a clamp is logged once per worker. */
-static uint32_t capped(job_hub *hub, hub_worker *worker, uint32_t asked,
-                       const char *what) {
-  uint32_t cap = hub_options_of(hub)->max_worker_capacity
-                     ? hub_options_of(hub)->max_worker_capacity
-                     : HUB_DEFAULT_MAX_WORKER_CAPACITY;
-  if (asked == 0) {
-    return 1;
-  }
-  if (asked <= cap) {
-    return asked;
-  }
-  if (!worker->capacity_capped_logged) {
-    worker->capacity_capped_logged = true;
-    rpc_log(RPC_LOG_WARN, "worker_capacity_capped",
-            "worker_idx=%llu client_id=\"%s\" %s=%u max_worker_capacity=%u",
-            (unsigned long long)worker->worker_idx,
-            worker->client_id != NULL ? worker->client_id : "", what, asked,
-            cap);
-  }
-  return cap;
-}
-
 static void run_register(job_hub *hub, hub_call *hc) {
-  const Jobhub__V1__RegisterRequest *request = hc->request;
-  rpc_status_code code;
-  char why[200];
-  hub_worker *worker =
-      hub_worker_new(hub, 0, request->pool_id, request->job_type_ids,
-                     request->n_job_type_ids, &code, why, sizeof(why));
+  hub_refusal why;
+  hub_worker *worker = hub_register_worker(hub, hc->request, &why);
   if (worker == NULL) {
-    hub_call_fail(hub, hc, code, "%s", why);
+    hub_call_fail(hub, hc, why.code, "%s", why.message);
     return;
   }
-  if (set_text(&worker->client_id, request->client_id) != 0 ||
-      set_text(&worker->hostname, request->hostname) != 0) {
-    hub_worker_remove(hub, worker);
-    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return;
-  }
-  worker->capacity = capped(hub, worker, request->capacity, "capacity");
-  hub_worker_set_live(hub, worker, true);
   if (worker_pack(worker, &hc->answer) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
@@ -348,38 +307,6 @@ static void register_worker(rpc_call *call,
   if (!client_missing(call, request->client_id)) {
     hub_call_post(user, call, request, run_register, NULL, NULL, 0);
   }
-}
-
-typedef struct client_search {
-  const char *client_id;
-  uint32_t pool_id;
-  uint32_t job_type_id;
-  hub_worker *found;
-} client_search;
-
-static int match_client(void *value, void *arg) {
-  hub_worker *worker = value;
-  client_search *search = arg;
-  if (worker->conn == NULL && worker->client_id != NULL &&
-      strcmp(worker->client_id, search->client_id) == 0 &&
-      worker->pool_id == search->pool_id &&
-      worker->job_type_ids[0] == search->job_type_id) {
-    search->found = worker;
-    return 1;
-  }
-  return 0;
-}
-
-static void on_lease_wait_over(struct ev_loop *loop, ev_timer *timer,
-                               int events) {
-  (void)loop;
-  (void)events;
-  hub_call *hc = timer->data;
-  hc->timer_active = false;
-  if (hc->worker->pending_lease == hc) {
-    hc->worker->pending_lease = NULL;
-  }
-  hub_call_answer(hc->hub, hc); /* no work: empty */
 }
 
 /* The answer of a Lease did not reach the worker: its jobs go back at
@@ -397,84 +324,6 @@ static void lease_undelivered(job_hub *hub, hub_call *hc) {
   jobhub__v1__lease_response__free_unpacked(response, NULL);
 }
 
-static void run_lease(job_hub *hub, hub_call *hc) {
-  const Jobhub__V1__LeaseRequest *request = hc->request;
-  hub_worker *worker = NULL;
-  if (request->worker_idx != 0) {
-    worker = hub_find_worker(hub, request->worker_idx);
-    if (worker == NULL) {
-      hub_call_fail(hub, hc, RPC_STATUS_NOT_FOUND,
-                    "no worker with worker_idx %llu",
-                    (unsigned long long)request->worker_idx);
-      return;
-    }
-    if (worker->client_id != NULL &&
-        strcmp(worker->client_id, request->client_id) != 0) {
-      hub_call_fail(hub, hc, RPC_STATUS_PERMISSION_DENIED,
-                    "worker_idx %llu belongs to another client_id",
-                    (unsigned long long)request->worker_idx);
-      return;
-    }
-  } else if (request->n_job_type_ids > 0) {
-    client_search search = {request->client_id, request->pool_id,
-                            request->job_type_ids[0], NULL};
-    hub_each_worker(hub, match_client, &search);
-    worker = search.found;
-  }
-  if (worker == NULL) {
-    rpc_status_code code;
-    char why[200];
-    worker = hub_worker_new(hub, 0, request->pool_id, request->job_type_ids,
-                            request->n_job_type_ids, &code, why, sizeof(why));
-    if (worker == NULL) {
-      hub_call_fail(hub, hc, code, "%s", why);
-      return;
-    }
-    if (set_text(&worker->client_id, request->client_id) != 0) {
-      hub_worker_remove(hub, worker);
-      hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-      return;
-    }
-  }
-  if (worker->conn != NULL) {
-    hub_call_fail(hub, hc, RPC_STATUS_FAILED_PRECONDITION,
-                  "worker %llu is connected over Connect; it gets its jobs "
-                  "there",
-                  (unsigned long long)worker->worker_idx);
-    return;
-  }
-  worker->last_seen_us = time_now_us();
-  worker->reserved = false;
-  if (!worker->draining) {
-    hub_worker_set_live(hub, worker, true);
-  }
-  hub_end_pending_lease(hub, worker); /* one poll per worker: the older
-                                         one ends, empty */
-  hc->worker = worker;
-  hc->want = capped(hub, worker, request->max_jobs, "max_jobs");
-  if (hc->want > MAX_LEASE_JOBS) {
-    hc->want = MAX_LEASE_JOBS;
-  }
-  worker->pending_lease = hc;
-  if (!worker->draining) {
-    hub_pump(hub, worker); /* answers hc if it found work */
-  }
-  if (worker->pending_lease != hc) {
-    return;
-  }
-  uint32_t wait_ms =
-      request->wait_ms < MAX_WAIT_MS ? request->wait_ms : MAX_WAIT_MS;
-  if (wait_ms == 0) {
-    worker->pending_lease = NULL;
-    hub_call_answer(hub, hc);
-    return;
-  }
-  ev_timer_init(&hc->timer, on_lease_wait_over, wait_ms / 1000.0, 0);
-  hc->timer.data = hc;
-  hc->timer_active = true;
-  ev_timer_start(hub_loop(hub), &hc->timer);
-}
-
 static void lease(rpc_call *call, const Jobhub__V1__LeaseRequest *request,
                   void *user) {
   if (client_missing(call, request->client_id)) {
@@ -486,7 +335,8 @@ static void lease(rpc_call *call, const Jobhub__V1__LeaseRequest *request,
                     "worker, or which jobs");
     return;
   }
-  hub_call_post(user, call, request, run_lease, lease_undelivered, NULL, 0);
+  hub_call_post(user, call, request, hub_lease_poll, lease_undelivered, NULL,
+                0);
 }
 
 /* Connect. */
@@ -504,51 +354,10 @@ static void send_hub_message(job_hub *hub, worker_conn *conn,
 
 static void conn_hello(job_hub *hub, worker_conn *conn,
                        const Jobhub__V1__WorkerHello *hello) {
-  if (hello->client_id[0] == '\0') {
-    core_stream_finish(hub, &conn->stream, RPC_STATUS_UNAUTHENTICATED,
-                       "hello.client_id is missing");
-    return;
-  }
-  hub_worker *worker =
-      hello->worker_idx != 0 ? hub_find_worker(hub, hello->worker_idx) : NULL;
+  hub_worker *worker = hub_connect_worker(hub, conn, hello);
   if (worker == NULL) {
-    rpc_status_code code;
-    char why[200];
-    worker = hub_worker_new(hub, hello->worker_idx, hello->pool_id,
-                            hello->job_type_ids, hello->n_job_type_ids, &code,
-                            why, sizeof(why));
-    if (worker == NULL) {
-      core_stream_finish(hub, &conn->stream, code, why);
-      return;
-    }
-  } else if (worker->client_id != NULL &&
-             strcmp(worker->client_id, hello->client_id) != 0) {
-    /* Its leases are bound to the client that holds the worker_idx. */
-    core_stream_finish(hub, &conn->stream, RPC_STATUS_PERMISSION_DENIED,
-                       "worker_idx belongs to another client_id");
-    return;
-  } else if (worker->conn != NULL) {
-    /* The same worker again (a reconnect the hub has not noticed yet):
-     * the old stream ends, the jobs stay with the worker. */
-    worker_conn *old = worker->conn;
-    old->worker = NULL;
-    core_stream_finish(hub, &old->stream, RPC_STATUS_ABORTED,
-                       "replaced by a newer Connect of this worker");
+    return; /* the stream was finished */
   }
-  worker->conn = conn;
-  conn->worker = worker;
-  worker->reserved = false;
-  worker->draining = false;
-  worker->connected_us = worker->last_seen_us = time_now_us();
-  if (set_text(&worker->client_id, hello->client_id) != 0 ||
-      (hello->hostname[0] != '\0' &&
-       set_text(&worker->hostname, hello->hostname) != 0)) {
-    core_stream_finish(hub, &conn->stream, RPC_STATUS_RESOURCE_EXHAUSTED,
-                       "out of memory");
-    return;
-  }
-  worker->capacity = capped(hub, worker, hello->capacity, "capacity");
-  hub_penalty_apply(hub, worker);
   rpc_buffer welcome;
   rpc_buffer_init(&welcome);
   rpc_buffer message;
@@ -564,9 +373,9 @@ static void conn_hello(job_hub *hub, worker_conn *conn,
       core_stream_send(hub, &conn->stream, message.data, message.len) != 0) {
     core_stream_finish(hub, &conn->stream, RPC_STATUS_RESOURCE_EXHAUSTED,
                        "out of memory");
-  } else if (worker->paused_until_us == 0) {
-    hub_worker_set_live(hub, worker, true); /* then assignments follow */
-  } /* else out of the routing tables until the pause is over */
+  } else {
+    hub_worker_welcomed(hub, worker);
+  }
   rpc_buffer_free(&welcome);
   rpc_buffer_free(&message);
 }
@@ -713,9 +522,7 @@ static void conn_message(job_hub *hub, core_stream *stream,
     answer_query(hub, message->subject_state, worker->worker_idx);
     break;
   case JOBHUB__V1__WORKER_MESSAGE__MESSAGE_DRAIN:
-    /* It finishes what it runs; its subjects move to the others now. */
-    worker->draining = true;
-    hub_worker_set_live(hub, worker, false);
+    hub_drain_worker(hub, worker);
     break;
   default:
     break; /* a second hello, or a newer kind: nothing to do */
@@ -734,14 +541,8 @@ static void conn_closed(job_hub *hub, core_stream *stream) {
   worker_conn *conn = (worker_conn *)stream;
   hub_worker *worker = conn->worker;
   if (worker != NULL) {
-    worker->conn = NULL;
     conn->worker = NULL;
-    /* Out of the routing tables first: its subject jobs go back to the
-     * shared queue rather than to it. */
-    hub_worker_set_live(hub, worker, false);
-    uint32_t dropped = hub_requeue_unacknowledged(hub, worker);
-    hub_penalty_note_stream_end(hub, worker, dropped);
-    hub_worker_remove(hub, worker); /* its other jobs go back at once */
+    hub_worker_disconnected(hub, worker);
   }
   core_stream_finish(hub, stream, RPC_STATUS_OK, NULL);
   conn->closed = true;
@@ -799,8 +600,6 @@ static void workers_stopping(job_hub *hub, void *arg) {
 typedef struct pool_scan {
   hub_call *hc;
   uint32_t pool_id;
-  uint32_t job_type_id;
-  hub_worker *latest;
   int rv;
 } pool_scan;
 
@@ -823,7 +622,7 @@ static int add_worker_each(void *value, void *arg) {
 
 static void run_list(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__ListWorkersRequest *request = hc->request;
-  pool_scan scan = {hc, request->pool_id, 0, NULL, 0};
+  pool_scan scan = {hc, request->pool_id, 0};
   if (hub_each_worker(hub, add_worker_each, &scan) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
@@ -870,7 +669,7 @@ static int add_stats_each(void *value, void *arg) {
 
 static void run_stats(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__WorkerStatsRequest *request = hc->request;
-  pool_scan scan = {hc, request->pool_id, 0, NULL, 0};
+  pool_scan scan = {hc, request->pool_id, 0};
   if (hub_each_pool(hub, add_stats_each, &scan) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
@@ -884,32 +683,11 @@ static void stats(rpc_call *call, const Jobhub__V1__WorkerStatsRequest *request,
 }
 
 static void run_add(job_hub *hub, hub_call *hc) {
-  const Jobhub__V1__AddWorkerRequest *request = hc->request;
-  rpc_status_code code;
-  char why[200];
-  hub_worker *worker =
-      hub_worker_new(hub, 0, request->pool_id, &request->job_type_id, 1, &code,
-                     why, sizeof(why));
+  hub_refusal why;
+  hub_worker *worker = hub_add_reserved_worker(hub, hc->request, &why);
   if (worker == NULL) {
-    hub_call_fail(hub, hc, code, "%s", why);
+    hub_call_fail(hub, hc, why.code, "%s", why.message);
     return;
-  }
-  worker->reserved = true;
-  worker->port = request->port;
-  if (request->worker_config != NULL) {
-    worker->worker_config_size =
-        google__protobuf__struct__get_packed_size(request->worker_config);
-    worker->worker_config = malloc(worker->worker_config_size + 1);
-  }
-  if (set_text(&worker->hostname, request->hostname) != 0 ||
-      (request->worker_config != NULL && worker->worker_config == NULL)) {
-    hub_worker_remove(hub, worker);
-    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return;
-  }
-  if (request->worker_config != NULL) {
-    google__protobuf__struct__pack(request->worker_config,
-                                   worker->worker_config);
   }
   if (worker_pack(worker, &hc->answer) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -923,22 +701,10 @@ static void add(rpc_call *call, const Jobhub__V1__AddWorkerRequest *request,
   hub_call_post(user, call, request, run_add, NULL, NULL, 0);
 }
 
-static int find_latest_each(void *value, void *arg) {
-  hub_worker *worker = value;
-  pool_scan *scan = arg;
-  if (worker->pool_id == scan->pool_id &&
-      worker->job_type_ids[0] == scan->job_type_id && !worker->draining &&
-      (scan->latest == NULL || worker->created > scan->latest->created)) {
-    scan->latest = worker;
-  }
-  return 0;
-}
-
 static void run_delete(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__DeleteWorkerRequest *request = hc->request;
-  pool_scan scan = {hc, request->pool_id, request->job_type_id, NULL, 0};
-  hub_each_worker(hub, find_latest_each, &scan);
-  hub_worker *worker = scan.latest;
+  hub_worker *worker =
+      hub_latest_worker(hub, request->pool_id, request->job_type_id);
   if (worker == NULL) {
     hub_call_fail(hub, hc, RPC_STATUS_NOT_FOUND,
                   "no worker in pool %u for job type %u", request->pool_id,
@@ -946,8 +712,7 @@ static void run_delete(job_hub *hub, hub_call *hc) {
     return;
   }
   /* It takes no new jobs; a connected one finishes what it runs. */
-  worker->draining = true;
-  hub_worker_set_live(hub, worker, false);
+  hub_drain_worker(hub, worker);
   if (worker_pack(worker, &hc->answer) != 0) {
     hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
@@ -958,9 +723,8 @@ static void run_delete(job_hub *hub, hub_call *hc) {
     message.message_case = JOBHUB__V1__HUB_MESSAGE__MESSAGE_DRAIN;
     message.drain = &drain;
     send_hub_message(hub, worker->conn, &message);
-  } else if (worker->running == 0) {
-    hub_worker_remove(hub, worker);
   }
+  hub_remove_idle_worker(hub, worker);
   hub_call_answer(hub, hc);
 }
 
@@ -1014,17 +778,9 @@ static void fail_queries(job_hub *hub, hub_worker *worker) {
 
 static void run_subject_state(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__SubjectStateRequest *request = hc->request;
-  uint32_t pool_idx;
-  (void)pool_idx_pack(request->pool_id, request->job_type_id, &pool_idx);
-  hub_pool *pool = hub_pool_get(hub, pool_idx, false);
-  uint64_t worker_idx;
-  hub_worker *worker = NULL;
-  if (pool != NULL &&
-      subject_router_lookup(pool->router, request->subject,
-                            strlen(request->subject), &worker_idx) == 0) {
-    worker = hub_find_worker(hub, worker_idx);
-  }
-  if (worker == NULL || worker->conn == NULL) {
+  hub_worker *worker = hub_subject_worker(
+      hub, request->pool_id, request->job_type_id, request->subject);
+  if (worker == NULL) {
     hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
                   "no worker connected over Connect for pool %u, job type %u",
                   request->pool_id, request->job_type_id);
