@@ -33,11 +33,6 @@ static void conn_hello(job_hub *hub, worker_conn *conn,
   rpc_buffer_init(&welcome);
   rpc_buffer message;
   rpc_buffer_init(&message);
-  /* Leases it still holds from before (a hub restart recovered them with
-   * no holder): its again, so they count toward its capacity. */
-  for (size_t i = 0; i < hello->n_resend_lease_ids; i++) {
-    hub_reattach_lease(hub, worker, hello->resend_lease_ids[i]);
-  }
   if (worker_pack(worker, &welcome) != 0 ||
       pb_append_bytes_field(&message, HUB_MESSAGE_WELCOME, welcome.data,
                             welcome.len) != 0 ||
