@@ -153,18 +153,22 @@ static void heartbeat(rpc_call *call,
 
 /* Register and Lease. */
 
+/* Answers hc with worker as a Worker, or (worker NULL) fails it with
+ * why. */
+static void answer_worker(job_hub *hub, hub_call *hc, const hub_worker *worker,
+                          const hub_refusal *why) {
+  if (worker == NULL) {
+    hub_call_fail(hub, hc, why->code, "%s", why->message);
+  } else if (worker_pack(worker, &hc->answer) != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  } else {
+    hub_call_answer(hub, hc);
+  }
+}
+
 static void run_register(job_hub *hub, hub_call *hc) {
   hub_refusal why;
-  hub_worker *worker = hub_register_worker(hub, hc->request, &why);
-  if (worker == NULL) {
-    hub_call_fail(hub, hc, why.code, "%s", why.message);
-    return;
-  }
-  if (worker_pack(worker, &hc->answer) != 0) {
-    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return;
-  }
-  hub_call_answer(hub, hc);
+  answer_worker(hub, hc, hub_register_worker(hub, hc->request, &why), &why);
 }
 
 static void register_worker(rpc_call *call,
@@ -213,6 +217,28 @@ typedef struct pool_scan {
   int rv;
 } pool_scan;
 
+/* Appends to scan's answer, as its field field, the message packed holds
+ * (packed_rv -1: it could not be packed), and frees packed. Returns
+ * scan->rv: -1 once out of memory (the scan stops). */
+static int scan_add(pool_scan *scan, uint32_t field, rpc_buffer *packed,
+                    int packed_rv) {
+  if (packed_rv != 0 || pb_append_bytes_field(&scan->hc->answer, field,
+                                              packed->data, packed->len) != 0) {
+    scan->rv = -1;
+  }
+  rpc_buffer_free(packed);
+  return scan->rv;
+}
+
+/* Answers hc, filled by a scan of the hub that returned rv. */
+static void answer_scanned(job_hub *hub, hub_call *hc, int rv) {
+  if (rv != 0) {
+    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  hub_call_answer(hub, hc);
+}
+
 static int add_worker_each(void *value, void *arg) {
   hub_worker *worker = value;
   pool_scan *scan = arg;
@@ -221,23 +247,14 @@ static int add_worker_each(void *value, void *arg) {
   }
   rpc_buffer packed;
   rpc_buffer_init(&packed);
-  if (worker_pack(worker, &packed) != 0 ||
-      pb_append_bytes_field(&scan->hc->answer, LIST_WORKERS_RESPONSE_WORKERS,
-                            packed.data, packed.len) != 0) {
-    scan->rv = -1;
-  }
-  rpc_buffer_free(&packed);
-  return scan->rv;
+  return scan_add(scan, LIST_WORKERS_RESPONSE_WORKERS, &packed,
+                  worker_pack(worker, &packed));
 }
 
 static void run_list(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__ListWorkersRequest *request = hc->request;
   pool_scan scan = {hc, request->pool_id, 0};
-  if (hub_each_worker(hub, add_worker_each, &scan) != 0) {
-    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return;
-  }
-  hub_call_answer(hub, hc);
+  answer_scanned(hub, hc, hub_each_worker(hub, add_worker_each, &scan));
 }
 
 static void list(rpc_call *call, const Jobhub__V1__ListWorkersRequest *request,
@@ -268,23 +285,14 @@ static int add_stats_each(void *value, void *arg) {
       pool->done > 0 ? pool->run_seconds / (double)pool->done : 0;
   rpc_buffer packed;
   rpc_buffer_init(&packed);
-  if (pb_append_message(&packed, &stats.base) != 0 ||
-      pb_append_bytes_field(&scan->hc->answer, WORKER_STATS_RESPONSE_JOB_TYPES,
-                            packed.data, packed.len) != 0) {
-    scan->rv = -1;
-  }
-  rpc_buffer_free(&packed);
-  return scan->rv;
+  return scan_add(scan, WORKER_STATS_RESPONSE_JOB_TYPES, &packed,
+                  pb_append_message(&packed, &stats.base));
 }
 
 static void run_stats(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__WorkerStatsRequest *request = hc->request;
   pool_scan scan = {hc, request->pool_id, 0};
-  if (hub_each_pool(hub, add_stats_each, &scan) != 0) {
-    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return;
-  }
-  hub_call_answer(hub, hc);
+  answer_scanned(hub, hc, hub_each_pool(hub, add_stats_each, &scan));
 }
 
 static void stats(rpc_call *call, const Jobhub__V1__WorkerStatsRequest *request,
@@ -294,16 +302,7 @@ static void stats(rpc_call *call, const Jobhub__V1__WorkerStatsRequest *request,
 
 static void run_add(job_hub *hub, hub_call *hc) {
   hub_refusal why;
-  hub_worker *worker = hub_add_reserved_worker(hub, hc->request, &why);
-  if (worker == NULL) {
-    hub_call_fail(hub, hc, why.code, "%s", why.message);
-    return;
-  }
-  if (worker_pack(worker, &hc->answer) != 0) {
-    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return;
-  }
-  hub_call_answer(hub, hc);
+  answer_worker(hub, hc, hub_add_reserved_worker(hub, hc->request, &why), &why);
 }
 
 static void add(rpc_call *call, const Jobhub__V1__AddWorkerRequest *request,
