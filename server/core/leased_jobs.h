@@ -77,7 +77,8 @@ void hub_lease_outcome_failed(job_hub *hub, const char *job_id, job_record *job,
 
 /* hub_progress_leased_job sets the progress (in [0, 1]) and message
  * (copied, NULL: none) of the job of claim's lease, and writes them (not
- * awaited). Returns the job, or NULL with why (as hub_leased_job). */
+ * awaited); on a Connect stream the lease is acknowledged too. Returns
+ * the job, or NULL with why (as hub_leased_job). */
 job_record *hub_progress_leased_job(job_hub *hub, const hub_lease_claim *claim,
                                     double progress, const char *message,
                                     hub_refusal *why);
