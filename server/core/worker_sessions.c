@@ -259,6 +259,20 @@ void hub_worker_disconnected(job_hub *hub, hub_worker *worker) {
   hub_worker_remove(hub, worker); /* its other jobs go back at once */
 }
 
+void hub_worker_heard(hub_worker *worker) {
+  worker->last_seen_us = time_now_us();
+}
+
+worker_conn *hub_worker_stop(job_hub *hub, hub_worker *worker) {
+  worker_conn *conn = worker->conn;
+  if (conn != NULL) {
+    conn->worker = NULL;
+    worker->conn = NULL;
+  }
+  hub_end_pending_lease(hub, worker);
+  return conn;
+}
+
 hub_worker *hub_add_reserved_worker(job_hub *hub,
                                     const Jobhub__V1__AddWorkerRequest *request,
                                     hub_refusal *why) {

@@ -59,6 +59,15 @@ void hub_worker_welcomed(job_hub *hub, hub_worker *worker);
  * noted), then unregistered and freed: its other jobs go back. */
 void hub_worker_disconnected(job_hub *hub, hub_worker *worker);
 
+/* hub_worker_heard notes that worker sent a message: it is alive. */
+void hub_worker_heard(hub_worker *worker);
+
+/* hub_worker_stop (the hub stopping) unbinds worker's Connect stream and
+ * returns it (NULL: none) for its owner to end; the worker and its leases
+ * stay (after a restart it re-sends its results). A waiting Lease call of
+ * worker is answered with what it holds. */
+worker_conn *hub_worker_stop(job_hub *hub, hub_worker *worker);
+
 /* hub_add_reserved_worker registers a worker reserved by Add for a port
  * (not live until it connects): hostname and worker_config (packed, may
  * be NULL) kept. Returns it, or NULL with why (as hub_worker_new, or

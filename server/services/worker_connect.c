@@ -7,7 +7,6 @@
 #include <stdlib.h>
 
 #include "rpc/log.h"
-#include "server/core/dispatch.h"
 #include "server/core/ids.h"
 #include "server/core/leased_jobs.h"
 #include "server/core/mailbox.h"
@@ -148,7 +147,7 @@ static void conn_message(job_hub *hub, core_stream *stream,
     }
     return;
   }
-  worker->last_seen_us = time_now_us();
+  hub_worker_heard(worker);
   hub_refusal why = {RPC_STATUS_OK, ""};
   hub_lease_claim claim = {"", NULL, NULL, worker};
   switch (message->message_case) {
@@ -239,17 +238,12 @@ void worker_connect(rpc_call *call, void *user) {
 static void fail_queries(job_hub *hub, hub_worker *worker);
 
 static int close_conn_each(void *value, void *arg) {
-  hub_worker *worker = value;
   job_hub *hub = arg;
-  if (worker->conn != NULL) {
-    /* Leases stay: after a restart the worker re-sends its results. */
-    worker_conn *conn = worker->conn;
-    conn->worker = NULL;
-    worker->conn = NULL;
+  worker_conn *conn = hub_worker_stop(hub, value);
+  if (conn != NULL) {
     core_stream_finish(hub, &conn->stream, RPC_STATUS_UNAVAILABLE,
                        "the hub is shutting down");
   }
-  hub_end_pending_lease(hub, worker);
   return 0;
 }
 
