@@ -303,9 +303,6 @@ one_run() {
   timeout 120 sync || true
 }
 
-# field FILE N: field N of every line of FILE.
-field() { awk -v n="$2" '{ print $n }' "$1"; }
-
 # med NAME SUFFIX FIELD: a median of clean runs, or empty if none.
 med() {
   local file=$work/$1.$2.results
@@ -524,12 +521,6 @@ fi
 # ---------------------------------------------------------------- verdicts
 echo "== results (medians of $runs runs)"
 missed=0
-# verdict TEXT OK: prints TEXT with "ok" or "MISSED".
-verdict() {
-  if [[ $2 == 1 ]]; then echo "$1 ok"; else echo "$1 MISSED"; missed=1; fi
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b ? a / b : 0 }'; }
-at_least() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b) ? 1 : 0 }'; }
 ours=$(med jobhubd e2e 1)
 if [[ -n $ours ]]; then
   verdict "jobhubd durable jobs/s end to end: $ours (target >= $target_rate)" \

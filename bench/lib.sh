@@ -107,3 +107,60 @@ start() {
 free_port() {
   /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# field FILE N: field N of every line of FILE.
+field() { awk -v n="$2" '{ print $n }' "$1"; }
+
+# verdict TEXT OK: prints TEXT with "ok" (OK is 1) or "MISSED", and then
+# sets missed=1.
+verdict() {
+  if [[ $2 == 1 ]]; then echo "$1 ok"; else echo "$1 MISSED"; missed=1; fi
+}
+
+# ratio A B: A / B with two decimals, 0 when B is 0.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b ? a / b : 0 }'; }
+
+# at_least A B: 1 when A >= B, else 0.
+at_least() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b) ? 1 : 0 }'; }
+
+# h2load_summary RC OUT LOG BODY_MIN BODY_MAX INFLIGHT: one line "req/s p50
+# p99 data_bytes_per_request header_bytes_per_request problem" from an
+# h2load run that exited RC, printed OUT (its stdout) and wrote the
+# per-request LOG (--log-file). problem is "-" when the run was clean:
+# every request done, a 2xx in the summary and 200 on every log line, and
+# the DATA bytes between BODY_MIN per request and BODY_MAX per request plus
+# INFLIGHT (-c times -m) bodies still in flight when a -D run stopped. p50
+# and p99 are nearest-rank percentiles of the log's request times (us).
+h2load_summary() {
+  awk -v rc="$1" -v logfile="$3" -v body_min="$4" -v body_max="$5" \
+    -v inflight="$6" '
+    /^finished in/ { rps = $4 }
+    /^requests:/ { done = $6; ok = $8; failed = $10; errored = $12; tout = $14 }
+    /^status codes:/ { ok2xx = $3 }
+    /^traffic:/ {
+      match($0, /\([0-9]+\) headers/); headers = substr($0, RSTART + 1, RLENGTH - 10) + 0
+      match($0, /\([0-9]+\) data/); data = substr($0, RSTART + 1, RLENGTH - 7) + 0
+    }
+    END {
+      problem = "-"
+      if (rc == 124) problem = "h2load-timed-out"
+      else if (rc != 0) problem = "h2load-exit-" rc
+      else if (done == 0) problem = "no-requests"
+      else if (failed + errored + tout > 0 || ok != done || ok2xx != done)
+        problem = "failed-or-non-2xx:" failed "/" errored "/" tout "/" ok2xx
+      else if (data < done * body_min || data > (done + inflight) * body_max)
+        problem = "body-bytes:" data "-for-" done "-requests"
+      n = 0; bad = 0
+      cmd = "cut -f2,3 \"" logfile "\" | sort -t\"\t\" -k2,2n"
+      while ((cmd | getline line) > 0) {
+        split(line, f, "\t"); if (f[1] != 200) bad++; v[++n] = f[2]
+      }
+      close(cmd)
+      if (problem == "-" && bad > 0) problem = "log-non-200:" bad
+      if (problem == "-" && n != done) problem = "log-lines:" n "-for-" done
+      p50 = n ? v[int((n * 50 + 99) / 100)] : 0
+      p99 = n ? v[int((n * 99 + 99) / 100)] : 0
+      printf "%.0f %d %d %.3f %.3f %s\n", rps, p50, p99,
+        done ? data / done : 0, done ? headers / done : 0, problem
+    }' "$2"
+}

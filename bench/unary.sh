@@ -62,7 +62,7 @@ ulimit -n $((connections + 1024)) 2>/dev/null ||
 work=$(mktemp -d /tmp/jobhub-bench-XXXXXX)
 exit_code=0
 # shellcheck source=bench/lib.sh
-source "$bench_dir/lib.sh" # alive, stop, cleanup, configure_bench_build
+source "$bench_dir/lib.sh" # start, stop, h2load_summary, verdict, ...
 bench_cleanup_on_exit
 
 # ---------------------------------------------------------------- build
@@ -100,7 +100,7 @@ start_all() {
   local cpus=$1 attempt port
   if [[ -z ${skipped[jobhubd]:-} ]]; then
     start jobhubd "$cpus" file "$jobhubd_bin" --listen 127.0.0.1:0 \
-      --threads 1 --port-file "$work/jobhubd.port" "${jobhubd_flags[@]}" ||
+      --data "$work/jobhubd.data" --threads 1 --port-file "$work/jobhubd.port" "${jobhubd_flags[@]}" ||
       skipped[jobhubd]="jobhubd did not start (see above)"
   fi
   if [[ -z ${skipped[grpc-c++]:-} ]]; then
@@ -146,43 +146,10 @@ run_h2load() {
     shown+=" -d request.bin -H 'content-type: application/grpc' -H 'te: trailers'"
   fi
   echo "$shown --log-file=LOG ${url_of[$name]}" >"$out.command"
-  awk -v rc="$rc" -v body="${bytes_of[$name]}" -v inflight="$inflight" -v \
-    logfile="$out.log" '
-    /^finished in/ { rps = $4 }
-    /^requests:/ { done = $6; ok = $8; failed = $10; errored = $12; tout = $14 }
-    /^status codes:/ { ok2xx = $3 }
-    /^traffic:/ {
-      match($0, /\([0-9]+\) headers/); headers = substr($0, RSTART + 1, RLENGTH - 10) + 0
-      match($0, /\([0-9]+\) data/); data = substr($0, RSTART + 1, RLENGTH - 7) + 0
-    }
-    END {
-      problem = "-"
-      if (rc != 0) problem = "h2load-exit-" rc
-      else if (done == 0) problem = "no-requests"
-      else if (failed + errored + tout > 0 || ok != done || ok2xx != done)
-        problem = "failed-or-non-2xx:" failed "/" errored "/" tout "/" ok2xx
-      else if (data < done * body || data > (done + inflight) * body)
-        problem = "body-bytes:" data "-for-" done "-requests"
-      # Percentiles, nearest rank, from the per-request log; any status
-      # there other than 200 is a problem too.
-      n = 0; bad = 0
-      cmd = "cut -f2,3 \"" logfile "\" | sort -t\"\t\" -k2,2n"
-      while ((cmd | getline line) > 0) {
-        split(line, f, "\t"); if (f[1] != 200) bad++; v[++n] = f[2]
-      }
-      close(cmd)
-      if (problem == "-" && bad > 0) problem = "log-non-200:" bad
-      if (problem == "-" && n != done) problem = "log-lines:" n "-for-" done
-      p50 = n ? v[int((n * 50 + 99) / 100)] : 0
-      p99 = n ? v[int((n * 99 + 99) / 100)] : 0
-      printf "%.0f %d %d %.3f %.3f %s\n", rps, p50, p99,
-        done ? data / done : 0, done ? headers / done : 0, problem
-    }' "$out.out" >>"$out.results"
+  h2load_summary "$rc" "$out.out" "$out.log" "${bytes_of[$name]}" \
+    "${bytes_of[$name]}" "$inflight" >>"$out.results"
   rm -f "$out.log"
 }
-
-# field FILE N: field N of every line of FILE.
-field() { awk -v n="$2" '{ print $n }' "$1"; }
 
 # report LABEL FILE: one line of medians from a .results file; marks the
 # run invalid (exit code 1) if any run had a problem.
@@ -332,7 +299,7 @@ if [[ -z ${skipped[jobhubd]:-} ]]; then
   for threads in 1 2; do
     name=jobhubd-threads-$threads
     if start "$name" "$both_cpus" file "$jobhubd_bin" --listen 127.0.0.1:0 \
-        --threads "$threads" --port-file "$work/$name.port" "${jobhubd_flags[@]}"; then
+        --data "$work/$name.data" --threads "$threads" --port-file "$work/$name.port" "${jobhubd_flags[@]}"; then
       url_of[$name]="http://127.0.0.1:${port_of[$name]}$path" bytes_of[$name]=7
       scaling_names+=("$name")
     else
@@ -366,12 +333,6 @@ med() { # med NAME SUFFIX FIELD: a median, or empty if never measured
   return 0
 }
 missed=0
-# verdict TEXT OK: prints TEXT with "ok" or "MISSED".
-verdict() {
-  if [[ $2 == 1 ]]; then echo "$1 ok"; else echo "$1 MISSED"; missed=1; fi
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b ? a / b : 0 }'; }
-at_least() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b) ? 1 : 0 }'; }
 ours=$(med jobhubd throughput 1) theirs=$(med grpc-c++ throughput 1)
 ceiling=$(med nghttpd throughput 1)
 if [[ -n $ours && -n $theirs ]]; then

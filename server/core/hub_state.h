@@ -1,7 +1,6 @@
 /* hub_state.h: the hub core's state, one struct that the files of
  * server/core/ share: they are one state machine on the core thread and
- * may call each other. Nothing outside server/core/ reads it (but
- * services/jobs.c, for hub->store, until the store is an ops table). */
+ * may call each other. Nothing outside server/core/ reads it. */
 #ifndef JOBHUB_SERVER_CORE_HUB_STATE_H
 #define JOBHUB_SERVER_CORE_HUB_STATE_H
 

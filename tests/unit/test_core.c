@@ -1,7 +1,8 @@
 /* test_core.c: the hub core driven directly, without sockets, services or
  * a client (core_harness.h: an in-memory store, the core on a loop the
  * test turns itself): queue order, lease expiry and re-queue, lease ids
- * of earlier attempts, observer fan-out, and recovery from a store image.
+ * of earlier attempts, Complete and Fail refusing a stale or forged lease,
+ * observer fan-out, and recovery from a store image.
  * Sticky routing is test_core_routing.c's. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include "rpc/log.h"
 #include "server/core/ids.h"
 #include "server/core/job_table.h"
+#include "server/core/leased_jobs.h"
 #include "server/core/observers.h"
 #include "server/core/registry.h"
 #include "tests/unit/core_harness.h"
@@ -190,6 +192,159 @@ static void test_earlier_and_forged_lease_ids_do_not_match(void **state) {
   core_close(&c);
 }
 
+/* The completion of an outcome's write, counted. */
+typedef struct outcome_write {
+  int calls;
+  int status;
+} outcome_write;
+
+static void outcome_written(int status, void *arg) {
+  outcome_write *write = arg;
+  write->calls++;
+  write->status = status;
+}
+
+/* What a refused Complete or Fail must leave as it was. */
+typedef struct job_snapshot {
+  int state;
+  uint32_t attempts, leases;
+  const hub_worker *holder;
+  int64_t lease_due_us;
+  int stored_state;
+  size_t stored_events;
+} job_snapshot;
+
+static job_snapshot snapshot(const job_record *job) {
+  size_t events;
+  (void)fake_store_events(job->entry.sequence, &events);
+  return (job_snapshot){
+      job->state,  job->attempts,     job->leases,
+      job->holder, job->lease.due_us, fake_store_state(job->entry.sequence),
+      events};
+}
+
+static void assert_unchanged(core *c, const job_record *job,
+                             const job_snapshot *before) {
+  settle(c);
+  job_snapshot now = snapshot(job);
+  assert_int_equal(now.state, before->state);
+  assert_int_equal(now.attempts, before->attempts);
+  assert_int_equal(now.leases, before->leases);
+  assert_ptr_equal(now.holder, before->holder);
+  assert_int_equal(now.lease_due_us, before->lease_due_us);
+  assert_int_equal(now.stored_state, before->stored_state);
+  assert_int_equal(now.stored_events, before->stored_events);
+  assert_null(job->error);
+}
+
+/* A Complete with the lease of an earlier attempt, after that lease ran
+ * out and the job was queued again, is refused (NOT_FOUND) and changes
+ * nothing: neither while the job waits in the queue nor once the next
+ * attempt holds it. Observers hear nothing; done is never run. */
+static void test_complete_with_a_stale_lease_is_refused(void **state) {
+  (void)state;
+  core c;
+  core_open(&c, 3);
+  hub_worker *worker = add_worker(&c);
+  job_record *job = submit(&c, 0, NULL, 0);
+  assert_ptr_equal(lease_next(&c, worker), job);
+  char first[LEASE_ID_SIZE];
+  lease_id_format(job, first);
+  expire_lease(&c, job);
+  assert_int_equal(job->state, QUEUED);
+  recorder heard = {0};
+  listen(&c, &heard);
+  outcome_write write = {0, 0};
+  hub_lease_claim claim = {job->id, first, NULL, worker};
+  hub_refusal why;
+  job_undo undo = {0};
+
+  job_snapshot queued = snapshot(job);
+  assert_null(hub_complete_leased_job(c.hub, &claim, NULL, outcome_written,
+                                      &write, &undo, &why));
+  assert_int_equal(why.code, RPC_STATUS_NOT_FOUND);
+  assert_non_null(strstr(why.message, "expired"));
+  assert_unchanged(&c, job, &queued);
+  assert_true(job->entry.queued);
+
+  assert_ptr_equal(lease_next(&c, worker), job);
+  settle(&c);
+  size_t lease_events = heard.count;
+  job_snapshot leased = snapshot(job);
+  assert_int_equal(leased.leases, 2);
+  assert_null(hub_complete_leased_job(c.hub, &claim, NULL, outcome_written,
+                                      &write, &undo, &why));
+  assert_int_equal(why.code, RPC_STATUS_NOT_FOUND);
+  assert_unchanged(&c, job, &leased);
+  assert_true(job->lease.queued);
+  /* The same from a unary call of any client. */
+  claim = (hub_lease_claim){job->id, first, "client-a", NULL};
+  assert_null(hub_complete_leased_job(c.hub, &claim, NULL, outcome_written,
+                                      &write, &undo, &why));
+  assert_int_equal(why.code, RPC_STATUS_NOT_FOUND);
+  assert_unchanged(&c, job, &leased);
+  assert_int_equal(heard.count, lease_events);
+  assert_int_equal(write.calls, 0);
+  hub_undo_free(&undo);
+  core_close(&c);
+}
+
+/* A Fail whose lease id carries a wrong secret (the right job, the right
+ * lease number) is refused as an unknown lease and changes nothing; the
+ * same Fail with the right lease id is taken: the job fails (not
+ * retryable), the write is awaited and durable. */
+static void test_fail_with_a_forged_lease_is_refused(void **state) {
+  (void)state;
+  core c;
+  core_open(&c, 3);
+  hub_worker *worker = add_worker(&c);
+  job_record *job = submit(&c, 0, NULL, 0);
+  assert_ptr_equal(lease_next(&c, worker), job);
+  settle(&c);
+  char right[LEASE_ID_SIZE], forged[LEASE_ID_SIZE];
+  lease_id_format(job, right);
+  memcpy(forged, right, sizeof(forged));
+  char *last = &forged[strlen(forged) - 1];
+  *last = *last == '0' ? '1' : '0';
+  recorder heard = {0};
+  listen(&c, &heard);
+  outcome_write write = {0, 0};
+  hub_refusal why;
+  job_undo undo = {0};
+
+  job_snapshot before = snapshot(job);
+  hub_lease_claim claim = {job->id, forged, NULL, NULL};
+  assert_null(hub_fail_leased_job(c.hub, &claim, "boom", false, outcome_written,
+                                  &write, &undo, &why));
+  assert_int_equal(why.code, RPC_STATUS_NOT_FOUND);
+  assert_unchanged(&c, job, &before);
+  assert_ptr_equal(job->holder, worker);
+  assert_int_equal(worker->running, 1);
+  assert_int_equal(heard.count, 0);
+  assert_int_equal(write.calls, 0);
+
+  claim.lease_id = right;
+  assert_ptr_equal(hub_fail_leased_job(c.hub, &claim, "boom", false,
+                                       outcome_written, &write, &undo, &why),
+                   job);
+  assert_int_equal(job->state, FAILED);
+  assert_string_equal(job->error, "boom");
+  assert_null(job->holder);
+  assert_int_equal(worker->running, 0);
+  settle(&c);
+  assert_int_equal(write.calls, 1);
+  assert_int_equal(write.status, 0);
+  assert_int_equal(fake_store_state(job->entry.sequence), FAILED);
+  transition want[] = {{job->entry.sequence, IN_PROGRESS, FAILED}};
+  assert_transitions(&heard, want, 1);
+  /* Once the job failed, its lease is used up. */
+  assert_null(hub_fail_leased_job(c.hub, &claim, "again", false,
+                                  outcome_written, &write, &undo, &why));
+  assert_int_equal(why.code, RPC_STATUS_FAILED_PRECONDITION);
+  hub_undo_free(&undo);
+  core_close(&c);
+}
+
 /* Fan-out: two observers both hear every transition of a job, once, in
  * order, and those of no other job in between. */
 static void test_observers_hear_each_transition_once_in_order(void **state) {
@@ -331,6 +486,8 @@ int main(void) {
       cmocka_unit_test(test_queue_order),
       cmocka_unit_test(test_lease_expiry_requeues_then_fails),
       cmocka_unit_test(test_earlier_and_forged_lease_ids_do_not_match),
+      cmocka_unit_test(test_complete_with_a_stale_lease_is_refused),
+      cmocka_unit_test(test_fail_with_a_forged_lease_is_refused),
       cmocka_unit_test(test_observers_hear_each_transition_once_in_order),
       cmocka_unit_test(test_recovery_from_a_store_image),
   };
