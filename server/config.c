@@ -83,6 +83,11 @@ static const option_spec specs[] = {
     {"cors-origin", OPTION_TEXT_LIST, FIELD(cors_origins), NULL, 0,
      "a browser origin (https://app.example.com, or * for any) whose "
      "gRPC-Web and Connect calls get CORS answers; repeatable"},
+    {"legacy-pool", OPTION_UNSIGNED, FIELD(legacy_pool), "0", UINT32_MAX,
+     "pool of the legacy paths (POST /getWork, PUT /storeResult, POST /jobs "
+     "with a body that is not a SubmitRequest) without ?pool="},
+    {"legacy-job-type", OPTION_UNSIGNED, FIELD(legacy_job_type), "0",
+     UINT32_MAX, "job type of the legacy paths without ?jobType="},
     {"max-worker-capacity", OPTION_UNSIGNED, FIELD(max_worker_capacity), "1024",
      1000000,
      "largest capacity (Register, Connect) or Lease max_jobs a worker gets; "

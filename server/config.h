@@ -38,6 +38,8 @@ typedef struct jobhubd_config {
   option_text_list cors_origins; /* --cors-origin, repeatable */
   bool no_auth;                  /* serve without credentials on any address */
   unsigned max_worker_capacity;
+  unsigned legacy_pool;     /* --legacy-pool */
+  unsigned legacy_job_type; /* --legacy-job-type */
   char *port_file;
   char *log_level;
   char *config_file;
