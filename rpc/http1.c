@@ -20,6 +20,8 @@
 /* Reads per readiness event before other connections get a turn. */
 #define READS_PER_EVENT 16
 #define READ_CHUNK 16384
+/* Rounds of progress in one prepare callback before others get a turn. */
+#define PROGRESS_ROUNDS 16
 
 void rpc_http1_options_default(rpc_http1_options *options,
                                const rpc_server_options *server_options) {
@@ -120,12 +122,13 @@ static int flush(http1_connection *c) {
 }
 
 /* Reads what the socket has into c->in (or drops it while lingering).
- * Returns 0, or -1 at the end of the stream or on an error. Stops
- * reading while a whole pipelined request waits. */
+ * Returns 0, or -1 at the end of the stream or on an error. While an
+ * exchange whose request is read runs, what follows (pipelined requests)
+ * is kept up to a bound, then reading stops until the exchange ends. */
 static int fill(http1_connection *c) {
   size_t limit = c->server->options.max_header_bytes + READ_CHUNK;
   for (int i = 0; i < READS_PER_EVENT; i++) {
-    if (!c->lingering && c->in.len - c->in_offset > limit) {
+    if (c->request_done && c->in.len - c->in_offset > limit) {
       ev_io_stop(c->loop, &c->read_watcher); /* until this exchange ends */
       return 0;
     }
@@ -259,9 +262,20 @@ static void on_flush_runner(struct ev_loop *loop, ev_prepare *watcher,
                             int events) {
   (void)events;
   http1_connection *c = watcher->data;
-  c->progress_scheduled = false;
-  ev_prepare_stop(loop, watcher);
-  (void)progress(c);
+  /* A prepare watcher started from here would only run after the loop
+   * waits: progress that on_writable asks for again runs now, a bounded
+   * number of rounds, then on the socket's next writability. */
+  for (int round = 0; round < PROGRESS_ROUNDS; round++) {
+    c->progress_scheduled = false;
+    if (progress(c)) {
+      return;
+    }
+    if (!c->progress_scheduled) {
+      ev_prepare_stop(loop, watcher);
+      return;
+    }
+  }
+  ev_io_start(loop, &c->write_watcher);
 }
 
 /* Reads, then moves on (see progress for the end of the stream). */

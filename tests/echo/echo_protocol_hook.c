@@ -36,9 +36,12 @@ static void done(exchange *x, const rpc_http_header *trailers, size_t count) {
   free(x);
 }
 
+/* Whether the request's path, without the query, is path. */
 static bool path_is(rpc_http_request *request, const char *path) {
   const char *have = rpc_http_request_header(request, ":path");
-  return have != NULL && strcmp(have, path) == 0;
+  size_t len = strlen(path);
+  return have != NULL && strncmp(have, path, len) == 0 &&
+         (have[len] == '\0' || have[len] == '?');
 }
 
 static const char *path_after(rpc_http_request *request, const char *prefix) {
