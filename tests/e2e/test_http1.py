@@ -237,6 +237,9 @@ def test_header_block_over_the_limit_is_431(server):
     b"GET / HTTP/1.1\r\n\r\n",  # HTTP/1.1 without Host
     b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
     b"\x00\x01\x02\x03 HTTP/1.1\r\n\r\n",
+    # Request smuggling: both framings.
+    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 ])
 def test_malformed_request_is_400_and_closed(server, garbage):
     with connect(server) as s:
