@@ -115,6 +115,7 @@ static int flush(http1_connection *c) {
   }
   rpc_buffer_reset(&c->out);
   c->out_offset = 0;
+  c->head_end = 0;
   if (!c->read_needs_write) {
     ev_io_stop(c->loop, &c->write_watcher);
   }

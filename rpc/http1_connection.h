@@ -45,6 +45,7 @@ typedef struct http1_connection {
   size_t in_offset;
   rpc_buffer out; /* for the socket, written up to out_offset */
   size_t out_offset;
+  size_t head_end; /* in out: where the response's head ends */
 
   /* The request being parsed. */
   rpc_buffer url;

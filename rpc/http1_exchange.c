@@ -468,13 +468,21 @@ static int http1_respond(rpc_http_request *request, int status,
     return rv;
   }
   c->responded = true;
+  c->head_end = c->out.len;
   http1_schedule_progress(c);
   return 0;
 }
 
+/* Body bytes of the response not yet written: what is queued after its
+ * head (which, like HTTP/2's HEADERS, does not count against the
+ * stream's bound). */
+static size_t body_pending(const http1_connection *c) {
+  size_t from = c->out_offset > c->head_end ? c->out_offset : c->head_end;
+  return c->out.len - from;
+}
+
 static size_t http1_pending_bytes(const rpc_http_request *request) {
-  const http1_connection *c = rpc_http_request_transport(request);
-  return c->out.len - c->out_offset;
+  return body_pending(rpc_http_request_transport(request));
 }
 
 static int http1_write(rpc_http_request *request, const void *data,
@@ -483,10 +491,9 @@ static int http1_write(rpc_http_request *request, const void *data,
   if (c->bodiless || len == 0) {
     return 0; /* HEAD, 204, 304: no body goes out */
   }
-  size_t pending = c->out.len - c->out_offset;
   const rpc_http1_options *options = &c->server->options;
-  if (!rpc_http_request_output_fits(pending, pending, len,
-                                    options->max_stream_output_bytes,
+  if (!rpc_http_request_output_fits(body_pending(c), c->out.len - c->out_offset,
+                                    len, options->max_stream_output_bytes,
                                     options->max_connection_output_bytes)) {
     return RPC_HTTP_REQUEST_ERR_FULL;
   }
