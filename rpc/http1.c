@@ -64,6 +64,16 @@ void rpc_http1_http2_request(void *user, rpc_http_request *request) {
   server->fn(server->user, request);
 }
 
+void rpc_http1_protocol_hook(rpc_protocol_hook *hook,
+                             rpc_http1_server *server) {
+  *hook = (rpc_protocol_hook){
+      .http1_accept = rpc_http1_accept,
+      .http1_close_loop = rpc_http1_close_loop,
+      .http_request = rpc_http1_http2_request,
+      .user = server,
+  };
+}
+
 static void connection_close(http1_connection *c) {
   http1_exchange_cancel(c);
   ev_io_stop(c->loop, &c->read_watcher);

@@ -27,7 +27,8 @@
  *   hook.http1_close_loop = rpc_http1_close_loop;
  *   hook.http_request = rpc_http1_http2_request;   (fn, for HTTP/2 too)
  *   hook.user = http1;
- * and rpc_http1_server_free(http1) after rpc_server_free. */
+ * (rpc_http1_protocol_hook fills those four), and
+ * rpc_http1_server_free(http1) after rpc_server_free. */
 #ifndef JOBHUB_RPC_HTTP1_H
 #define JOBHUB_RPC_HTTP1_H
 
@@ -80,6 +81,11 @@ int rpc_http1_accept(void *user, const rpc_http1_handoff *handoff);
  * every connection on loop at once (a request in progress gets
  * on_cancel). Call on loop's thread. */
 void rpc_http1_close_loop(void *user, struct ev_loop *loop);
+
+/* rpc_http1_protocol_hook fills hook with this module's three functions
+ * and server as their user: what rpc_server_set_protocol_hook takes to
+ * serve HTTP/1.x and HTTP/2 requests that are not gRPC with server's fn. */
+void rpc_http1_protocol_hook(rpc_protocol_hook *hook, rpc_http1_server *server);
 
 /* rpc_http1_http2_request is a protocol hook http_request that passes
  * HTTP/2 requests to the server's fn, so that one handler serves both. */

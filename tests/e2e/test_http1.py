@@ -4,7 +4,6 @@ tests/echo/echo_protocol_hook.c), with real clients: curl, python's
 http.client, and raw sockets where a client would hide what is tested
 (pipelining, malformed requests, slowloris)."""
 import http.client
-import os
 import socket
 import subprocess
 import time
@@ -12,8 +11,8 @@ import time
 import grpc
 import pytest
 
-from conftest import SERVER, THREADS, Server
-from test_transport import echo, make_pki
+from test_protocol_hook import curl, start as start_with_hook
+from test_transport import echo, pki  # noqa: F401 (pki: a fixture)
 
 HEADER_TIMEOUT = 2.0
 IDLE_TIMEOUT = 3.0
@@ -21,22 +20,13 @@ MAX_BODY = 100000
 MAX_HEADER = 8192
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
-
-
 def start(args=()):
-    env = dict(os.environ)
-    env.update({
-        "JOBHUB_TEST_PROTOCOL_HOOK": "1",
+    return start_with_hook(args, extra_env={
         "JOBHUB_TEST_HTTP1_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
         "JOBHUB_TEST_HTTP1_IDLE_TIMEOUT": str(IDLE_TIMEOUT),
         "JOBHUB_TEST_HTTP1_MAX_BODY": str(MAX_BODY),
         "JOBHUB_TEST_HTTP1_MAX_HEADER": str(MAX_HEADER),
     })
-    return Server(SERVER, ["--threads", THREADS, "--shutdown-grace", "5"]
-                  + list(args), env=env)
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +39,6 @@ def server():
 def run_curl(*args):
     return subprocess.run(["curl", "-sS", "--max-time", "10"] + list(args),
                           capture_output=True, timeout=30)
-
-
-def curl(*args):
-    """curl's answer (status line and headers, then the body) as text."""
-    result = run_curl("-i", *args)
-    assert result.returncode == 0, result.stderr.decode(errors="replace")
-    return result.stdout.decode(errors="replace")
 
 
 def connect(server):

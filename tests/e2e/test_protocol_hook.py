@@ -26,11 +26,12 @@ def pki(tmp_path_factory):
     return make_pki(str(tmp_path_factory.mktemp("pki")))
 
 
-def start(args=(), hook=True):
+def start(args=(), hook=True, extra_env=None):
     env = dict(os.environ)
     env.pop("JOBHUB_TEST_PROTOCOL_HOOK", None)
     if hook:
         env["JOBHUB_TEST_PROTOCOL_HOOK"] = "1"
+    env.update(extra_env or {})
     return Server(SERVER, ["--threads", THREADS, "--shutdown-grace", "5"]
                   + list(args), env=env)
 

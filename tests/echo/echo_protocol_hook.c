@@ -217,6 +217,12 @@ static double setting(const char *name, double fallback) {
   return text != NULL && *text != '\0' ? strtod(text, NULL) : fallback;
 }
 
+/* The HTTP/1.x server: the hook's user until the process ends (the
+ * server is shut down and freed when main returns). */
+static rpc_http1_server *http1;
+
+static void free_http1(void) { rpc_http1_server_free(http1); }
+
 int echo_protocol_hook_install(rpc_server *server) {
   rpc_server_options defaults;
   rpc_server_options_default(&defaults);
@@ -230,17 +236,11 @@ int echo_protocol_hook_install(rpc_server *server) {
                                            (double)options.max_body_bytes);
   options.max_header_bytes = (size_t)setting("JOBHUB_TEST_HTTP1_MAX_HEADER",
                                              (double)options.max_header_bytes);
-  rpc_http1_server *http1 =
-      rpc_http1_server_new(&options, echo_protocol_hook_request, NULL);
-  if (http1 == NULL) {
+  http1 = rpc_http1_server_new(&options, echo_protocol_hook_request, NULL);
+  if (http1 == NULL || atexit(free_http1) != 0) {
     return -1;
   }
-  /* The hook is the server's until the process ends. */
-  const rpc_protocol_hook hook = {
-      .http1_accept = rpc_http1_accept,
-      .http1_close_loop = rpc_http1_close_loop,
-      .http_request = rpc_http1_http2_request,
-      .user = http1,
-  };
+  rpc_protocol_hook hook;
+  rpc_http1_protocol_hook(&hook, http1);
   return rpc_server_set_protocol_hook(server, &hook);
 }

@@ -72,12 +72,8 @@ static rpc_server *new_server(SSL_CTX *tls) {
     set_up_failed("server", err);
   }
   /* Both live as long as the process. */
-  const rpc_protocol_hook hook = {
-      .http1_accept = rpc_http1_accept,
-      .http1_close_loop = rpc_http1_close_loop,
-      .http_request = rpc_http1_http2_request,
-      .user = http1,
-  };
+  rpc_protocol_hook hook;
+  rpc_http1_protocol_hook(&hook, http1);
   if (rpc_server_set_protocol_hook(server, &hook) != 0 ||
       rpc_server_start_on_loop(server, loop, err, sizeof(err)) != 0) {
     set_up_failed("server", err);
