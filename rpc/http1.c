@@ -169,6 +169,9 @@ static int fill(http1_connection *c) {
     if (!c->in_exchange && c->head_started == 0) {
       c->head_started = c->last_active; /* the header timeout runs */
     }
+    if ((size_t)n < READ_CHUNK && c->socket.ssl == NULL) {
+      return 0; /* the kernel's buffer is drained: no read for EAGAIN */
+    }
   }
   return 0;
 }
