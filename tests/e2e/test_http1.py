@@ -293,6 +293,30 @@ def test_http10_closes_unless_keep_alive(server):
     assert data.endswith(b"\r\n\r\nchunk 0\nchunk 1\n"), data
 
 
+def test_answer_before_the_body_then_the_body_is_read_and_dropped(server):
+    with connect(server) as s:
+        s.sendall(b"POST /early HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Length: 10\r\n\r\n")
+        status, _, body = read_response(s)
+        assert (status, body) == (200, b"early\n")
+        # The body still comes, and is dropped; the connection lives on.
+        s.sendall(b"0123456789GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, body = read_response(s)
+        assert (status, body) == (200, b"hook: GET /next content-type=- body=0\n")
+
+
+def test_answer_before_100_continue_closes_after_it(server):
+    """The client was told nothing to go on: it may never send the body,
+    so the connection ends with the answer instead of waiting for it."""
+    with connect(server) as s:
+        s.sendall(b"POST /early HTTP/1.1\r\nHost: x\r\nExpect: 100-continue"
+                  b"\r\nContent-Length: 10\r\n\r\n")
+        data = read_until_closed(s, 5)
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data
+    assert b"100 Continue" not in data and b"connection: close\r\n" in data
+    assert data.endswith(b"\r\n\r\nearly\n"), data
+
+
 def test_upgrade_h2c_is_ignored(server):
     with connect(server) as s:
         s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, "

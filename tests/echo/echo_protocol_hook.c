@@ -191,8 +191,22 @@ static void on_cancel(rpc_http_request *request, void *arg) {
   done(arg, NULL, 0);
 }
 
+/* /early: the whole answer before the body has come. */
+static void answer_early(rpc_http_request *request) {
+  const rpc_http_header headers[] = {
+      hook_header, {"content-type", "text/plain"}, {"content-length", "6"}};
+  if (rpc_http_request_respond(request, 200, headers, 3) == 0) {
+    (void)rpc_http_request_write(request, "early\n", 6);
+  }
+  rpc_http_request_finish(request, NULL, 0);
+}
+
 void echo_protocol_hook_request(void *user, rpc_http_request *request) {
   (void)user;
+  if (path_is(request, "/early")) {
+    answer_early(request);
+    return;
+  }
   exchange *x = calloc(1, sizeof(*x));
   if (x == NULL) {
     rpc_http_request_finish(request, NULL, 0); /* reset: no answer */

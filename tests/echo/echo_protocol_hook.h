@@ -12,6 +12,7 @@
  *   /cancels    200, how many requests ended with on_cancel so far;
  *   /big/N      N zero bytes, written as the output bounds allow;
  *   /refuse     refuses the body once bytes arrive (a reset, or a close);
+ *   /early      200 "early\n" at once, before any body is read;
  *   otherwise   200 "hook: METHOD PATH content-type=TYPE body=BYTES\n"
  *               (BYTES: the request body's length), with content-length.
  * Every answer has the header "x-hook: yes".

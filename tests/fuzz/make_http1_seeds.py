@@ -44,6 +44,10 @@ SEEDS = {
     "stream": request(b"GET", b"/stream/3"),
     "big": request(b"GET", b"/big/200000"),
     "cancels": request(b"GET", b"/cancels"),
+    "early": request(b"POST", b"/early", body=b"late body") +
+    request(b"GET", b"/after"),
+    "early_expect": request(b"POST", b"/early",
+                            [(b"Expect", b"100-continue")], b"late"),
     "refuse": request(b"POST", b"/refuse", body=b"x" * 100),
     "pipelined": request(b"GET", b"/a") + request(b"POST", b"/echo",
                                                     body=b"second") +
