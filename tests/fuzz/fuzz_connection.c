@@ -14,21 +14,32 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "rpc/log.h"
 #include "rpc/server_internal.h"
+#include "rpc/tls.h"
 
 #define MAX_ROUNDS 64
 
-static void set_up_failed(const char *why) {
-  fprintf(stderr, "fuzz: set-up failed: certificate: %s\n", why);
+static void set_up_failed(const char *what, const char *why) {
+  fprintf(stderr, "fuzz: set-up failed: %s: %s\n", what, why);
   abort();
 }
 
-void fuzz_connection_write_certificate(const char *cert_path,
-                                       const char *key_path) {
+struct ev_loop *fuzz_connection_set_up(char *temp_dir) {
+  rpc_log_set_level(RPC_LOG_ERROR);
+  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+  if (loop == NULL || mkdtemp(temp_dir) == NULL) {
+    set_up_failed("loop or temporary folder", "");
+  }
+  return loop;
+}
+
+/* Writes a self-signed P-256 certificate and its key as PEM files. */
+static void write_certificate(const char *cert_path, const char *key_path) {
   EVP_PKEY *key = EVP_EC_gen("P-256");
   X509 *cert = X509_new();
   if (key == NULL || cert == NULL) {
-    set_up_failed("out of memory");
+    set_up_failed("certificate", "out of memory");
   }
   X509_set_version(cert, 2);
   ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
@@ -44,12 +55,30 @@ void fuzz_connection_write_certificate(const char *cert_path,
   if (X509_sign(cert, key, EVP_sha256()) == 0 || cert_file == NULL ||
       key_file == NULL || PEM_write_X509(cert_file, cert) != 1 ||
       PEM_write_PrivateKey(key_file, key, NULL, NULL, 0, NULL, NULL) != 1) {
-    set_up_failed("cannot write it");
+    set_up_failed("certificate", "cannot write it");
   }
   fclose(cert_file);
   fclose(key_file);
   X509_free(cert);
   EVP_PKEY_free(key);
+}
+
+SSL_CTX *fuzz_connection_tls(const char *dir, const unsigned char *alpn,
+                             size_t alpn_len, SSL_CTX **client) {
+  char err[256] = "";
+  char cert_path[512], key_path[512];
+  snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", dir);
+  snprintf(key_path, sizeof(key_path), "%s/key.pem", dir);
+  write_certificate(cert_path, key_path);
+  SSL_CTX *server =
+      rpc_tls_server_context(cert_path, key_path, NULL, err, sizeof(err));
+  *client = SSL_CTX_new(TLS_client_method());
+  if (server == NULL || *client == NULL ||
+      SSL_CTX_set_alpn_protos(*client, alpn, (unsigned)alpn_len) != 0) {
+    set_up_failed("TLS", err);
+  }
+  SSL_CTX_set_verify(*client, SSL_VERIFY_NONE, NULL);
+  return server;
 }
 
 /* Reads and drops what the server wrote (through ssl when set). Returns

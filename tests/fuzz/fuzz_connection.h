@@ -1,5 +1,5 @@
 /* fuzz_connection.h: what the server fuzz targets (fuzz_server.c,
- * fuzz_http1.c) share: a self-signed certificate for a TLS server, and
+ * fuzz_http1.c) share: their loop, TLS with a self-signed certificate, and
  * one input fed over a socketpair to a server on the target's loop, read
  * back until it closes or a bounded number of rounds pass. */
 #ifndef JOBHUB_TESTS_FUZZ_CONNECTION_H
@@ -13,11 +13,18 @@
 
 #include "rpc/server.h"
 
-/* fuzz_connection_write_certificate writes a self-signed P-256
- * certificate (CN "fuzz") and its key as PEM files; aborts on failure
- * (a set-up error). */
-void fuzz_connection_write_certificate(const char *cert_path,
-                                       const char *key_path);
+/* fuzz_connection_set_up quiets the log, makes the target's loop and
+ * its temporary folder (temp_dir: a mkdtemp template, filled in), and
+ * returns the loop; aborts on failure (a set-up error). */
+struct ev_loop *fuzz_connection_set_up(char *temp_dir);
+
+/* fuzz_connection_tls writes a self-signed P-256 certificate (CN "fuzz")
+ * and its key to dir/cert.pem and dir/key.pem, and returns the server's
+ * SSL_CTX for them; *client gets the harness's client SSL_CTX: no
+ * verification (the certificate is ours), offering alpn (ALPN wire
+ * format, alpn_len bytes). Both are the caller's. Aborts on failure. */
+SSL_CTX *fuzz_connection_tls(const char *dir, const unsigned char *alpn,
+                             size_t alpn_len, SSL_CTX **client);
 
 /* fuzz_connection_run serves one socketpair end on server (running on
  * loop) and sends it prefix (prefix_len bytes) then data from the other

@@ -23,9 +23,7 @@
 #include "echo_protocol_hook.h"
 #include "fuzz_connection.h"
 #include "rpc/http1.h"
-#include "rpc/log.h"
 #include "rpc/server_internal.h"
-#include "rpc/tls.h"
 
 enum { MODE_PLAIN, MODE_TLS, MODE_COUNT };
 
@@ -34,8 +32,6 @@ static rpc_server *plain_server;
 static rpc_server *tls_server;
 static SSL_CTX *client_tls;
 static char temp_dir[] = "/tmp/fuzz_http1-XXXXXX";
-static char cert_path[sizeof(temp_dir) + 16];
-static char key_path[sizeof(temp_dir) + 16];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -45,9 +41,13 @@ static void set_up_failed(const char *what, const char *err) {
   abort();
 }
 
+/* Removes what fuzz_connection_tls wrote, and the folder. */
 static void remove_temp_files(void) {
-  unlink(cert_path);
-  unlink(key_path);
+  char path[sizeof(temp_dir) + 16];
+  snprintf(path, sizeof(path), "%s/cert.pem", temp_dir);
+  unlink(path);
+  snprintf(path, sizeof(path), "%s/key.pem", temp_dir);
+  unlink(path);
   rmdir(temp_dir);
 }
 
@@ -84,27 +84,12 @@ static rpc_server *new_server(SSL_CTX *tls) {
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  char err[256] = "";
-  rpc_log_set_level(RPC_LOG_ERROR);
-  loop = ev_loop_new(EVFLAG_AUTO);
-  if (loop == NULL || mkdtemp(temp_dir) == NULL) {
-    set_up_failed("loop or temporary folder", "");
-  }
-  snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", temp_dir);
-  snprintf(key_path, sizeof(key_path), "%s/key.pem", temp_dir);
+  loop = fuzz_connection_set_up(temp_dir);
   atexit(remove_temp_files);
-  fuzz_connection_write_certificate(cert_path, key_path);
-  SSL_CTX *server_tls =
-      rpc_tls_server_context(cert_path, key_path, NULL, err, sizeof(err));
-  /* The harness's own client: no verification (the certificate is ours),
-   * only ALPN http/1.1 offered, as curl --http1.1 does. */
-  client_tls = SSL_CTX_new(TLS_client_method());
+  /* The harness offers only ALPN http/1.1, as curl --http1.1 does. */
   static const unsigned char alpn[] = "\x08http/1.1";
-  if (server_tls == NULL || client_tls == NULL ||
-      SSL_CTX_set_alpn_protos(client_tls, alpn, sizeof(alpn) - 1) != 0) {
-    set_up_failed("TLS", err);
-  }
-  SSL_CTX_set_verify(client_tls, SSL_VERIFY_NONE, NULL);
+  SSL_CTX *server_tls =
+      fuzz_connection_tls(temp_dir, alpn, sizeof(alpn) - 1, &client_tls);
   plain_server = new_server(NULL);
   tls_server = new_server(server_tls);
   return 0;

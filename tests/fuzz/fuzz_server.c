@@ -31,11 +31,9 @@
 #include "jobhub/v1/series.rpc.h"
 #include "jobhub_descriptor_set.h"
 #include "rpc/health.h"
-#include "rpc/log.h"
 #include "rpc/loop_thread.h"
 #include "rpc/reflection.h"
 #include "rpc/server_internal.h"
-#include "rpc/tls.h"
 #include "rpc_descriptor_set.h"
 #include "server/core/hub.h"
 #include "server/services/jobs.h"
@@ -112,11 +110,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
   char err[256] = "";
-  rpc_log_set_level(RPC_LOG_ERROR);
-  loop = ev_loop_new(EVFLAG_AUTO);
-  if (loop == NULL || mkdtemp(temp_dir) == NULL) {
-    set_up_failed("loop or temporary folder", "");
-  }
+  loop = fuzz_connection_set_up(temp_dir);
   atexit(remove_temp_dir);
 
   /* The hub's core shares this thread's loop, as in jobhubd --threads 1. */
@@ -146,21 +140,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     set_up_failed("descriptor pool", "");
   }
 
-  char cert_path[sizeof(temp_dir) + 16], key_path[sizeof(temp_dir) + 16];
-  snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", temp_dir);
-  snprintf(key_path, sizeof(key_path), "%s/key.pem", temp_dir);
-  fuzz_connection_write_certificate(cert_path, key_path);
-  SSL_CTX *server_tls =
-      rpc_tls_server_context(cert_path, key_path, NULL, err, sizeof(err));
-  /* The harness's own client: no verification (the certificate is ours),
-   * ALPN h2 as gRPC clients offer it. */
-  client_tls = SSL_CTX_new(TLS_client_method());
+  /* The harness offers ALPN h2, as gRPC clients do. */
   static const unsigned char alpn[] = "\x02h2";
-  if (server_tls == NULL || client_tls == NULL ||
-      SSL_CTX_set_alpn_protos(client_tls, alpn, sizeof(alpn) - 1) != 0) {
-    set_up_failed("TLS", err);
-  }
-  SSL_CTX_set_verify(client_tls, SSL_VERIFY_NONE, NULL);
+  SSL_CTX *server_tls =
+      fuzz_connection_tls(temp_dir, alpn, sizeof(alpn) - 1, &client_tls);
 
   plain_server = new_server(hub, pool, NULL);
   tls_server = new_server(hub, pool, server_tls);
