@@ -20,7 +20,7 @@
 
 #define MAX_ROUNDS 64
 
-static void set_up_failed(const char *what, const char *why) {
+void fuzz_connection_set_up_failed(const char *what, const char *why) {
   fprintf(stderr, "fuzz: set-up failed: %s: %s\n", what, why);
   abort();
 }
@@ -29,7 +29,7 @@ struct ev_loop *fuzz_connection_set_up(char *temp_dir) {
   rpc_log_set_level(RPC_LOG_ERROR);
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
   if (loop == NULL || mkdtemp(temp_dir) == NULL) {
-    set_up_failed("loop or temporary folder", "");
+    fuzz_connection_set_up_failed("loop or temporary folder", "");
   }
   return loop;
 }
@@ -39,7 +39,7 @@ static void write_certificate(const char *cert_path, const char *key_path) {
   EVP_PKEY *key = EVP_EC_gen("P-256");
   X509 *cert = X509_new();
   if (key == NULL || cert == NULL) {
-    set_up_failed("certificate", "out of memory");
+    fuzz_connection_set_up_failed("certificate", "out of memory");
   }
   X509_set_version(cert, 2);
   ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
@@ -55,7 +55,7 @@ static void write_certificate(const char *cert_path, const char *key_path) {
   if (X509_sign(cert, key, EVP_sha256()) == 0 || cert_file == NULL ||
       key_file == NULL || PEM_write_X509(cert_file, cert) != 1 ||
       PEM_write_PrivateKey(key_file, key, NULL, NULL, 0, NULL, NULL) != 1) {
-    set_up_failed("certificate", "cannot write it");
+    fuzz_connection_set_up_failed("certificate", "cannot write it");
   }
   fclose(cert_file);
   fclose(key_file);
@@ -75,7 +75,7 @@ SSL_CTX *fuzz_connection_tls(const char *dir, const unsigned char *alpn,
   *client = SSL_CTX_new(TLS_client_method());
   if (server == NULL || *client == NULL ||
       SSL_CTX_set_alpn_protos(*client, alpn, (unsigned)alpn_len) != 0) {
-    set_up_failed("TLS", err);
+    fuzz_connection_set_up_failed("TLS", err);
   }
   SSL_CTX_set_verify(*client, SSL_VERIFY_NONE, NULL);
   return server;

@@ -13,6 +13,10 @@
 
 #include "rpc/server.h"
 
+/* fuzz_connection_set_up_failed reports a set-up error (what failed,
+ * and why) and aborts. */
+void fuzz_connection_set_up_failed(const char *what, const char *why);
+
 /* fuzz_connection_set_up quiets the log, makes the target's loop and
  * its temporary folder (temp_dir: a mkdtemp template, filled in), and
  * returns the loop; aborts on failure (a set-up error). */

@@ -36,11 +36,6 @@ static char temp_dir[] = "/tmp/fuzz_http1-XXXXXX";
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void set_up_failed(const char *what, const char *err) {
-  fprintf(stderr, "fuzz_http1: set-up failed: %s: %s\n", what, err);
-  abort();
-}
-
 /* Removes what fuzz_connection_tls wrote, and the folder. */
 static void remove_temp_files(void) {
   char path[sizeof(temp_dir) + 16];
@@ -69,14 +64,14 @@ static rpc_server *new_server(SSL_CTX *tls) {
       rpc_http1_server_new(&http1_options, echo_protocol_hook_request, NULL);
   rpc_server *server = rpc_server_new(&options, err, sizeof(err));
   if (http1 == NULL || server == NULL) {
-    set_up_failed("server", err);
+    fuzz_connection_set_up_failed("server", err);
   }
   /* Both live as long as the process. */
   rpc_protocol_hook hook;
   rpc_http1_protocol_hook(&hook, http1);
   if (rpc_server_set_protocol_hook(server, &hook) != 0 ||
       rpc_server_start_on_loop(server, loop, err, sizeof(err)) != 0) {
-    set_up_failed("server", err);
+    fuzz_connection_set_up_failed("server", err);
   }
   return server;
 }

@@ -59,11 +59,6 @@ static const jobhub_v1_hub_handlers hub_handlers;
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void set_up_failed(const char *what, const char *err) {
-  fprintf(stderr, "fuzz_server: set-up failed: %s: %s\n", what, err);
-  abort();
-}
-
 /* Removes the temporary folder and what the hub left in it. */
 static void remove_temp_dir(void) {
   DIR *dir = opendir(temp_dir);
@@ -101,7 +96,7 @@ static rpc_server *new_server(job_hub *hub, rpc_descriptor_pool *pool,
       rpc_health_add(server) == NULL ||
       rpc_reflection_add(server, pool) == NULL ||
       rpc_server_start_on_loop(server, loop, err, sizeof(err)) != 0) {
-    set_up_failed("server", err);
+    fuzz_connection_set_up_failed("server", err);
   }
   return server;
 }
@@ -126,7 +121,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   };
   job_hub *hub = core != NULL ? hub_open(&hub_config, err, sizeof(err)) : NULL;
   if (hub == NULL) {
-    set_up_failed("hub", err);
+    fuzz_connection_set_up_failed("hub", err);
   }
 
   rpc_descriptor_pool *pool = rpc_descriptor_pool_new();
@@ -137,7 +132,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
                                   echo_descriptor_set_size) != 0 ||
       rpc_descriptor_pool_add_set(pool, jobhub_descriptor_set,
                                   jobhub_descriptor_set_size) != 0) {
-    set_up_failed("descriptor pool", "");
+    fuzz_connection_set_up_failed("descriptor pool", "");
   }
 
   /* The harness offers ALPN h2, as gRPC clients do. */
