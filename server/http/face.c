@@ -189,7 +189,9 @@ void http_face_serve(void *user, rpc_http_request *request) {
     connect_serve(&exchange, path, connect);
     return;
   }
-  /* JSON transcoding (google.api.http routes) plugs in here. */
+  /* JSON transcoding (google.api.http routes) plugs in here: a bridge
+   * codec as connect.c's, with json_headers.h's call_header and
+   * deadline. */
   char message[PATH_TEXT_SIZE + 64];
   snprintf(message, sizeof(message), "no route for %.16s %s", method, path);
   respond_json_error(&exchange, 404, RPC_STATUS_NOT_FOUND, message);
