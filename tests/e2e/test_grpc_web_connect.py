@@ -324,6 +324,12 @@ def test_no_route_is_404_json(http_version, hub):
     assert answer.status == 404
     assert answer.json() == {"code": 5, "message": "no route for GET /x",
                              "details": []}
+    # With a body still arriving: the answer waits for its end, so curl
+    # sees the whole answer and no reset.
+    posted = curl(http_version, "http://%s/y?z=1" % hub.address,
+                  "-H", "content-type: text/plain", body=b"b" * 300000)
+    assert posted.status == 404
+    assert posted.json()["message"] == "no route for POST /y"
 
 
 # curl: gRPC-Web, binary and text.
