@@ -39,6 +39,7 @@ static void describe_range(const option_spec *spec, char *out,
                            size_t out_size) {
   switch (spec->kind) {
   case OPTION_TEXT:
+  case OPTION_TEXT_LIST:
     snprintf(out, out_size, "text");
     break;
   case OPTION_BOOL:
@@ -124,6 +125,36 @@ static int list_add(option_list *list, const option_spec *spec, uint64_t number,
   return 0;
 }
 
+/* Frees the values of a text list. */
+static void text_list_clear(option_text_list *list) {
+  for (size_t i = 0; i < list->count; i++) {
+    free(list->values[i]);
+  }
+  list->count = 0;
+}
+
+/* Appends a copy of value as list_add does. Returns 0, or -1 with a
+ * message in err (full, or no memory). */
+static int text_list_add(option_text_list *list, const option_spec *spec,
+                         const char *value, option_layer layer, char *err,
+                         size_t err_size) {
+  if (layer != list->layer) {
+    text_list_clear(list); /* a later source replaces an earlier one's */
+    list->layer = layer;
+  }
+  if (list->count == OPTION_LIST_MAX) {
+    snprintf(err, err_size, "more than %d --%s", OPTION_LIST_MAX, spec->name);
+    return -1;
+  }
+  list->values[list->count] = strdup(value);
+  if (list->values[list->count] == NULL) {
+    snprintf(err, err_size, "out of memory");
+    return -1;
+  }
+  list->count++;
+  return 0;
+}
+
 int options_set(void *target, const option_spec *spec, const char *value,
                 option_layer layer, const char *source, char *err,
                 size_t err_size) {
@@ -171,6 +202,8 @@ int options_set(void *target, const option_spec *spec, const char *value,
       break;
     }
     return list_add(field, spec, whole, layer, err, err_size);
+  case OPTION_TEXT_LIST:
+    return text_list_add(field, spec, value, layer, err, err_size);
   }
   char range[96];
   describe_range(spec, range, sizeof(range));
@@ -288,7 +321,7 @@ void options_help(const option_table *table, FILE *out) {
              spec->kind == OPTION_BOOL ? "[=BOOL]" : "=VALUE");
     env_name(table, spec, env, sizeof(env));
     fprintf(out, "  %-34s %s\n", flag, spec->help);
-    if (spec->kind != OPTION_TEXT) {
+    if (spec->kind != OPTION_TEXT && spec->kind != OPTION_TEXT_LIST) {
       char range[96];
       describe_range(spec, range, sizeof(range));
       fprintf(out, "  %-34s valid: %s\n", "", range);
@@ -335,6 +368,13 @@ void options_print(const option_table *table, const void *target, FILE *out) {
       }
       break;
     }
+    case OPTION_TEXT_LIST: {
+      const option_text_list *list = field;
+      for (size_t k = 0; k < list->count; k++) {
+        fprintf(out, "%s%s", k > 0 ? "," : "", list->values[k]);
+      }
+      break;
+    }
     }
     fputc('\n', out);
   }
@@ -346,6 +386,8 @@ void options_free(const option_table *table, void *target) {
       char **field = field_of(target, &table->specs[i]);
       free(*field);
       *field = NULL;
+    } else if (table->specs[i].kind == OPTION_TEXT_LIST) {
+      text_list_clear(field_of(target, &table->specs[i]));
     }
   }
 }

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Occurrences an OPTION_UNSIGNED_LIST keeps. */
+/* Occurrences an OPTION_UNSIGNED_LIST or OPTION_TEXT_LIST keeps. */
 #define OPTION_LIST_MAX 64
 
 typedef enum option_kind {
@@ -24,6 +24,7 @@ typedef enum option_kind {
   OPTION_SECONDS,       /* double: above 0, at most max */
   OPTION_MICROSECONDS,  /* double: 0..max, or "auto" stored as -1 */
   OPTION_UNSIGNED_LIST, /* option_list: whole numbers min..max */
+  OPTION_TEXT_LIST,     /* option_text_list: malloc'd copies */
 } option_kind;
 
 /* Where a value comes from, in the order they are read: each overrides
@@ -41,6 +42,12 @@ typedef struct option_list {
   size_t count;
   option_layer layer; /* the parser's: where values came from */
 } option_list;
+
+typedef struct option_text_list {
+  char *values[OPTION_LIST_MAX]; /* owned (options_free) */
+  size_t count;
+  option_layer layer; /* the parser's: where values came from */
+} option_text_list;
 
 typedef struct option_spec {
   const char *name; /* flag --name, environment PREFIXNAME, file key */

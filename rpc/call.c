@@ -65,18 +65,20 @@ static bool list_contains(const uint8_t *value, size_t len, const char *token) {
   return false;
 }
 
-rpc_call *rpc_call_new(const rpc_stream_conn_ops *conn_ops, void *connection,
-                       nghttp2_session *session, rpc_loop_thread *loop_thread,
-                       int32_t stream_id, const rpc_call_limits *limits) {
+static void h2_kick(rpc_call *call);
+
+/* The gRPC HTTP/2 stream as a call's transport. */
+static const rpc_call_transport h2_transport = {.kick = h2_kick};
+
+/* A call with nothing of its transport set but the table. */
+static rpc_call *call_new(const rpc_call_transport *transport,
+                          rpc_loop_thread *loop_thread,
+                          const rpc_call_limits *limits) {
   rpc_call *call = calloc(1, sizeof(*call));
   if (call == NULL) {
     return NULL;
   }
-  call->stream = (rpc_stream){.kind = RPC_STREAM_GRPC_CALL,
-                              .conn_ops = conn_ops,
-                              .connection = connection,
-                              .session = session,
-                              .id = stream_id};
+  call->transport = transport;
   call->loop = rpc_loop_thread_loop(loop_thread);
   call->loop_thread = loop_thread;
   call->refs = 1;
@@ -89,6 +91,34 @@ rpc_call *rpc_call_new(const rpc_stream_conn_ops *conn_ops, void *connection,
   rpc_buffer_init(&call->send_queue);
   rpc_deframer_init(&call->deframer, limits->max_receive_bytes);
   call->deadline_timer.data = call;
+  return call;
+}
+
+rpc_call *rpc_call_new(const rpc_stream_conn_ops *conn_ops, void *connection,
+                       nghttp2_session *session, rpc_loop_thread *loop_thread,
+                       int32_t stream_id, const rpc_call_limits *limits) {
+  rpc_call *call = call_new(&h2_transport, loop_thread, limits);
+  if (call != NULL) {
+    call->stream = (rpc_stream){.kind = RPC_STREAM_GRPC_CALL,
+                                .conn_ops = conn_ops,
+                                .connection = connection,
+                                .session = session,
+                                .id = stream_id};
+  }
+  return call;
+}
+
+rpc_call *rpc_call_new_bridged(const rpc_call_transport *transport,
+                               void *transport_arg,
+                               rpc_loop_thread *loop_thread,
+                               const rpc_call_limits *limits) {
+  /* No HTTP/2 stream of its own: session stays NULL; the transport may
+   * set stream.conn_ops and connection so that the call's queue counts on
+   * a connection (else that accounting is a no-op). */
+  rpc_call *call = call_new(transport, loop_thread, limits);
+  if (call != NULL) {
+    call->transport_arg = transport_arg;
+  }
   return call;
 }
 
@@ -105,6 +135,9 @@ static void call_free(rpc_call *call) {
   rpc_deframer_free(&call->deframer);
   if (call->request != NULL) {
     protobuf_c_message_free_unpacked(call->request, NULL);
+  }
+  if (call->transport->free != NULL) {
+    call->transport->free(call->transport_arg);
   }
   free(call);
 }
@@ -299,7 +332,7 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id,
 }
 
 /* Makes sure queued data or a committed status will go out. */
-static void kick(rpc_call *call) {
+static void h2_kick(rpc_call *call) {
   if (call->stream.session == NULL) {
     return;
   }
@@ -329,7 +362,7 @@ static void commit_status(rpc_call *call, rpc_status_code code,
   call->status_code = code;
   call->status_message = message != NULL ? strdup(message) : NULL;
   ev_timer_stop(call->loop, &call->deadline_timer);
-  kick(call);
+  call->transport->kick(call);
 }
 
 /* Tells the handler its call ended without it. The caller holds a
@@ -364,6 +397,37 @@ void rpc_call_deny(rpc_call *call, rpc_status_code code, const char *message) {
   call->denied_code = code;
   free(call->denied_message);
   call->denied_message = message != NULL ? strdup(message) : NULL;
+}
+
+void rpc_call_authorize(rpc_call *call, rpc_authorize_fn authorize,
+                        void *authorize_user, const char *service,
+                        const char *method, const char *cert_cn,
+                        const char *peer) {
+  const rpc_metadata_entry *authorization =
+      rpc_metadata_get(&call->request_metadata, "authorization");
+  rpc_auth_request request = {
+      .service = service,
+      .method = method,
+      .authorization =
+          authorization != NULL ? (const char *)authorization->value : NULL,
+      .cert_cn = cert_cn,
+      .peer = peer,
+  };
+  char message[256] = "";
+  rpc_status_code code =
+      authorize(authorize_user, &request, message, sizeof(message));
+  if (code != RPC_STATUS_OK) {
+    rpc_call_deny(call, code, message);
+  }
+}
+
+void rpc_call_fail(rpc_call *call, rpc_status_code code, const char *message) {
+  if (call->status_committed || call->cancelled) {
+    return;
+  }
+  commit_status(call, code, message);
+  /* As a refused send does: the handler learns after this turn. */
+  call->cancel_owed = call->handler_owned;
 }
 
 void rpc_call_begin(rpc_call *call, const rpc_method *method,
@@ -707,8 +771,8 @@ size_t rpc_call_pending_bytes(const rpc_call *call) {
 /* Returns 0 when a message may be sent, deciding on the first one whether
  * responses announce gzip. */
 static int prepare_send(rpc_call *call, size_t size) {
-  if (call->status_committed || call->cancelled ||
-      call->stream.session == NULL) {
+  /* A transport that is gone has cancelled the call (on_stream_close). */
+  if (call->status_committed || call->cancelled) {
     return RPC_CALL_ERR_CLOSED;
   }
   if (!call->headers_sent && call->accepts_gzip &&
@@ -756,7 +820,7 @@ static int sent(rpc_call *call, size_t before, int rv) {
     return rv == RPC_MESSAGE_ERR_TOO_LARGE ? RPC_CALL_ERR_TOO_LARGE
                                            : RPC_CALL_ERR_NOMEM;
   }
-  kick(call);
+  call->transport->kick(call);
   return 0;
 }
 

@@ -14,6 +14,7 @@
 
 #include "rpc/call.h"
 #include "rpc/frame.h"
+#include "rpc/server.h"
 #include "rpc/stream.h"
 
 /* Limits a call gets from the server's options. */
@@ -23,8 +24,21 @@ typedef struct rpc_call_limits {
   size_t max_connection_output_bytes; /* queued on the whole connection */
 } rpc_call_limits;
 
+/* What carries a call's response: the gRPC HTTP/2 stream (call.c's own,
+ * for calls from rpc_call_new) or another protocol's request
+ * (call_bridge.c, for calls from rpc_call_new_bridged). */
+typedef struct rpc_call_transport {
+  /* Queued response messages, or the committed status after them, wait:
+   * make them go out (now or from the transport's own callbacks). */
+  void (*kick)(rpc_call *call);
+  /* The call is being freed: release transport_arg. NULL: nothing. */
+  void (*free)(void *transport_arg);
+} rpc_call_transport;
+
 struct rpc_call {
-  rpc_stream stream; /* first: kind RPC_STREAM_GRPC_CALL */
+  rpc_stream stream;                   /* first: kind RPC_STREAM_GRPC_CALL */
+  const rpc_call_transport *transport; /* static */
+  void *transport_arg;
   struct ev_loop *loop;
   rpc_loop_thread *loop_thread; /* the loop's mailbox */
   int refs; /* the stream's, the handler's, temporary ones */
@@ -83,6 +97,18 @@ rpc_call *rpc_call_new(const rpc_stream_conn_ops *conn_ops, void *connection,
                        nghttp2_session *session, rpc_loop_thread *loop_thread,
                        int32_t stream_id, const rpc_call_limits *limits);
 
+/* rpc_call_new_bridged makes a call whose response transport (static)
+ * carries, with transport_arg, instead of an HTTP/2 gRPC stream (the
+ * transport may set stream.conn_ops and stream.connection for the output
+ * accounting, and clears connection before it goes); the call
+ * holds one reference for the transport, which drops it with
+ * rpc_call_on_stream_close when its request is gone. limits are copied.
+ * Returns NULL when memory is exhausted. */
+rpc_call *rpc_call_new_bridged(const rpc_call_transport *transport,
+                               void *transport_arg,
+                               rpc_loop_thread *loop_thread,
+                               const rpc_call_limits *limits);
+
 /* rpc_call_of_stream returns the call whose stream (kind
  * RPC_STREAM_GRPC_CALL) this is. */
 static inline rpc_call *rpc_call_of_stream(rpc_stream *stream) {
@@ -98,6 +124,21 @@ void rpc_call_on_header(rpc_call *call, const uint8_t *name, size_t name_len,
  * once, trailers-only, instead of starting a known method: the server's
  * authorization hook said no. Call before rpc_call_begin. */
 void rpc_call_deny(rpc_call *call, rpc_status_code code, const char *message);
+
+/* rpc_call_authorize asks authorize (the server's hook) whether the
+ * call of service's method may run, with the call's authorization
+ * metadata and the connection's cert_cn (may be NULL) and peer; a refusal
+ * is remembered as rpc_call_deny does. Call before rpc_call_begin. */
+void rpc_call_authorize(rpc_call *call, rpc_authorize_fn authorize,
+                        void *authorize_user, const char *service,
+                        const char *method, const char *cert_cn,
+                        const char *peer);
+
+/* rpc_call_fail ends a begun call at once with code and message (copied)
+ * in the runtime's name, as a malformed request message does: a bridge's
+ * codec could not turn the request body into messages. A handler that
+ * runs learns it through on_cancel. */
+void rpc_call_fail(rpc_call *call, rpc_status_code code, const char *message);
 
 /* rpc_call_begin runs when the request headers are complete: it answers
  * a malformed request or an unknown method (method NULL) at once,

@@ -250,22 +250,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
 static void authorize_call(rpc_connection *c, rpc_call *call,
                            const rpc_route *found) {
   const rpc_server_options *options = &c->thread->server->options;
-  const rpc_metadata_entry *authorization =
-      rpc_metadata_get(&call->request_metadata, "authorization");
-  rpc_auth_request request = {
-      .service = found->service->desc->name,
-      .method = found->method->name,
-      .authorization =
-          authorization != NULL ? (const char *)authorization->value : NULL,
-      .cert_cn = c->peer_cn,
-      .peer = connection_peer(c),
-  };
-  char message[256] = "";
-  rpc_status_code code = options->authorize(options->authorize_user, &request,
-                                            message, sizeof(message));
-  if (code != RPC_STATUS_OK) {
-    rpc_call_deny(call, code, message);
-  }
+  rpc_call_authorize(call, options->authorize, options->authorize_user,
+                     found->service->desc->name, found->method->name,
+                     c->peer_cn, connection_peer(c));
 }
 
 /* Gives a request that is not gRPC to the protocol hook in place of its

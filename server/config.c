@@ -80,6 +80,9 @@ static const option_spec specs[] = {
     {"no-auth", OPTION_BOOL, FIELD(no_auth), NULL, 0,
      "serve without credentials even on a non-loopback address (without "
      "it and --auth-file, only a loopback --listen starts)"},
+    {"cors-origin", OPTION_TEXT_LIST, FIELD(cors_origins), NULL, 0,
+     "a browser origin (https://app.example.com, or * for any) whose "
+     "gRPC-Web and Connect calls get CORS answers; repeatable"},
     {"max-worker-capacity", OPTION_UNSIGNED, FIELD(max_worker_capacity), "1024",
      1000000,
      "largest capacity (Register, Connect) or Lease max_jobs a worker gets; "

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/options.h"
+
 typedef struct jobhubd_config {
   char *listen;
   unsigned threads;
@@ -31,9 +33,10 @@ typedef struct jobhubd_config {
   unsigned lease_seconds;
   unsigned max_attempts;
   unsigned retry_backoff_ms;
-  double worker_timeout; /* s */
-  char *auth_file;       /* NULL: no credentials (see no_auth) */
-  bool no_auth;          /* serve without credentials on any address */
+  double worker_timeout;         /* s */
+  char *auth_file;               /* NULL: no credentials (see no_auth) */
+  option_text_list cors_origins; /* --cors-origin, repeatable */
+  bool no_auth;                  /* serve without credentials on any address */
   unsigned max_worker_capacity;
   char *port_file;
   char *log_level;

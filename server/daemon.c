@@ -28,6 +28,7 @@
 #include "server/auth.h"
 #include "server/config.h"
 #include "server/core/hub.h"
+#include "server/http/face.h"
 #include "server/services/jobs.h"
 #include "server/services/workers.h"
 #include "server/store/sqlite.h"
@@ -249,6 +250,7 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   job_hub *hub = NULL;
   rpc_loop_thread *shared_loop = NULL;
   auth_guard *guard = NULL;
+  http_face *face = NULL;
   int data_lock = -1;
   store_health report = {NULL, NULL};
 
@@ -337,6 +339,20 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
             server == NULL ? err : "out of memory");
     goto out;
   }
+  /* The HTTP face answers what is not gRPC; a test server's extra may
+   * put its own hook in its place. */
+  http_face_options face_options = {
+      .server = server,
+      .pool = pool,
+      .cors_origins = (const char *const *)config.cors_origins.values,
+      .cors_origin_count = config.cors_origins.count,
+  };
+  face = http_face_new(&face_options);
+  rpc_protocol_hook hook = {.http_request = http_face_serve, .user = face};
+  if (face == NULL || rpc_server_set_protocol_hook(server, &hook) != 0) {
+    rpc_log(RPC_LOG_ERROR, "startup_failed", "error=\"out of memory\"");
+    goto out;
+  }
   if (rpc_descriptor_pool_add_set(pool, rpc_descriptor_set,
                                   rpc_descriptor_set_size) != 0 ||
       rpc_descriptor_pool_add_set(pool, jobhub_descriptor_set,
@@ -396,6 +412,7 @@ out:
     close(data_lock); /* after the store is closed */
   }
   rpc_server_free(server);
+  http_face_free(face);   /* after the loops that serve requests stopped */
   auth_guard_free(guard); /* after the loops that check calls stopped */
   rpc_loop_thread_free(shared_loop);
   rpc_health_free(health);

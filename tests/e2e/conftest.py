@@ -206,3 +206,41 @@ def channel(server):
             ("grpc.max_send_message_length", 16 << 20),
             ("grpc.max_receive_message_length", 16 << 20)]) as ch:
         yield ch
+
+
+# buf curl (npm @bufbuild/buf, pinned by package-lock.json), the
+# reflection-driven outside client of test_buf_curl and
+# test_grpc_web_connect.
+E2E_DIR = os.path.join(ROOT, "tests", "e2e")
+BUF = os.path.join(E2E_DIR, "node_modules", ".bin", "buf")
+
+
+def _cannot_install(why):
+    """Fails the buf tests: buf curl is the reflection-driven outside client
+    and a run without it must not pass."""
+    pytest.fail("buf could not be installed: " + why)
+
+
+@pytest.fixture(scope="session")
+def buf():
+    """The buf binary from tests/e2e/node_modules, installed on first use
+    with npm ci (the committed package-lock.json pins the version)."""
+    if not os.path.exists(BUF):
+        npm = shutil.which("npm")
+        if npm is None:
+            _cannot_install("npm is not on PATH (ci/setup installs it)")
+        command = [npm, "ci" if os.path.exists(
+            os.path.join(E2E_DIR, "package-lock.json")) else "install",
+            "--no-audit", "--no-fund"]
+        try:
+            result = subprocess.run(command, cwd=E2E_DIR, capture_output=True,
+                                    text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            _cannot_install("%s timed out after 300 s" % " ".join(command))
+        if result.returncode != 0 or not os.path.exists(BUF):
+            _cannot_install("%s failed (exit %d):\n%s" % (
+                " ".join(command), result.returncode, result.stderr[-2000:]))
+    version = subprocess.run([BUF, "--version"], capture_output=True,
+                             text=True, timeout=60)
+    assert version.returncode == 0, "buf does not run:\n" + version.stderr
+    return BUF

@@ -1,45 +1,7 @@
 """End-to-end: `buf curl` (npm @bufbuild/buf), an outside client that knows
 nothing of our schemas but what server reflection tells it."""
 import json
-import os
-import shutil
 import subprocess
-
-import pytest
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-BUF = os.path.join(HERE, "node_modules", ".bin", "buf")
-
-
-def _cannot_install(why):
-    """Fails the buf tests: buf curl is the reflection-driven outside client
-    and a run without it must not pass."""
-    pytest.fail("buf could not be installed: " + why)
-
-
-@pytest.fixture(scope="module")
-def buf():
-    """The buf binary from tests/e2e/node_modules, installed on first use
-    with npm ci (the committed package-lock.json pins the version)."""
-    if not os.path.exists(BUF):
-        npm = shutil.which("npm")
-        if npm is None:
-            _cannot_install("npm is not on PATH (ci/setup installs it)")
-        command = [npm, "ci" if os.path.exists(
-            os.path.join(HERE, "package-lock.json")) else "install",
-            "--no-audit", "--no-fund"]
-        try:
-            result = subprocess.run(command, cwd=HERE, capture_output=True,
-                                    text=True, timeout=300)
-        except subprocess.TimeoutExpired:
-            _cannot_install("%s timed out after 300 s" % " ".join(command))
-        if result.returncode != 0 or not os.path.exists(BUF):
-            _cannot_install("%s failed (exit %d):\n%s" % (
-                " ".join(command), result.returncode, result.stderr[-2000:]))
-    version = subprocess.run([BUF, "--version"], capture_output=True,
-                             text=True, timeout=60)
-    assert version.returncode == 0, "buf does not run:\n" + version.stderr
-    return BUF
 
 
 def curl(buf, server, *args):

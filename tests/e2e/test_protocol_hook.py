@@ -1,8 +1,10 @@
 """End-to-end: the server's protocol hook (rpc/protocol_hook.h). With the
 test hook of jobhub-test-server (JOBHUB_TEST_PROTOCOL_HOOK=1,
 tests/echo/echo_protocol_hook.c) HTTP/1.1 connections (served by
-rpc/http1) and HTTP/2 requests that are not gRPC reach its one handler, cleartext and TLS, while gRPC on the same port
-(and the same connection) still works; without it the answers are the
+rpc/http1) and HTTP/2 requests that are not gRPC reach its one handler,
+cleartext and TLS, while gRPC on the same port (and the same connection)
+still works; without any hook (JOBHUB_TEST_PROTOCOL_HOOK=none) the answers
+are the
 server's own: 505, 405, 415, and no ALPN http/1.1."""
 import os
 import socket
@@ -28,9 +30,9 @@ def pki(tmp_path_factory):
 
 def start(args=(), hook=True, extra_env=None):
     env = dict(os.environ)
-    env.pop("JOBHUB_TEST_PROTOCOL_HOOK", None)
-    if hook:
-        env["JOBHUB_TEST_PROTOCOL_HOOK"] = "1"
+    # Without the test hook, none at all (not jobhubd's HTTP face): the
+    # server's own answers.
+    env["JOBHUB_TEST_PROTOCOL_HOOK"] = "1" if hook else "none"
     env.update(extra_env or {})
     return Server(SERVER, ["--threads", THREADS, "--shutdown-grace", "5"]
                   + list(args), env=env)

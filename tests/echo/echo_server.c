@@ -1,6 +1,8 @@
 /* echo_server.c: jobhub-test-server, jobhubd plus jobhub.test.Echo, and
  * with JOBHUB_TEST_PROTOCOL_HOOK=1 in the environment the test protocol
- * hook (echo_protocol_hook.h) for what is not gRPC. */
+ * hook (echo_protocol_hook.h) for what is not gRPC in place of jobhubd's
+ * HTTP face; with JOBHUB_TEST_PROTOCOL_HOOK=none no hook at all (the
+ * server's own answers). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,8 +18,13 @@ static int add_echo(rpc_server *server, rpc_descriptor_pool *pool, void *arg) {
     return -1;
   }
   const char *hook = getenv("JOBHUB_TEST_PROTOCOL_HOOK");
+  static const rpc_protocol_hook no_hook;
   if (hook != NULL && strcmp(hook, "1") == 0 &&
       echo_protocol_hook_install(server) != 0) {
+    return -1;
+  }
+  if (hook != NULL && strcmp(hook, "none") == 0 &&
+      rpc_server_set_protocol_hook(server, &no_hook) != 0) {
     return -1;
   }
   return echo_service_add(server);

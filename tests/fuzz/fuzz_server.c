@@ -2,7 +2,8 @@
  * HTTP/2, gRPC framing, wire checks and decoding, dispatch to the Jobs and
  * Workers services of a real hub (its store in a temporary folder made
  * once per process, its core on this thread's loop), the services without
- * handlers yet, echo, health and reflection — fed with arbitrary bytes
+ * handlers yet, echo, health and reflection, and jobhubd's HTTP face
+ * (gRPC-Web, Connect and CORS over the call bridge) — fed with arbitrary bytes
  * over a socketpair served on this thread's loop. No thread is started per
  * input (the store's writer and syncer threads start once).
  *
@@ -36,6 +37,7 @@
 #include "rpc/server_internal.h"
 #include "rpc_descriptor_set.h"
 #include "server/core/hub.h"
+#include "server/http/face.h"
 #include "server/services/jobs.h"
 #include "server/services/workers.h"
 #include "server/store/sqlite.h"
@@ -77,6 +79,20 @@ static void remove_temp_dir(void) {
   rmdir(temp_dir);
 }
 
+/* The server's HTTP face, as server/daemon.c sets it (one CORS origin);
+ * it lives as long as the process. Returns 0 or -1. */
+static int add_face(rpc_server *server, const rpc_descriptor_pool *pool) {
+  static const char *const origins[] = {"https://app.example"};
+  http_face_options options = {.server = server,
+                               .pool = pool,
+                               .cors_origins = origins,
+                               .cors_origin_count = 1};
+  http_face *face = http_face_new(&options);
+  rpc_protocol_hook hook = {.http_request = http_face_serve, .user = face};
+  return face != NULL && rpc_server_set_protocol_hook(server, &hook) == 0 ? 0
+                                                                          : -1;
+}
+
 /* A server on the loop with every service jobhubd has. */
 static rpc_server *new_server(job_hub *hub, rpc_descriptor_pool *pool,
                               SSL_CTX *tls) {
@@ -94,7 +110,7 @@ static rpc_server *new_server(job_hub *hub, rpc_descriptor_pool *pool,
       jobhub_v1_series_add_to_server(server, &series_handlers, NULL) != 0 ||
       jobhub_v1_hub_add_to_server(server, &hub_handlers, NULL) != 0 ||
       rpc_health_add(server) == NULL ||
-      rpc_reflection_add(server, pool) == NULL ||
+      rpc_reflection_add(server, pool) == NULL || add_face(server, pool) != 0 ||
       rpc_server_start_on_loop(server, loop, err, sizeof(err)) != 0) {
     fuzz_connection_set_up_failed("server", err);
   }
