@@ -1,6 +1,8 @@
-/* http_request.c: an HTTP/2 request that is not gRPC, handed to the
- * server's protocol hook: its headers, body delivery, and a response of
- * status, headers, a streamed body and optional trailers. */
+/* http_request.c: a request that is not gRPC, handed to the server's
+ * protocol hook: its headers, body delivery, and a response of status,
+ * headers, a streamed body and optional trailers. The response goes out
+ * through a backend table: HTTP/2's is here (an nghttp2 stream), other
+ * transports bring theirs (rpc/http1.h). */
 #include "rpc/http_request_internal.h"
 
 #include <stdio.h>
@@ -10,7 +12,9 @@
 #include "rpc/log.h"
 
 struct rpc_http_request {
-  rpc_stream stream; /* first: kind RPC_STREAM_HTTP_REQUEST */
+  rpc_stream stream; /* first: kind RPC_STREAM_HTTP_REQUEST; HTTP/2 only */
+  const rpc_http_request_backend *backend;
+  void *transport; /* another transport's; NULL once it is done */
   rpc_loop_thread *loop_thread;
   int refs;           /* the stream's, the handler's, temporary ones */
   rpc_buffer headers; /* "name\0value\0" each */
@@ -60,6 +64,8 @@ int rpc_http_request_add_header(rpc_buffer *headers, const uint8_t *name,
   return 0;
 }
 
+static const rpc_http_request_backend h2_backend;
+
 rpc_http_request *rpc_http_request_new(const rpc_http_request_origin *origin,
                                        rpc_buffer *headers, size_t count) {
   rpc_http_request *request = calloc(1, sizeof(*request));
@@ -80,6 +86,8 @@ rpc_http_request *rpc_http_request_new(const rpc_http_request_origin *origin,
                                  .connection = origin->connection,
                                  .session = origin->session,
                                  .id = origin->stream_id};
+  request->backend = origin->backend != NULL ? origin->backend : &h2_backend;
+  request->transport = origin->transport;
   request->loop_thread = origin->loop_thread;
   request->refs = 2; /* the stream's and the handler's */
   request->handler_owned = true;
@@ -158,8 +166,12 @@ bool rpc_http_request_is_cancelled(const rpc_http_request *request) {
   return request->cancelled;
 }
 
-size_t rpc_http_request_pending_bytes(const rpc_http_request *request) {
+static size_t h2_pending_bytes(const rpc_http_request *request) {
   return request->send_queue.len - request->send_offset;
+}
+
+size_t rpc_http_request_pending_bytes(const rpc_http_request *request) {
+  return request->cancelled ? 0 : request->backend->pending_bytes(request);
 }
 
 /* Tells the handler the request ended without it; the caller holds a
@@ -247,12 +259,9 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id,
   return (ssize_t)n;
 }
 
-int rpc_http_request_respond(rpc_http_request *request, int status,
-                             const rpc_http_header *headers, size_t count) {
-  if (request->responded || request->finished || status < 200 || status > 599) {
-    return RPC_HTTP_REQUEST_ERR_STATE;
-  }
-  if (request->cancelled || request->stream.session == NULL) {
+static int h2_respond(rpc_http_request *request, int status,
+                      const rpc_http_header *headers, size_t count) {
+  if (request->stream.session == NULL) {
     return RPC_HTTP_REQUEST_ERR_CLOSED;
   }
   nghttp2_nv *nva = calloc(count + 1, sizeof(*nva));
@@ -279,9 +288,23 @@ int rpc_http_request_respond(rpc_http_request *request, int status,
     return rv == NGHTTP2_ERR_NOMEM ? RPC_HTTP_REQUEST_ERR_NOMEM
                                    : RPC_HTTP_REQUEST_ERR_STATE;
   }
-  request->responded = true;
   rpc_stream_schedule_flush(&request->stream);
   return 0;
+}
+
+int rpc_http_request_respond(rpc_http_request *request, int status,
+                             const rpc_http_header *headers, size_t count) {
+  if (request->responded || request->finished || status < 200 || status > 599) {
+    return RPC_HTTP_REQUEST_ERR_STATE;
+  }
+  if (request->cancelled) {
+    return RPC_HTTP_REQUEST_ERR_CLOSED;
+  }
+  int rv = request->backend->respond(request, status, headers, count);
+  if (rv == 0) {
+    request->responded = true;
+  }
+  return rv;
 }
 
 /* Makes sure queued bytes or the end of the body will go out. */
@@ -292,20 +315,15 @@ static void kick(rpc_http_request *request) {
   rpc_stream_schedule_flush(&request->stream);
 }
 
-int rpc_http_request_write(rpc_http_request *request, const void *data,
-                           size_t len) {
-  if (!request->responded || request->finished) {
-    return RPC_HTTP_REQUEST_ERR_STATE;
-  }
-  if (request->cancelled || request->stream.session == NULL) {
+static int h2_write(rpc_http_request *request, const void *data, size_t len) {
+  if (request->stream.session == NULL) {
     return RPC_HTTP_REQUEST_ERR_CLOSED;
   }
-  size_t pending = rpc_http_request_pending_bytes(request);
+  size_t pending = h2_pending_bytes(request);
   size_t connection_queued = rpc_stream_queued_output(&request->stream);
-  if ((pending > 0 && len > request->max_stream_output_bytes - pending) ||
-      len > request->max_connection_output_bytes ||
-      connection_queued > request->max_connection_output_bytes - len) {
-    request->writable_wanted = request->hooks.on_writable != NULL;
+  if (!rpc_http_request_output_fits(pending, connection_queued, len,
+                                    request->max_stream_output_bytes,
+                                    request->max_connection_output_bytes)) {
     return RPC_HTTP_REQUEST_ERR_FULL;
   }
   if (rpc_buffer_append(&request->send_queue, data, len) != 0) {
@@ -316,6 +334,55 @@ int rpc_http_request_write(rpc_http_request *request, const void *data,
   return 0;
 }
 
+int rpc_http_request_write(rpc_http_request *request, const void *data,
+                           size_t len) {
+  if (!request->responded || request->finished) {
+    return RPC_HTTP_REQUEST_ERR_STATE;
+  }
+  if (request->cancelled) {
+    return RPC_HTTP_REQUEST_ERR_CLOSED;
+  }
+  int rv = request->backend->write(request, data, len);
+  if (rv == RPC_HTTP_REQUEST_ERR_FULL) {
+    request->writable_wanted = request->hooks.on_writable != NULL;
+  }
+  return rv;
+}
+
+static void h2_finish(rpc_http_request *request,
+                      const rpc_http_header *trailers, size_t count) {
+  if (request->stream.session == NULL) {
+    return;
+  }
+  if (!request->responded) {
+    reset_stream(request, NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  for (size_t i = 0; i < count; i++) {
+    if (rpc_http_request_add_header(
+            &request->trailers, (const uint8_t *)trailers[i].name,
+            strlen(trailers[i].name), (const uint8_t *)trailers[i].value,
+            strlen(trailers[i].value)) != 0) {
+      reset_stream(request, NGHTTP2_INTERNAL_ERROR);
+      break;
+    }
+    request->trailer_count++;
+  }
+  kick(request);
+}
+
+static void h2_refuse(rpc_http_request *request) {
+  reset_stream(request, NGHTTP2_CANCEL);
+}
+
+static const rpc_http_request_backend h2_backend = {
+    .respond = h2_respond,
+    .write = h2_write,
+    .pending_bytes = h2_pending_bytes,
+    .finish = h2_finish,
+    .refuse = h2_refuse,
+};
+
 void rpc_http_request_finish(rpc_http_request *request,
                              const rpc_http_header *trailers, size_t count) {
   if (!request->handler_owned) {
@@ -323,23 +390,9 @@ void rpc_http_request_finish(rpc_http_request *request,
     return;
   }
   request->handler_owned = false;
-  if (!request->cancelled && request->stream.session != NULL) {
+  if (!request->cancelled) {
     request->finished = true;
-    if (!request->responded) {
-      reset_stream(request, NGHTTP2_INTERNAL_ERROR);
-    } else {
-      for (size_t i = 0; i < count; i++) {
-        if (rpc_http_request_add_header(
-                &request->trailers, (const uint8_t *)trailers[i].name,
-                strlen(trailers[i].name), (const uint8_t *)trailers[i].value,
-                strlen(trailers[i].value)) != 0) {
-          reset_stream(request, NGHTTP2_INTERNAL_ERROR);
-          break;
-        }
-        request->trailer_count++;
-      }
-      kick(request);
-    }
+    request->backend->finish(request, trailers, count);
   }
   release(request);
 }
@@ -352,7 +405,7 @@ void rpc_http_request_on_data(rpc_http_request *request, const uint8_t *data,
   }
   request->refs++;
   if (request->hooks.on_data(request, data, len, request->hooks_arg) != 0) {
-    reset_stream(request, NGHTTP2_CANCEL);
+    request->backend->refuse(request);
     fire_cancel(request);
   }
   release(request);
@@ -377,16 +430,28 @@ void rpc_http_request_on_response_end(rpc_http_request *request) {
   }
 }
 
-void rpc_http_request_on_stream_close(rpc_http_request *request) {
-  rpc_stream_output_changed(&request->stream,
-                            rpc_http_request_pending_bytes(request), 0);
-  request->stream.session = NULL;
-  request->stream.connection = NULL;
+void rpc_http_request_on_transport_close(rpc_http_request *request) {
+  request->transport = NULL;
   if (!request->finished) {
     fire_cancel(request);
   }
   request->cancelled = true;
   release(request);
+}
+
+void rpc_http_request_on_stream_close(rpc_http_request *request) {
+  rpc_stream_output_changed(&request->stream, h2_pending_bytes(request), 0);
+  request->stream.session = NULL;
+  request->stream.connection = NULL;
+  rpc_http_request_on_transport_close(request);
+}
+
+void *rpc_http_request_transport(const rpc_http_request *request) {
+  return request->transport;
+}
+
+void rpc_http_request_drained(rpc_http_request *request) {
+  request->writable_wanted = request->hooks.on_writable != NULL;
 }
 
 void rpc_http_request_deliver_writable(rpc_http_request *request) {

@@ -1,5 +1,6 @@
-/* http_request.h: one HTTP/2 request that is not gRPC, as the server's
- * protocol hook (rpc/protocol_hook.h) sees it.
+/* http_request.h: one HTTP request that is not gRPC, as the server's
+ * protocol hook (rpc/protocol_hook.h) sees it: an HTTP/2 stream, or an
+ * HTTP/1.x request (rpc/http1.h) that looks the same to a handler.
  *
  * Life of a request: the server gives it to the hook's http_request when
  * its headers are complete. The handler installs hooks (at once, in that
@@ -24,7 +25,7 @@ typedef struct rpc_http_request rpc_http_request;
 
 enum {
   RPC_HTTP_REQUEST_ERR_NOMEM = -1,
-  RPC_HTTP_REQUEST_ERR_CLOSED = -2, /* the stream is gone, or finished */
+  RPC_HTTP_REQUEST_ERR_CLOSED = -2, /* gone, or finished */
   RPC_HTTP_REQUEST_ERR_STATE = -3,  /* respond twice, write before it */
   RPC_HTTP_REQUEST_ERR_FULL = -4,   /* over the output bounds: wait */
 };
@@ -41,8 +42,8 @@ typedef struct rpc_http_request_hooks {
   /* Request body bytes, borrowed for the call, as the client sends them
    * (HTTP/2 flow control windows are given back as data arrives, as for
    * gRPC calls). Returns 0, or -1 to refuse the rest (e.g. a body over
-   * the handler's size limit): the stream is reset and on_cancel
-   * follows. */
+   * the handler's size limit): the stream is reset (HTTP/1.x: the
+   * connection closes after what is queued) and on_cancel follows. */
   int (*on_data)(rpc_http_request *request, const uint8_t *data, size_t len,
                  void *arg);
   /* The body is complete (the client's END_STREAM). */
@@ -52,8 +53,9 @@ typedef struct rpc_http_request_hooks {
    * rpc_http_request_finish to release the request. */
   void (*on_cancel)(rpc_http_request *request, void *arg);
   /* The response has begun, is not finished, and every queued body byte
-   * has been taken by HTTP/2 flow control: a streaming handler may write
-   * more (after an RPC_HTTP_REQUEST_ERR_FULL, say). */
+   * has been taken by HTTP/2 flow control (HTTP/1.x: the socket): a
+   * streaming handler may write more (after an RPC_HTTP_REQUEST_ERR_FULL,
+   * say). */
   void (*on_writable)(rpc_http_request *request, void *arg);
 } rpc_http_request_hooks;
 
@@ -112,13 +114,14 @@ int rpc_http_request_write(rpc_http_request *request, const void *data,
                            size_t len);
 
 /* rpc_http_request_pending_bytes returns body bytes queued but not yet
- * taken by HTTP/2 flow control. */
+ * taken by HTTP/2 flow control (HTTP/1.x: written to the socket). */
 size_t rpc_http_request_pending_bytes(const rpc_http_request *request);
 
 /* rpc_http_request_finish ends the response after what is queued, with
  * trailers (copied; count 0: none), and releases the handler's reference.
- * Without a respond before, the stream is reset (INTERNAL_ERROR). After
- * cancellation it only releases. */
+ * Without a respond before, the stream is reset (INTERNAL_ERROR;
+ * HTTP/1.x: the connection is closed). After cancellation it only
+ * releases. */
 void rpc_http_request_finish(rpc_http_request *request,
                              const rpc_http_header *trailers, size_t count);
 

@@ -1,10 +1,13 @@
-/* http_request_internal.h: what the server's connection layer (server.c)
- * tells a request it gave to the protocol hook (rpc/http_request.h). The
- * request reaches its connection only through the rpc_stream_conn_ops it
- * is given (rpc/stream.h). Not for handlers. */
+/* http_request_internal.h: what a transport tells a request it gave to
+ * the protocol hook (rpc/http_request.h), and what a request asks of its
+ * transport. An HTTP/2 request (server_h2.c) reaches its connection only
+ * through the rpc_stream_conn_ops it is given (rpc/stream.h); a request
+ * on another transport (HTTP/1.1, rpc/http1.h) through the backend table
+ * it is made with. Not for handlers. */
 #ifndef JOBHUB_RPC_HTTP_REQUEST_INTERNAL_H
 #define JOBHUB_RPC_HTTP_REQUEST_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,8 +16,35 @@
 #include "rpc/loop_thread.h"
 #include "rpc/stream.h"
 
+/* What a transport other than HTTP/2 does for its requests. The public
+ * functions of rpc/http_request.h check the request's state (responded,
+ * finished, cancelled, the status range) and call these only for a
+ * request that is not cancelled, with its transport (see
+ * rpc_http_request_transport) still set. */
+typedef struct rpc_http_request_backend {
+  /* Sends or queues the response head. Returns 0 or an
+   * RPC_HTTP_REQUEST_ERR_ code. */
+  int (*respond)(rpc_http_request *request, int status,
+                 const rpc_http_header *headers, size_t count);
+  /* Queues body bytes (copied) within the output bounds. Returns 0 or an
+   * RPC_HTTP_REQUEST_ERR_ code (ERR_FULL: queued nothing). */
+  int (*write)(rpc_http_request *request, const void *data, size_t len);
+  /* Body bytes queued and not yet taken by the transport. */
+  size_t (*pending_bytes)(const rpc_http_request *request);
+  /* The handler's finish: ends the response with trailers (copied), or
+   * aborts it when it never responded. */
+  void (*finish)(rpc_http_request *request, const rpc_http_header *trailers,
+                 size_t count);
+  /* on_data refused the rest of the body: on_cancel follows. */
+  void (*refuse)(rpc_http_request *request);
+} rpc_http_request_backend;
+
 /* Where a request lives and what bounds its output. */
 typedef struct rpc_http_request_origin {
+  /* NULL for an HTTP/2 stream (the members below up to stream_id apply);
+   * otherwise the transport's table, and transport its pointer. */
+  const rpc_http_request_backend *backend; /* static */
+  void *transport;
   const rpc_stream_conn_ops *conn_ops; /* static */
   void *connection;
   nghttp2_session *session;
@@ -26,8 +56,21 @@ typedef struct rpc_http_request_origin {
   size_t max_connection_output_bytes;
 } rpc_http_request_origin;
 
-/* rpc_http_request_new makes the request for a stream whose headers are
- * complete, holding the stream's and the handler's references. headers
+/* rpc_http_request_output_fits tells whether len more body bytes fit the
+ * output bounds of rpc_http_request_write: pending queued for this
+ * request, connection_queued for its whole connection. */
+static inline bool
+rpc_http_request_output_fits(size_t pending, size_t connection_queued,
+                             size_t len, size_t max_stream_output_bytes,
+                             size_t max_connection_output_bytes) {
+  return !((pending > 0 && len > max_stream_output_bytes - pending) ||
+           len > max_connection_output_bytes ||
+           connection_queued > max_connection_output_bytes - len);
+}
+
+/* rpc_http_request_new makes the request for a stream (or a transport's
+ * request) whose headers are complete, holding the stream's (the
+ * transport's) and the handler's references. headers
  * holds count headers, each "name\0value\0" (rpc_http_request_add_header
  * writes them); its memory moves to the request, leaving headers empty.
  * Returns NULL when memory is exhausted (headers then unchanged). */
@@ -70,5 +113,20 @@ void rpc_http_request_on_stream_close(rpc_http_request *request);
 /* rpc_http_request_deliver_writable runs an owed on_writable after a
  * flush. */
 void rpc_http_request_deliver_writable(rpc_http_request *request);
+
+/* rpc_http_request_transport returns the transport pointer the request
+ * was made with, or NULL once rpc_http_request_on_transport_close ran. */
+void *rpc_http_request_transport(const rpc_http_request *request);
+
+/* rpc_http_request_drained tells the request that its transport took
+ * every queued body byte: on_writable is owed (when the handler has the
+ * hook), and delivered by rpc_http_request_deliver_writable. */
+void rpc_http_request_drained(rpc_http_request *request);
+
+/* rpc_http_request_on_transport_close runs when the transport is done
+ * with the request (the exchange ended, or the connection is gone): the
+ * handler gets on_cancel unless it finished, and the transport's
+ * reference is dropped: the request may be freed. */
+void rpc_http_request_on_transport_close(rpc_http_request *request);
 
 #endif

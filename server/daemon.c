@@ -20,6 +20,7 @@
 #include "jobhub/v1/series.rpc.h"
 #include "jobhub_descriptor_set.h"
 #include "rpc/health.h"
+#include "rpc/http1.h"
 #include "rpc/log.h"
 #include "rpc/loop_thread.h"
 #include "rpc/reflection.h"
@@ -251,6 +252,7 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
   rpc_loop_thread *shared_loop = NULL;
   auth_guard *guard = NULL;
   http_face *face = NULL;
+  rpc_http1_server *http1 = NULL;
   int data_lock = -1;
   store_health report = {NULL, NULL};
 
@@ -348,8 +350,17 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
       .cors_origin_count = config.cors_origins.count,
   };
   face = http_face_new(&face_options);
-  rpc_protocol_hook hook = {.http_request = http_face_serve, .user = face};
-  if (face == NULL || rpc_server_set_protocol_hook(server, &hook) != 0) {
+  /* One handler, the face, for HTTP/1.x (rpc/http1) and HTTP/2 alike. */
+  rpc_http1_options http1_options;
+  rpc_http1_options_default(&http1_options, &options);
+  http1 = face != NULL
+              ? rpc_http1_server_new(&http1_options, http_face_serve, face)
+              : NULL;
+  rpc_protocol_hook hook;
+  if (http1 != NULL) {
+    rpc_http1_protocol_hook(&hook, http1);
+  }
+  if (http1 == NULL || rpc_server_set_protocol_hook(server, &hook) != 0) {
     rpc_log(RPC_LOG_ERROR, "startup_failed", "error=\"out of memory\"");
     goto out;
   }
@@ -416,6 +427,7 @@ out:
     close(data_lock); /* after the store is closed */
   }
   rpc_server_free(server);
+  rpc_http1_server_free(http1); /* after the loops closed its connections */
   http_face_free(face);   /* after the loops that serve requests stopped */
   auth_guard_free(guard); /* after the loops that check calls stopped */
   rpc_loop_thread_free(shared_loop);

@@ -116,8 +116,9 @@ bool http_header_is_transport(const char *name) {
   return false;
 }
 
-int http_respond_whole(const http_exchange *exchange, int status,
-                       const char *content_type, const void *body, size_t len) {
+/* Answers at once and finishes the request. Returns 0 or -1. */
+static int answer_now(const http_exchange *exchange, int status,
+                      const char *content_type, const void *body, size_t len) {
   http_header_list list;
   http_header_list_init(&list);
   size_t count = 0;
@@ -137,6 +138,68 @@ int http_respond_whole(const http_exchange *exchange, int status,
   rpc_http_request_finish(exchange->request, NULL, 0);
   http_header_list_free(&list);
   return rv;
+}
+
+/* An answer waiting for the end of its request's body. */
+typedef struct waiting_answer {
+  http_exchange exchange;
+  int status;
+  const char *content_type; /* static */
+  rpc_buffer body;
+  size_t dropped; /* request body bytes */
+} waiting_answer;
+
+static void send_waiting(waiting_answer *answer) {
+  (void)answer_now(&answer->exchange, answer->status, answer->content_type,
+                   answer->body.data, answer->body.len);
+  rpc_buffer_free(&answer->body);
+  free(answer);
+}
+
+static int on_waiting_data(rpc_http_request *request, const uint8_t *data,
+                           size_t len, void *arg) {
+  (void)request;
+  (void)data;
+  waiting_answer *answer = arg;
+  answer->dropped += len;
+  if (answer->dropped > HTTP_DRAIN_BYTES_MAX) {
+    send_waiting(answer);
+  }
+  return 0;
+}
+
+static void on_waiting_end(rpc_http_request *request, void *arg) {
+  (void)request;
+  send_waiting(arg);
+}
+
+static void on_waiting_cancel(rpc_http_request *request, void *arg) {
+  waiting_answer *answer = arg;
+  rpc_http_request_finish(request, NULL, 0);
+  rpc_buffer_free(&answer->body);
+  free(answer);
+}
+
+int http_respond_whole(const http_exchange *exchange, int status,
+                       const char *content_type, const void *body, size_t len) {
+  waiting_answer *answer = calloc(1, sizeof(*answer));
+  if (answer == NULL) {
+    return answer_now(exchange, status, content_type, body, len);
+  }
+  *answer = (waiting_answer){
+      .exchange = *exchange, .status = status, .content_type = content_type};
+  rpc_buffer_init(&answer->body);
+  if (rpc_buffer_append(&answer->body, body, len) != 0) {
+    free(answer);
+    return answer_now(exchange, status, content_type, body, len);
+  }
+  static const rpc_http_request_hooks hooks = {
+      .on_data = on_waiting_data,
+      .on_end = on_waiting_end,
+      .on_cancel = on_waiting_cancel,
+  };
+  rpc_http_request_set_hooks(exchange->request, &hooks, answer);
+  return 0;
 }
 
 int http_respond_call(const http_exchange *exchange, int status,

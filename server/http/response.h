@@ -75,9 +75,17 @@ bool http_media_type_is(const char *value, const char *type);
  * every other header to the call as metadata. */
 bool http_header_is_transport(const char *name);
 
-/* http_respond_whole answers the exchange's request at once: status,
- * content-type (NULL: none), the extra headers, and body (len bytes), then
- * finishes it. Returns 0, or -1 (the request is finished anyway). */
+/* Request body bytes an answer given before the body ended drops while it
+ * waits for that end, at most: past them it goes out at once, and the
+ * request is reset after it (HTTP/2 RST_STREAM NO_ERROR, which some
+ * clients, curl among them, report as an error). */
+#define HTTP_DRAIN_BYTES_MAX (16u << 20)
+
+/* http_respond_whole answers the exchange's request, which it takes over
+ * (its hooks are replaced): status, content-type (static; NULL: none),
+ * the extra headers, and body (len bytes, copied), then finishes it. The
+ * answer goes once the request body has ended (see HTTP_DRAIN_BYTES_MAX).
+ * Returns 0, or -1 (the request is finished anyway). */
 int http_respond_whole(const http_exchange *exchange, int status,
                        const char *content_type, const void *body, size_t len);
 

@@ -409,12 +409,22 @@ def test_concurrent_unary_calls(server):
 
 # Transport.
 
-def test_http1_request_gets_a_clear_error(server):
+def test_http1_request_without_a_route_gets_a_clear_error(server):
+    """HTTP/1.1 reaches the HTTP face (rpc/http1): a path without a route
+    is a 404 with the JSON error body (test_protocol_hook.py checks the
+    transport's own 505 when no hook is set)."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        reply = s.recv(4096)
-    assert reply.startswith(b"HTTP/1.1 505")
-    assert b"HTTP/2" in reply
+        s.sendall(b"GET /nothing HTTP/1.1\r\nHost: x\r\n"
+                  b"Connection: close\r\n\r\n")
+        reply = b""
+        while True:
+            data = s.recv(4096)
+            if not data:
+                break
+            reply += data
+    assert reply.startswith(b"HTTP/1.1 404"), reply
+    assert b"content-type: application/json" in reply.lower()
+    assert b'"message":"no route for GET /nothing"' in reply
 
 
 def test_sigterm_drains_in_flight_calls_and_refuses_new_ones(fresh_server):

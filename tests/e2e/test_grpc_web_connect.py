@@ -324,6 +324,12 @@ def test_no_route_is_404_json(http_version, hub):
     assert answer.status == 404
     assert answer.json() == {"code": 5, "message": "no route for GET /x",
                              "details": []}
+    # With a body still arriving: the answer waits for its end, so curl
+    # sees the whole answer and no reset.
+    posted = curl(http_version, "http://%s/y?z=1" % hub.address,
+                  "-H", "content-type: text/plain", body=b"b" * 300000)
+    assert posted.status == 404
+    assert posted.json()["message"] == "no route for POST /y"
 
 
 # curl: gRPC-Web, binary and text.
@@ -669,3 +675,16 @@ def test_clients_that_leave_cancel_their_calls(http_version, server,
         assert result.returncode == 28, result.stderr  # it gave up
     wait_until(lambda: cancel_count(channel) >= before + 6, 10,
                "six cancelled calls")
+
+
+def test_grpc_web_deadline_and_server_stream(http_version, server):
+    _, messages, status = grpc_web_call(
+        http_version, server, "jobhub.test.Echo/Unary",
+        echo_request(message="slow", delay_ms=5000),
+        headers=["grpc-timeout: 200m"])
+    assert status["grpc-status"] == "4" and messages == [], status
+    _, messages, status = grpc_web_call(
+        http_version, server, "jobhub.test.Echo/ServerStream",
+        echo_request(message="s", repeat=3), text=True)
+    assert status["grpc-status"] == "0", status
+    assert [echo_response(m).index for m in messages] == [0, 1, 2]

@@ -1,9 +1,9 @@
 /* echo_protocol_hook.c: the test server's protocol hook (see the header):
- * the smallest HTTP/1.x responder over rpc_socket, and an HTTP/2 request
- * handler that reads the body and answers with what it saw. */
+ * rpc/http1 for HTTP/1.x, and one request handler for HTTP/1.x and
+ * HTTP/2 requests that are not gRPC. */
 #include "echo_protocol_hook.h"
 
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,262 +11,250 @@
 #include <ev.h>
 
 #include "rpc/buffer.h"
+#include "rpc/http1.h"
 
-/* HTTP/1.x. */
+#define STREAM_INTERVAL 0.05 /* s between /stream/N lines */
 
-typedef struct http1_connection {
-  rpc_socket socket;
-  struct ev_loop *loop;
-  ev_io watcher;
-  rpc_buffer in;
-  rpc_buffer out; /* the answer, from out_offset */
-  size_t out_offset;
-  struct http1_connection *prev, *next;
-} http1_connection;
+static atomic_ulong cancels;
 
-/* Connections of every loop; each is only touched on its own loop. */
-static pthread_mutex_t connections_lock = PTHREAD_MUTEX_INITIALIZER;
-static http1_connection *connections;
+typedef struct exchange {
+  rpc_http_request *request;
+  size_t body_bytes;
+  rpc_buffer body;      /* /echo: the body, to answer with */
+  size_t bytes_to_send; /* /big/N: zero bytes still to write */
+  unsigned lines_sent;  /* /stream/N */
+  unsigned lines_to_send;
+  ev_timer timer; /* /stream/N: the next line */
+} exchange;
 
-static void http1_close(http1_connection *c) {
-  ev_io_stop(c->loop, &c->watcher);
-  pthread_mutex_lock(&connections_lock);
-  if (c->prev != NULL) {
-    c->prev->next = c->next;
-  } else {
-    connections = c->next;
-  }
-  if (c->next != NULL) {
-    c->next->prev = c->prev;
-  }
-  pthread_mutex_unlock(&connections_lock);
-  rpc_socket_close(&c->socket);
-  rpc_buffer_free(&c->in);
-  rpc_buffer_free(&c->out);
-  free(c);
+static const rpc_http_header hook_header = {"x-hook", "yes"};
+
+static void done(exchange *x, const rpc_http_header *trailers, size_t count) {
+  ev_timer_stop(rpc_http_request_loop(x->request), &x->timer);
+  rpc_http_request_finish(x->request, trailers, count);
+  rpc_buffer_free(&x->body);
+  free(x);
 }
 
-/* Waits for the event the socket needs next. */
-static void http1_wait(http1_connection *c, bool for_write) {
-  ev_io_stop(c->loop, &c->watcher);
-  ev_io_set(&c->watcher, c->socket.fd, for_write ? EV_WRITE : EV_READ);
-  ev_io_start(c->loop, &c->watcher);
+/* Whether the request's path, without the query, is path. */
+static bool path_is(rpc_http_request *request, const char *path) {
+  const char *have = rpc_http_request_header(request, ":path");
+  size_t len = strlen(path);
+  return have != NULL && strncmp(have, path, len) == 0 &&
+         (have[len] == '\0' || have[len] == '?');
 }
 
-/* Makes the answer once the request head is complete. Returns 0, or -1
- * (no memory). */
-static int http1_answer(http1_connection *c) {
-  const char *line = (const char *)c->in.data;
-  const char *end = memchr(line, '\r', c->in.len);
-  char body[300];
-  snprintf(body, sizeof(body), "http1 hook: %.*s\n",
-           (int)(end != NULL ? end - line : 0), line);
-  /* "GET /x HTTP/1.1" -> "GET /x" */
-  char *version = strstr(body, " HTTP/");
-  if (version != NULL) {
-    strcpy(version, "\n");
-  }
-  char head[200];
-  int head_len = snprintf(head, sizeof(head),
-                          "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                          "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                          strlen(body));
-  return rpc_buffer_append(&c->out, head, (size_t)head_len) == 0 &&
-                 rpc_buffer_append(&c->out, body, strlen(body)) == 0
-             ? 0
-             : -1;
+static const char *path_after(rpc_http_request *request, const char *prefix) {
+  const char *have = rpc_http_request_header(request, ":path");
+  return have != NULL && strncmp(have, prefix, strlen(prefix)) == 0
+             ? have + strlen(prefix)
+             : NULL;
 }
 
-/* Reads until the request head is complete, then writes the answer and
- * closes. Returns 0 while going on, -1 when c was closed. */
-static int http1_progress(http1_connection *c) {
-  while (c->out.len == 0) {
-    if (c->in.len >= 4 && memmem(c->in.data, c->in.len, "\r\n\r\n", 4)) {
-      if (http1_answer(c) != 0) {
-        http1_close(c);
-        return -1;
-      }
-      break;
-    }
-    uint8_t chunk[4096];
-    ssize_t n = rpc_socket_read(&c->socket, chunk, sizeof(chunk));
-    if (n == RPC_SOCKET_AGAIN) {
-      http1_wait(c, c->socket.want_write);
-      return 0;
-    }
-    if (n <= 0 || c->in.len > 65536 ||
-        rpc_buffer_append(&c->in, chunk, (size_t)n) != 0) {
-      http1_close(c);
-      return -1;
-    }
-  }
-  while (c->out_offset < c->out.len) {
-    ssize_t n = rpc_socket_write(&c->socket, c->out.data + c->out_offset,
-                                 c->out.len - c->out_offset);
-    if (n == RPC_SOCKET_AGAIN) {
-      http1_wait(c, c->socket.want_write);
-      return 0;
-    }
-    if (n < 0) {
-      break;
-    }
-    c->out_offset += (size_t)n;
-  }
-  http1_close(c);
-  return -1;
-}
-
-static void on_http1_io(struct ev_loop *loop, ev_io *watcher, int events) {
-  (void)loop;
-  (void)events;
-  (void)http1_progress(watcher->data);
-}
-
-static int http1_accept(void *user, const rpc_http1_handoff *handoff) {
-  (void)user;
-  http1_connection *c = calloc(1, sizeof(*c));
-  if (c == NULL) {
+static int on_data(rpc_http_request *request, const uint8_t *data, size_t len,
+                   void *arg) {
+  exchange *x = arg;
+  x->body_bytes += len;
+  if (path_is(request, "/refuse")) {
     return -1;
   }
-  rpc_buffer_init(&c->in);
-  rpc_buffer_init(&c->out);
-  if (handoff->preread_len > 0 &&
-      rpc_buffer_append(&c->in, handoff->preread, handoff->preread_len) != 0) {
-    free(c);
-    return -1;
+  if (path_is(request, "/echo")) {
+    return rpc_buffer_append(&x->body, data, len);
   }
-  c->socket = handoff->socket;
-  c->loop = handoff->loop;
-  ev_io_init(&c->watcher, on_http1_io, c->socket.fd, EV_READ);
-  c->watcher.data = c;
-  pthread_mutex_lock(&connections_lock);
-  c->next = connections;
-  if (connections != NULL) {
-    connections->prev = c;
-  }
-  connections = c;
-  pthread_mutex_unlock(&connections_lock);
-  (void)http1_progress(c); /* the head may have come whole */
   return 0;
 }
 
-static void http1_close_loop(void *user, struct ev_loop *loop) {
-  (void)user;
-  for (;;) {
-    pthread_mutex_lock(&connections_lock);
-    http1_connection *found = connections;
-    while (found != NULL && found->loop != loop) {
-      found = found->next;
-    }
-    pthread_mutex_unlock(&connections_lock);
-    if (found == NULL) {
-      return;
-    }
-    http1_close(found);
+/* Answers 200 with body (len bytes), with content-length or without. */
+static void answer(exchange *x, const void *body, size_t len,
+                   bool with_length) {
+  char length[24];
+  snprintf(length, sizeof(length), "%zu", len);
+  const rpc_http_header headers[] = {
+      hook_header, {"content-type", "text/plain"}, {"content-length", length}};
+  if (rpc_http_request_respond(x->request, 200, headers, with_length ? 3 : 2) ==
+          0 &&
+      len > 0) {
+    (void)rpc_http_request_write(x->request, body, len);
   }
-}
-
-/* HTTP/2 requests that are not gRPC. */
-
-typedef struct http2_exchange {
-  size_t body_bytes;
-  size_t bytes_to_send; /* /big/N: zero bytes still to write */
-} http2_exchange;
-
-static void http2_done(rpc_http_request *request, http2_exchange *exchange,
-                       const rpc_http_header *trailers, size_t count) {
-  rpc_http_request_finish(request, trailers, count);
-  free(exchange);
-}
-
-static int on_http2_data(rpc_http_request *request, const uint8_t *data,
-                         size_t len, void *arg) {
-  (void)data;
-  http2_exchange *exchange = arg;
-  exchange->body_bytes += len;
-  const char *path = rpc_http_request_header(request, ":path");
-  return path != NULL && strcmp(path, "/refuse") == 0 ? -1 : 0;
 }
 
 /* Writes what is left of a /big/N answer until the queue is full; the
  * rest follows from on_writable. */
-static void send_big(rpc_http_request *request, http2_exchange *exchange) {
+static void send_big(exchange *x) {
   static const uint8_t chunk[65536];
-  while (exchange->bytes_to_send > 0) {
-    size_t n = exchange->bytes_to_send < sizeof(chunk) ? exchange->bytes_to_send
-                                                       : sizeof(chunk);
-    int rv = rpc_http_request_write(request, chunk, n);
+  while (x->bytes_to_send > 0) {
+    size_t n =
+        x->bytes_to_send < sizeof(chunk) ? x->bytes_to_send : sizeof(chunk);
+    int rv = rpc_http_request_write(x->request, chunk, n);
     if (rv == RPC_HTTP_REQUEST_ERR_FULL) {
       return;
     }
     if (rv != 0) {
       break;
     }
-    exchange->bytes_to_send -= n;
+    x->bytes_to_send -= n;
   }
-  http2_done(request, exchange, NULL, 0);
+  done(x, NULL, 0);
 }
 
-static void on_http2_writable(rpc_http_request *request, void *arg) {
-  send_big(request, arg);
+static void on_writable(rpc_http_request *request, void *arg) {
+  (void)request;
+  exchange *x = arg;
+  if (x->bytes_to_send > 0) {
+    send_big(x);
+  }
 }
 
-static void on_http2_end(rpc_http_request *request, void *arg) {
-  const char *method = rpc_http_request_header(request, ":method");
-  const char *path = rpc_http_request_header(request, ":path");
-  const char *type = rpc_http_request_header(request, "content-type");
-  if (path != NULL && strncmp(path, "/big/", 5) == 0) {
-    http2_exchange *exchange = arg;
-    exchange->bytes_to_send = strtoull(path + 5, NULL, 10);
+static void on_stream_timer(struct ev_loop *loop, ev_timer *timer, int events) {
+  (void)loop;
+  (void)events;
+  exchange *x = timer->data;
+  char line[32];
+  int len = snprintf(line, sizeof(line), "chunk %u\n", x->lines_sent++);
+  if (rpc_http_request_write(x->request, line, (size_t)len) != 0 ||
+      x->lines_sent >= x->lines_to_send) {
+    done(x, NULL, 0);
+  }
+}
+
+/* The request headers, one "name: value\n" line each. */
+static void answer_headers(exchange *x) {
+  rpc_buffer lines;
+  rpc_buffer_init(&lines);
+  const char *name, *value;
+  for (size_t i = 0;
+       rpc_http_request_header_at(x->request, i, &name, &value) == 0; i++) {
+    if (rpc_buffer_append(&lines, name, strlen(name)) != 0 ||
+        rpc_buffer_append(&lines, ": ", 2) != 0 ||
+        rpc_buffer_append(&lines, value, strlen(value)) != 0 ||
+        rpc_buffer_append(&lines, "\n", 1) != 0) {
+      break;
+    }
+  }
+  answer(x, lines.data, lines.len, true);
+  rpc_buffer_free(&lines);
+}
+
+static void on_end(rpc_http_request *request, void *arg) {
+  exchange *x = arg;
+  const char *rest;
+  if ((rest = path_after(request, "/big/")) != NULL) {
+    x->bytes_to_send = strtoull(rest, NULL, 10);
     const rpc_http_header binary[] = {
-        {"content-type", "application/octet-stream"}};
-    if (rpc_http_request_respond(request, 200, binary, 1) != 0) {
-      http2_done(request, exchange, NULL, 0);
+        hook_header, {"content-type", "application/octet-stream"}};
+    if (rpc_http_request_respond(request, 200, binary, 2) != 0) {
+      done(x, NULL, 0);
       return;
     }
-    send_big(request, exchange);
+    send_big(x);
     return;
   }
-  char body[600];
-  snprintf(body, sizeof(body),
-           "http2 hook: %.100s %.300s content-type=%.100s body=%zu\n",
-           method != NULL ? method : "-", path != NULL ? path : "-",
-           type != NULL ? type : "-", ((http2_exchange *)arg)->body_bytes);
-  const rpc_http_header headers[] = {{"content-type", "text/plain"},
-                                     {"x-hook", "http2"}};
-  static const rpc_http_header trailers[] = {{"x-hook-trailer", "done"}};
-  bool with_trailers = path != NULL && strcmp(path, "/trailers") == 0;
-  if (rpc_http_request_respond(request, 200, headers, 2) == 0) {
-    (void)rpc_http_request_write(request, body, strlen(body));
+  if ((rest = path_after(request, "/stream/")) != NULL) {
+    x->lines_to_send = (unsigned)strtoul(rest, NULL, 10);
+    answer(x, NULL, 0, false);
+    if (x->lines_to_send == 0) {
+      done(x, NULL, 0);
+      return;
+    }
+    ev_timer_set(&x->timer, STREAM_INTERVAL, STREAM_INTERVAL);
+    ev_timer_start(rpc_http_request_loop(request), &x->timer);
+    return;
   }
-  http2_done(request, arg, trailers, with_trailers ? 1 : 0);
+  char text[600];
+  if (path_is(request, "/echo")) {
+    answer(x, x->body.data, x->body.len, true);
+  } else if (path_is(request, "/headers")) {
+    answer_headers(x);
+  } else if (path_is(request, "/cancels")) {
+    snprintf(text, sizeof(text), "%lu\n", atomic_load(&cancels));
+    answer(x, text, strlen(text), true);
+  } else {
+    const char *method = rpc_http_request_header(request, ":method");
+    const char *path = rpc_http_request_header(request, ":path");
+    const char *type = rpc_http_request_header(request, "content-type");
+    snprintf(text, sizeof(text),
+             "hook: %.100s %.300s content-type=%.100s body=%zu\n",
+             method != NULL ? method : "-", path != NULL ? path : "-",
+             type != NULL ? type : "-", x->body_bytes);
+    bool with_trailers = path_is(request, "/trailers");
+    answer(x, text, strlen(text), !with_trailers);
+    static const rpc_http_header trailers[] = {{"x-hook-trailer", "done"}};
+    done(x, trailers, with_trailers ? 1 : 0);
+    return;
+  }
+  done(x, NULL, 0);
 }
 
-static void on_http2_cancel(rpc_http_request *request, void *arg) {
-  http2_done(request, arg, NULL, 0);
+static void on_cancel(rpc_http_request *request, void *arg) {
+  (void)request;
+  atomic_fetch_add(&cancels, 1);
+  done(arg, NULL, 0);
 }
 
-static void on_http2_request(void *user, rpc_http_request *request) {
+/* /early: the whole answer before the body has come. */
+static void answer_early(rpc_http_request *request) {
+  const rpc_http_header headers[] = {
+      hook_header, {"content-type", "text/plain"}, {"content-length", "6"}};
+  if (rpc_http_request_respond(request, 200, headers, 3) == 0) {
+    (void)rpc_http_request_write(request, "early\n", 6);
+  }
+  rpc_http_request_finish(request, NULL, 0);
+}
+
+void echo_protocol_hook_request(void *user, rpc_http_request *request) {
   (void)user;
-  http2_exchange *exchange = calloc(1, sizeof(*exchange));
-  if (exchange == NULL) {
+  if (path_is(request, "/early")) {
+    answer_early(request);
+    return;
+  }
+  exchange *x = calloc(1, sizeof(*x));
+  if (x == NULL) {
     rpc_http_request_finish(request, NULL, 0); /* reset: no answer */
     return;
   }
+  x->request = request;
+  rpc_buffer_init(&x->body);
+  ev_timer_init(&x->timer, on_stream_timer, 0., 0.);
+  x->timer.data = x;
   static const rpc_http_request_hooks hooks = {
-      .on_data = on_http2_data,
-      .on_end = on_http2_end,
-      .on_cancel = on_http2_cancel,
-      .on_writable = on_http2_writable,
+      .on_data = on_data,
+      .on_end = on_end,
+      .on_cancel = on_cancel,
+      .on_writable = on_writable,
   };
-  rpc_http_request_set_hooks(request, &hooks, exchange);
+  rpc_http_request_set_hooks(request, &hooks, x);
 }
 
+/* A number from the environment, or fallback. */
+static double setting(const char *name, double fallback) {
+  const char *text = getenv(name);
+  return text != NULL && *text != '\0' ? strtod(text, NULL) : fallback;
+}
+
+/* The HTTP/1.x server: the hook's user until the process ends (the
+ * server is shut down and freed when main returns). */
+static rpc_http1_server *http1;
+
+static void free_http1(void) { rpc_http1_server_free(http1); }
+
 int echo_protocol_hook_install(rpc_server *server) {
-  static const rpc_protocol_hook hook = {
-      .http1_accept = http1_accept,
-      .http1_close_loop = http1_close_loop,
-      .http_request = on_http2_request,
-  };
+  rpc_server_options defaults;
+  rpc_server_options_default(&defaults);
+  rpc_http1_options options;
+  rpc_http1_options_default(&options, &defaults);
+  options.header_timeout =
+      setting("JOBHUB_TEST_HTTP1_HEADER_TIMEOUT", options.header_timeout);
+  options.idle_timeout =
+      setting("JOBHUB_TEST_HTTP1_IDLE_TIMEOUT", options.idle_timeout);
+  options.max_body_bytes = (size_t)setting("JOBHUB_TEST_HTTP1_MAX_BODY",
+                                           (double)options.max_body_bytes);
+  options.max_header_bytes = (size_t)setting("JOBHUB_TEST_HTTP1_MAX_HEADER",
+                                             (double)options.max_header_bytes);
+  http1 = rpc_http1_server_new(&options, echo_protocol_hook_request, NULL);
+  if (http1 == NULL || atexit(free_http1) != 0) {
+    return -1;
+  }
+  rpc_protocol_hook hook;
+  rpc_http1_protocol_hook(&hook, http1);
   return rpc_server_set_protocol_hook(server, &hook);
 }

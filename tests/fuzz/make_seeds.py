@@ -26,10 +26,11 @@ def literal(name, value):  # HPACK literal without indexing, new name
     return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
 
 
-def headers(stream, path, extra=(), end_stream=False):
+def headers(stream, path, extra=(), end_stream=False,
+            content_type="application/grpc", method="POST"):
     block = b"".join(literal(n, v) for n, v in [
-        (":method", "POST"), (":scheme", "http"), (":path", path),
-        (":authority", "fuzz"), ("content-type", "application/grpc"),
+        (":method", method), (":scheme", "http"), (":path", path),
+        (":authority", "fuzz"), ("content-type", content_type),
         ("te", "trailers")] + list(extra))
     return frame(1, 0x4 | (0x1 if end_stream else 0), stream, block)
 
@@ -142,6 +143,37 @@ hub_seeds = {
     "unimplemented_deep": headers(1, "/jobhub.v1.Hub/UpdateSettings")
         + data(1, message(field(1, nested_struct(40)))),
 }
+# The HTTP face: gRPC-Web (binary, text), Connect (unary JSON and proto,
+# streams of JSON and proto envelopes), a CORS preflight, no route.
+WEB, WEB_TEXT = "application/grpc-web+proto", "application/grpc-web-text"
+face_seeds = {
+    "grpc_web": headers(1, ECHO + "Unary", content_type=WEB,
+                        extra=[("x-echo-a", "1")])
+        + data(1, message(field(1, b"hi") + field(7, 1))),
+    "grpc_web_text": headers(1, JOBS + "Get", content_type=WEB_TEXT)
+        + data(1, b"AAAAAAMKATE=", end_stream=False) + data(1, b""),
+    "connect_json": headers(1, JOBS + "Submit",
+                            content_type="application/json",
+                            extra=[("connect-timeout-ms", "5000")])
+        + data(1, b'{"poolId":1,"jobTypeId":1,"config":{"moduleParams":'
+                  b'{"a":[1,{"b":null}]}}}'),
+    "connect_proto": headers(1, JOBS + "Get",
+                             content_type="application/proto")
+        + data(1, field(1, b"1")),
+    "connect_json_stream": headers(1, ECHO + "Bidi",
+                                   content_type="application/connect+json")
+        + data(1, message(b'{"message":"a"}'), end_stream=False)
+        + data(1, message(b'{"message":"b","repeat":2}')),
+    "connect_proto_stream": headers(1, ECHO + "ServerStream",
+                                    content_type="application/connect+proto")
+        + data(1, message(field(1, b"s") + field(3, 3))),
+    "preflight": headers(1, JOBS + "Get", method="OPTIONS", end_stream=True,
+                         content_type="text/plain",
+                         extra=[("origin", "https://app.example"),
+                                ("access-control-request-method", "POST")]),
+    "no_route": headers(1, "/jobs/1", method="GET", end_stream=True,
+                        content_type="application/json"),
+}
 raw_seeds = {
     "http1_get": b"GET / HTTP/1.1\r\nHost: fuzz\r\n\r\n",
     "http1_post": b"POST /jobhub.v1.Jobs/Submit HTTP/1.1\r\nHost: fuzz\r\n"
@@ -163,7 +195,8 @@ def write(name, mode, body):
         f.write(bytes([mode]) + body)
 
 
-for name, body in list(seeds.items()) + list(hub_seeds.items()):
+for name, body in (list(seeds.items()) + list(hub_seeds.items())
+                   + list(face_seeds.items())):
     write(name, MODE_H2, SETTINGS + body)
 for name in ("unary", "submit_get_list", "connect"):
     body = seeds.get(name) or hub_seeds[name]
