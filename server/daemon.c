@@ -68,6 +68,9 @@ static int write_port_file(const char *path, unsigned port) {
   return rv == 0 ? rename(temp, path) : -1;
 }
 
+/* Room beyond two messages in an HTTP/1.1 body: framing and envelopes. */
+#define HTTP1_BODY_SLACK_BYTES 65536
+
 /* The server's authorization hook: the guard decides (server/auth.h). */
 static rpc_status_code authorize_call(void *user,
                                       const rpc_auth_request *request,
@@ -348,11 +351,19 @@ int jobhubd_main(int argc, char **argv, jobhubd_add_services_fn extra,
       .pool = pool,
       .cors_origins = (const char *const *)config.cors_origins.values,
       .cors_origin_count = config.cors_origins.count,
+      .legacy_pool = config.legacy_pool,
+      .legacy_job_type = config.legacy_job_type,
   };
   face = http_face_new(&face_options);
   /* One handler, the face, for HTTP/1.x (rpc/http1) and HTTP/2 alike. */
   rpc_http1_options http1_options;
   rpc_http1_options_default(&http1_options, &options);
+  /* The protocols bound each message themselves, with their own errors
+   * (JSON's 413, Connect's resource_exhausted); HTTP/1.1's own 413 only
+   * guards what no message limit could pass: base64 (gRPC-Web-text) and
+   * JSON make a message's body larger than the message. */
+  http1_options.max_body_bytes =
+      2 * options.max_receive_message_bytes + HTTP1_BODY_SLACK_BYTES;
   http1 = face != NULL
               ? rpc_http1_server_new(&http1_options, http_face_serve, face)
               : NULL;

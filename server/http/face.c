@@ -8,6 +8,7 @@
 
 #include "server/http/connect.h"
 #include "server/http/grpc_web.h"
+#include "server/http/legacy.h"
 #include "server/http/response.h"
 #include "server/http/route_rules.h"
 #include "server/http/transcode.h"
@@ -35,6 +36,7 @@ struct http_face {
   char **cors_origins;
   size_t cors_origin_count;
   http_route_table *routes; /* NULL until http_face_load_routes */
+  legacy_target legacy;     /* --legacy-pool, --legacy-job-type */
 };
 
 http_face *http_face_new(const http_face_options *options) {
@@ -44,6 +46,8 @@ http_face *http_face_new(const http_face_options *options) {
   }
   face->server = options->server;
   face->pool = options->pool;
+  face->legacy =
+      (legacy_target){options->legacy_pool, options->legacy_job_type};
   if (options->cors_origin_count > 0) {
     face->cors_origins =
         calloc(options->cors_origin_count, sizeof(*face->cors_origins));
@@ -111,21 +115,6 @@ static bool path_names_rpc(const char *path) {
          slash[1] != '\0' && strchr(slash + 1, '/') == NULL;
 }
 
-/* Answers with the JSON error body (http_json_error_body). */
-static void respond_json_error(const http_exchange *exchange, int http_status,
-                               rpc_status_code code, const char *message) {
-  rpc_buffer body;
-  rpc_buffer_init(&body);
-  if (http_json_error_body((int)code, message, &body) == 0) {
-    (void)http_respond_whole(exchange, http_status, "application/json",
-                             body.data, body.len);
-  } else {
-    (void)http_respond_whole(exchange, 500, "text/plain; charset=utf-8",
-                             "out of memory\n", 14);
-  }
-  rpc_buffer_free(&body);
-}
-
 /* A CORS preflight (OPTIONS with Origin and
  * Access-Control-Request-Method): 204 with what the origin may do. */
 static void answer_preflight(const http_face *face,
@@ -134,7 +123,8 @@ static void answer_preflight(const http_face *face,
   if (!http_face_allows_origin(face, origin)) {
     char message[PATH_TEXT_SIZE];
     snprintf(message, sizeof(message), "origin %.400s is not allowed", origin);
-    respond_json_error(exchange, 403, RPC_STATUS_PERMISSION_DENIED, message);
+    http_respond_json_error(exchange, 403, RPC_STATUS_PERMISSION_DENIED,
+                            message);
     return;
   }
   const char *asked = rpc_http_request_header(exchange->request,
@@ -207,16 +197,31 @@ static void serve_route(const http_face *face, const http_exchange *exchange,
       face->routes, method, target, path_len, bindings, &match);
   char path[PATH_TEXT_SIZE];
   snprintf(path, sizeof(path), "%.*s", (int)path_len, target);
-  if (outcome == HTTP_ROUTE_FOUND) {
-    const char *query = target[path_len] == '?' ? target + path_len + 1 : NULL;
-    transcode_serve(exchange, match.route, bindings, match.binding_count,
-                    query);
+  legacy_path which;
+  const char *table;
+  size_t table_len;
+  const char *query = target[path_len] == '?' ? target + path_len + 1 : NULL;
+  if (legacy_path_of(method, target, path_len, &which, &table, &table_len)) {
+    legacy_serve(exchange, which, table, table_len, query, &face->legacy);
+  } else if (outcome == HTTP_ROUTE_FOUND) {
+    /* The Jobs API's POST /jobs takes its own bodies (transcode.h). */
+    legacy_target submit;
+    char err[128];
+    bool jobs_api = strcmp(method, "POST") == 0 &&
+                    (strcmp(path, "/jobs") == 0 || strcmp(path, "/jobs/") == 0);
+    if (jobs_api && legacy_read_target(query, &face->legacy, &submit, err,
+                                       sizeof(err)) != 0) {
+      http_respond_json_error(exchange, 400, RPC_STATUS_INVALID_ARGUMENT, err);
+      return;
+    }
+    transcode_serve(exchange, match.route, bindings, match.binding_count, query,
+                    jobs_api ? &submit : NULL);
   } else if (outcome == HTTP_ROUTE_METHOD_NOT_ALLOWED) {
     refuse_method(exchange, method, path, &match);
   } else {
     char message[PATH_TEXT_SIZE + 64];
     snprintf(message, sizeof(message), "no route for %.16s %s", method, path);
-    respond_json_error(exchange, 404, RPC_STATUS_NOT_FOUND, message);
+    http_respond_json_error(exchange, 404, RPC_STATUS_NOT_FOUND, message);
   }
 }
 
@@ -252,11 +257,11 @@ void http_face_serve(void *user, rpc_http_request *request) {
   grpc_web_kind web = grpc_web_kind_of(content_type);
   if (web != GRPC_WEB_NONE) {
     if (!post) {
-      respond_json_error(&exchange, 405, RPC_STATUS_UNIMPLEMENTED,
-                         "gRPC-Web requires POST");
+      http_respond_json_error(&exchange, 405, RPC_STATUS_UNIMPLEMENTED,
+                              "gRPC-Web requires POST");
     } else if (web == GRPC_WEB_OTHER) {
-      respond_json_error(&exchange, 415, RPC_STATUS_UNIMPLEMENTED,
-                         "gRPC-Web is served with protobuf messages only");
+      http_respond_json_error(&exchange, 415, RPC_STATUS_UNIMPLEMENTED,
+                              "gRPC-Web is served with protobuf messages only");
     } else {
       grpc_web_serve(&exchange, path, web);
     }
@@ -273,5 +278,5 @@ void http_face_serve(void *user, rpc_http_request *request) {
   }
   char message[PATH_TEXT_SIZE + 64];
   snprintf(message, sizeof(message), "no route for %.16s %s", method, path);
-  respond_json_error(&exchange, 404, RPC_STATUS_NOT_FOUND, message);
+  http_respond_json_error(&exchange, 404, RPC_STATUS_NOT_FOUND, message);
 }

@@ -2,13 +2,14 @@
  * face, auth, browsers, operations"): the protocol hook's http_request
  * (rpc/protocol_hook.h) sends each request, by content-type and path, to
  * gRPC-Web (grpc_web.h), Connect (connect.h) or JSON transcoding
- * (transcode.h, by the route table of route_rules.h), and answers CORS for the configured origins. Everything
- * else gets 404 with the JSON error body. */
+ * (transcode.h, by the route table of route_rules.h), and answers CORS for the
+ * configured origins. Everything else gets 404 with the JSON error body. */
 #ifndef JOBHUB_SERVER_HTTP_FACE_H
 #define JOBHUB_SERVER_HTTP_FACE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rpc/descriptor_pool.h"
 #include "rpc/http_request.h"
@@ -23,6 +24,10 @@ typedef struct http_face_options {
    * "https://app.example.com", or "*" for any. None: no CORS headers. */
   const char *const *cors_origins;
   size_t cors_origin_count;
+  /* The pool and job type of the legacy paths without ?pool=&jobType=
+   * (legacy.h). */
+  uint32_t legacy_pool;
+  uint32_t legacy_job_type;
 } http_face_options;
 
 /* http_face_new makes the face. Returns NULL when memory is exhausted. */

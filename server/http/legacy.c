@@ -26,13 +26,13 @@ typedef struct legacy {
   legacy_target target;
   char client[LEGACY_TEXT_MAX + 1];
   char table[LEGACY_TEXT_MAX + 1];
-  bool too_large;  /* the body went past the limit: 413 */
-  bool no_work;    /* getWork found no queued job: 410 */
-  bool responded;  /* the answer's headers went out */
+  bool too_large;    /* the body went past the limit: 413 */
+  bool no_work;      /* getWork found no queued job: 410 */
+  bool responded;    /* the answer's headers went out */
   bool answer_ready; /* out holds the answer (a write came back FULL) */
-  rpc_buffer body; /* the request body */
-  rpc_buffer out;  /* the answer */
-  char error[256]; /* why the answer has no JSON form: INTERNAL */
+  rpc_buffer body;   /* the request body */
+  rpc_buffer out;    /* the answer */
+  char error[256];   /* why the answer has no JSON form: INTERNAL */
 } legacy;
 
 static const char *const rpc_paths[] = {
@@ -321,8 +321,10 @@ static int finish(rpc_bridge *bridge, void *arg, const rpc_bridge_end *end) {
     status = rpc_status_to_http(code);
   } else if (code == RPC_STATUS_OK && l->no_work) {
     code = RPC_STATUS_NOT_FOUND;
-    snprintf(text, sizeof(text), "no more work: no job of pool %u, job type "
-             "%u is queued", l->target.pool_id, l->target.job_type_id);
+    snprintf(text, sizeof(text),
+             "no more work: no job of pool %u, job type "
+             "%u is queued",
+             l->target.pool_id, l->target.job_type_id);
     message = text;
     status = HTTP_GONE;
   } else if (code != RPC_STATUS_OK) {
@@ -337,8 +339,7 @@ static int finish(rpc_bridge *bridge, void *arg, const rpc_bridge_end *end) {
              : RPC_HTTP_REQUEST_ERR_NOMEM;
     if (rv == 0) {
       l->responded = true;
-      rv = rpc_http_request_write(l->exchange.request, l->out.data,
-                                  l->out.len);
+      rv = rpc_http_request_write(l->exchange.request, l->out.data, l->out.len);
     }
   }
   if (rv == RPC_HTTP_REQUEST_ERR_FULL) {
@@ -364,29 +365,13 @@ static const rpc_bridge_codec codec = {
     .free = legacy_free,
 };
 
-/* Answers at once, before any call: status and the JSON error body (a
- * 401 says how to authenticate, as every 401 of the face does). */
-static void refuse(const http_exchange *exchange, int status,
-                   rpc_status_code code, const char *message) {
-  rpc_buffer body;
-  rpc_buffer_init(&body);
-  rpc_metadata none;
-  rpc_metadata_init(&none);
-  if (http_json_error_body((int)code, message, &body) == 0 &&
-      http_respond_call(exchange, status, "application/json", &none, NULL,
-                        NULL) == 0) {
-    (void)rpc_http_request_write(exchange->request, body.data, body.len);
-  }
-  rpc_http_request_finish(exchange->request, NULL, 0);
-  rpc_buffer_free(&body);
-}
-
 void legacy_serve(const http_exchange *exchange, legacy_path which,
                   const char *table, size_t table_len, const char *query,
                   const legacy_target *defaults) {
   legacy *l = calloc(1, sizeof(*l));
   if (l == NULL) {
-    refuse(exchange, 500, RPC_STATUS_INTERNAL, "out of memory");
+    http_respond_json_error(exchange, 500, RPC_STATUS_INTERNAL,
+                            "out of memory");
     return;
   }
   *l = (legacy){.exchange = *exchange, .which = which};
@@ -396,25 +381,27 @@ void legacy_serve(const http_exchange *exchange, legacy_path which,
   size_t len = 0;
   int client = query_value(query, "client", l->client, sizeof(l->client));
   if (client <= 0 || l->client[0] == '\0') {
-    refuse(exchange, HTTP_UNAUTHORIZED, RPC_STATUS_UNAUTHENTICATED,
-           client < 0 ? "?client= is malformed or too long"
-                      : "?client=ID is missing: say which client you are");
+    http_respond_json_error(
+        exchange, HTTP_UNAUTHORIZED, RPC_STATUS_UNAUTHENTICATED,
+        client < 0 ? "?client= is malformed or too long"
+                   : "?client=ID is missing: say which client you are");
   } else if (legacy_read_target(query, defaults, &l->target, err,
                                 sizeof(err)) != 0) {
-    refuse(exchange, 400, RPC_STATUS_INVALID_ARGUMENT, err);
+    http_respond_json_error(exchange, 400, RPC_STATUS_INVALID_ARGUMENT, err);
   } else if (table_len > LEGACY_TEXT_MAX ||
              http_percent_decode(table, table_len, HTTP_PERCENT_SEGMENT,
                                  l->table, &len) != 0 ||
              memchr(l->table, '\0', len) != NULL) {
-    refuse(exchange, 400, RPC_STATUS_INVALID_ARGUMENT,
-           "{table} is malformed or too long");
+    http_respond_json_error(exchange, 400, RPC_STATUS_INVALID_ARGUMENT,
+                            "{table} is malformed or too long");
   } else {
     l->table[len] = '\0';
     if (rpc_server_bridge_call(exchange->server, exchange->request,
                                rpc_paths[which], &codec, l) == 0) {
       return; /* l is the call's now */
     }
-    refuse(exchange, 500, RPC_STATUS_INTERNAL, "out of memory");
+    http_respond_json_error(exchange, 500, RPC_STATUS_INTERNAL,
+                            "out of memory");
   }
   legacy_free(l);
 }

@@ -117,6 +117,13 @@ bool http_header_is_transport(const char *name) {
 }
 
 /* Answers at once and finishes the request. Returns 0 or -1. */
+/* SPEC "Auth": every 401 of the face says how to authenticate. */
+static int add_authenticate(http_header_list *list, int status) {
+  return status != 401 ? 0
+                       : http_header_list_add(list, "www-authenticate",
+                                              "Bearer realm=\"jobhub\"");
+}
+
 static int answer_now(const http_exchange *exchange, int status,
                       const char *content_type, const void *body, size_t len) {
   http_header_list list;
@@ -126,6 +133,7 @@ static int answer_now(const http_exchange *exchange, int status,
   int rv = -1;
   if ((content_type == NULL ||
        http_header_list_add(&list, "content-type", content_type) == 0) &&
+      add_authenticate(&list, status) == 0 &&
       http_header_list_add_extra(&list, exchange) == 0) {
     headers = http_header_list_view(&list, &count);
   }
@@ -214,8 +222,7 @@ int http_respond_call(const http_exchange *exchange, int status,
       http_header_list_add_metadata(&list, "", initial) == 0 &&
       (trailing == NULL ||
        http_header_list_add_metadata(&list, trailing_prefix, trailing) == 0) &&
-      (status != 401 || http_header_list_add(&list, "www-authenticate",
-                                             "Bearer realm=\"jobhub\"") == 0) &&
+      add_authenticate(&list, status) == 0 &&
       http_header_list_add_extra(&list, exchange) == 0) {
     headers = http_header_list_view(&list, &count);
   }
@@ -249,4 +256,18 @@ int http_json_error_body(int code, const char *message, rpc_buffer *out) {
   return http_json_dump(json_pack("{s:i,s:o,s:[]}", "code", code, "message",
                                   http_json_message(message), "details"),
                         out);
+}
+
+void http_respond_json_error(const http_exchange *exchange, int http_status,
+                             rpc_status_code code, const char *message) {
+  rpc_buffer body;
+  rpc_buffer_init(&body);
+  if (http_json_error_body((int)code, message, &body) == 0) {
+    (void)http_respond_whole(exchange, http_status, "application/json",
+                             body.data, body.len);
+  } else {
+    (void)http_respond_whole(exchange, 500, "text/plain; charset=utf-8",
+                             "out of memory\n", 14);
+  }
+  rpc_buffer_free(&body);
 }

@@ -15,6 +15,7 @@
 #include "rpc/http_request.h"
 #include "rpc/metadata.h"
 #include "rpc/server.h"
+#include "rpc/status.h"
 
 /* Most headers the face adds to every response of a request (CORS). */
 #define HTTP_EXCHANGE_MAX_EXTRA 3
@@ -112,5 +113,11 @@ int http_json_dump(json_t *value, rpc_buffer *out);
  * {"code":<code number>,"message":"...","details":[]} to out. Returns 0
  * or -1 (no memory). */
 int http_json_error_body(int code, const char *message, rpc_buffer *out);
+
+/* http_respond_json_error answers the exchange's request (taken over, as
+ * http_respond_whole does) with http_status and the JSON error body of
+ * code and message (a 500 text when memory is exhausted). */
+void http_respond_json_error(const http_exchange *exchange, int http_status,
+                             rpc_status_code code, const char *message);
 
 #endif

@@ -2,7 +2,6 @@
  * header). */
 #include "server/http/transcode.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "rpc/frame.h"
 #include "rpc/json.h"
 #include "rpc/json_internal.h"
+#include "server/http/json_headers.h"
 #include "server/http/request_fields.h"
 
 /* HTTP's own status for a body over the size limit (413), which gRPC's
@@ -20,61 +20,23 @@
  * 400. */
 #define HTTP_UNSUPPORTED_MEDIA_TYPE 415
 
-/* Longest X-Request-Timeout value taken ("86400.5"). */
-#define TIMEOUT_TEXT_MAX 32
-
 typedef struct transcode {
   http_exchange exchange;
   const http_route *route;
   http_route_binding bindings[HTTP_TEMPLATE_MAX_VARIABLES];
   size_t binding_count;
-  const char *query; /* NULL: none */
-  bool too_large;    /* the body went past the limit: 413 */
-  bool not_json;     /* the body's content-type is not JSON: 415 */
-  bool responded;    /* headers sent */
-  bool line_ready;   /* out holds the message being written (FULL) */
-  rpc_buffer body;   /* the request's JSON */
-  rpc_buffer wire;   /* the request message being built */
-  rpc_buffer out;    /* one answer or one NDJSON line */
-  char error[256];   /* why an answer has no JSON form: INTERNAL */
+  const char *query;  /* NULL: none */
+  bool legacy_submit; /* the Jobs API's POST /jobs: see transcode.h */
+  legacy_target legacy;
+  bool too_large;  /* the body went past the limit: 413 */
+  bool not_json;   /* the body's content-type is not JSON: 415 */
+  bool responded;  /* headers sent */
+  bool line_ready; /* out holds the message being written (FULL) */
+  rpc_buffer body; /* the request's JSON */
+  rpc_buffer wire; /* the request message being built */
+  rpc_buffer out;  /* one answer or one NDJSON line */
+  char error[256]; /* why an answer has no JSON form: INTERNAL */
 } transcode;
-
-/* SPEC: Authorization reaches the call as gRPC metadata does, grpc-timeout
- * sets the deadline, and other headers only with the Grpc-Metadata-
- * prefix (grpc-gateway's convention). */
-static const char *call_header(const char *name) {
-  static const char prefix[] = "grpc-metadata-";
-  if (strcmp(name, "authorization") == 0 || strcmp(name, "grpc-timeout") == 0) {
-    return name;
-  }
-  if (strncmp(name, prefix, sizeof(prefix) - 1) == 0 &&
-      name[sizeof(prefix) - 1] != '\0') {
-    return name + sizeof(prefix) - 1;
-  }
-  return NULL;
-}
-
-/* X-Request-Timeout: seconds, a non-negative decimal (fractions allowed). */
-static int deadline(const rpc_http_request *request, uint64_t *timeout_ns) {
-  const char *value = rpc_http_request_header(request, "x-request-timeout");
-  *timeout_ns = 0;
-  if (value == NULL) {
-    return 0;
-  }
-  size_t len = strlen(value);
-  if (len == 0 || len > TIMEOUT_TEXT_MAX ||
-      strspn(value, "0123456789.") != len) {
-    return -1;
-  }
-  char *end = NULL;
-  double seconds = strtod(value, &end);
-  if (end != value + len || !isfinite(seconds) || seconds <= 0 ||
-      seconds > 1e9) {
-    return -1;
-  }
-  *timeout_ns = (uint64_t)(seconds * 1e9);
-  return *timeout_ns > 0 ? 0 : -1;
-}
 
 static void on_body(rpc_bridge *bridge, void *arg, const uint8_t *data,
                     size_t len) {
@@ -121,6 +83,36 @@ static int wrap_body_in_field(const char *field_path, const rpc_buffer *body,
   return rv == 0 ? 0 : -1;
 }
 
+/* The Jobs API's POST /jobs with a JSON object that is not a
+ * SubmitRequest (SPEC, legacy paths): a job of the legacy pool and job type
+ * whose config.module_params is that object. scratch is the caller's.
+ * Returns 0, or -1 (the SubmitRequest's error stands). */
+static int submit_unit_of_work(transcode *t, rpc_buffer *scratch) {
+  size_t start = 0;
+  while (start < t->body.len && strchr(" \t\r\n", t->body.data[start])) {
+    start++;
+  }
+  if (start == t->body.len || t->body.data[start] != '{') {
+    return -1;
+  }
+  char head[96];
+  int n = snprintf(head, sizeof(head),
+                   "{\"poolId\":%u,\"jobTypeId\":%u,\"config\":{"
+                   "\"moduleParams\":",
+                   t->legacy.pool_id, t->legacy.job_type_id);
+  char err[8];
+  rpc_buffer_reset(scratch);
+  rpc_buffer_reset(&t->wire);
+  return n > 0 && rpc_buffer_append(scratch, head, (size_t)n) == 0 &&
+                 rpc_buffer_append(scratch, t->body.data, t->body.len) == 0 &&
+                 rpc_buffer_append(scratch, "}}", 2) == 0 &&
+                 rpc_json_to_wire(t->exchange.pool, t->route->input_type,
+                                  (const char *)scratch->data, scratch->len,
+                                  &t->wire, err, sizeof(err)) == 0
+             ? 0
+             : -1;
+}
+
 /* Makes the request message of the body, the query and the path, in that
  * order (what the path binds wins). Returns 0, or -1 with a message. */
 static int build_request(transcode *t, char *err, size_t err_size) {
@@ -165,12 +157,15 @@ static int build_request(transcode *t, char *err, size_t err_size) {
     }
     int rv = rpc_json_to_wire(pool, type, (const char *)json->data, json->len,
                               &t->wire, err, err_size);
+    if (rv != 0 && t->legacy_submit) {
+      rv = submit_unit_of_work(t, &wrapped);
+    }
     rpc_buffer_free(&wrapped);
     if (rv != 0) {
       return -1;
     }
   }
-  if (t->query != NULL &&
+  if (t->query != NULL && !t->legacy_submit &&
       http_request_fields_from_query(pool, type, t->query, strlen(t->query),
                                      &t->wire, err, err_size) != 0) {
     return -1;
@@ -355,8 +350,8 @@ static void transcode_free(void *arg) {
 }
 
 static const rpc_bridge_codec codec = {
-    .call_header = call_header,
-    .deadline = deadline,
+    .call_header = json_call_header,
+    .deadline = json_call_deadline,
     .on_body = on_body,
     .on_body_end = on_body_end,
     .write_message = write_message,
@@ -366,13 +361,17 @@ static const rpc_bridge_codec codec = {
 
 void transcode_serve(const http_exchange *exchange, const http_route *route,
                      const http_route_binding *bindings, size_t binding_count,
-                     const char *query) {
+                     const char *query, const legacy_target *legacy_submit) {
   transcode *t = calloc(1, sizeof(*t));
   if (t != NULL) {
     *t = (transcode){.exchange = *exchange,
                      .route = route,
                      .binding_count = binding_count,
-                     .query = query};
+                     .query = query,
+                     .legacy_submit = legacy_submit != NULL};
+    if (legacy_submit != NULL) {
+      t->legacy = *legacy_submit;
+    }
     memcpy(t->bindings, bindings, binding_count * sizeof(*bindings));
     rpc_buffer_init(&t->body);
     rpc_buffer_init(&t->wire);
@@ -381,9 +380,7 @@ void transcode_serve(const http_exchange *exchange, const http_route *route,
   if (t == NULL || rpc_server_bridge_call(exchange->server, exchange->request,
                                           route->rpc_path, &codec, t) != 0) {
     free(t);
-    static const char body[] =
-        "{\"code\":13,\"message\":\"out of memory\",\"details\":[]}";
-    (void)http_respond_whole(exchange, 500, "application/json", body,
-                             sizeof(body) - 1);
+    http_respond_json_error(exchange, 500, RPC_STATUS_INTERNAL,
+                            "out of memory");
   }
 }

@@ -4,14 +4,16 @@
 `buf curl --protocol grpcweb|connect` (through server reflection) and
 curl, plus python3-h2 where a client must stop reading.
 
-Every request goes over the HTTP version of the `http_version` fixture:
-HTTP/2 with prior knowledge today; HTTP/1.1 joins its params when the
-HTTP/1.1 transport lands."""
+Every request goes over each HTTP version of the `http_version` fixture:
+HTTP/1.1 (rpc/http1) and HTTP/2 with prior knowledge."""
 import base64
+import functools
+import glob
 import json
 import os
 import struct
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -36,6 +38,7 @@ class HttpVersion:
 
 
 HTTP_VERSIONS = {
+    "h1": HttpVersion("h1", ["--http1.1"], []),
     "h2": HttpVersion("h2", ["--http2-prior-knowledge"],
                       ["--http2-prior-knowledge"]),
 }
@@ -72,7 +75,10 @@ def curl(http_version, url, *args, body=None):
     result = subprocess.run(command + [url], input=body, capture_output=True,
                             timeout=CURL_TIMEOUT + 10)
     assert result.returncode == 0, result.stderr.decode(errors="replace")
-    head, _, rest = result.stdout.partition(b"\r\n\r\n")
+    rest = result.stdout
+    head, _, rest = rest.partition(b"\r\n\r\n")
+    while head.split(b" ", 2)[1:2] and head.split(b" ", 2)[1].startswith(b"1"):
+        head, _, rest = rest.partition(b"\r\n\r\n")  # 100 Continue
     lines = head.decode().split("\r\n")
     headers = {}
     for line in lines[1:]:
@@ -81,9 +87,31 @@ def curl(http_version, url, *args, body=None):
     return Answer(int(lines[0].split()[1]), headers, rest)
 
 
+@functools.lru_cache(maxsize=1)
+def buf_schema():
+    """A FileDescriptorSet of jobhub's and health's .proto files, made by
+    protoc: buf curl reflects only over HTTP/2 (or TLS), so over cleartext
+    HTTP/1.1 it reads the schema from this file instead."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    out = os.path.join(tempfile.mkdtemp(prefix="jobhub-schema-"), "set.binpb")
+    protos = sorted(glob.glob(os.path.join(root, "proto/jobhub/v1/*.proto")))
+    subprocess.run(["protoc", "-I", os.path.join(root, "proto"), "-I",
+                    os.path.join(root, "third_party"), "--include_imports",
+                    "--descriptor_set_out=" + out,
+                    os.path.join(root, "third_party/grpc/health/v1/health.proto")]
+                   + protos, check=True, timeout=60)
+    return out
+
+
+def buf_command(buf, http_version, protocol, timeout="20s"):
+    """buf curl's command line over http_version, up to its arguments."""
+    schema = [] if http_version.name == "h2" else ["--schema", buf_schema()]
+    return [buf, "curl", "--protocol", protocol, "--timeout", timeout] + \
+        http_version.buf_args + schema
+
+
 def buf_curl(buf, http_version, hub, protocol, method, data=None, *args):
-    command = [buf, "curl", "--protocol", protocol, "--timeout", "20s"] + \
-        http_version.buf_args + list(args)
+    command = buf_command(buf, http_version, protocol) + list(args)
     if data is not None:
         command += ["-d", json.dumps(data)]
     return subprocess.run(command + ["http://%s/%s" % (hub.address, method)],
@@ -201,8 +229,7 @@ def test_watch_streams_until_the_job_ends(buf, http_version, hub, protocol,
         out = tmp_path / "watch.out"
         with open(out, "w") as sink:
             watch = subprocess.Popen(
-                [buf, "curl", "--protocol", protocol, "--timeout", "60s"] +
-                http_version.buf_args +
+                buf_command(buf, http_version, protocol, "60s") +
                 ["-d", json.dumps({"id": job.id}),
                  "http://%s/jobhub.v1.Jobs/Watch" % hub.address],
                 stdout=sink, stderr=subprocess.STDOUT)
