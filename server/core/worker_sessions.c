@@ -273,11 +273,31 @@ worker_conn *hub_worker_stop(job_hub *hub, hub_worker *worker) {
   return conn;
 }
 
+/* The job type of an Add: job_type_id, or when that is 0 the Enodo hub's
+ * worker_config.job_type_id (SPEC: the Enodo paths keep Enodo's meaning),
+ * when it is a whole number in range. */
+static uint32_t added_job_type(const Jobhub__V1__AddWorkerRequest *request) {
+  const Google__Protobuf__Struct *config = request->worker_config;
+  for (size_t i = 0;
+       request->job_type_id == 0 && config != NULL && i < config->n_fields;
+       i++) {
+    const Google__Protobuf__Value *value = config->fields[i]->value;
+    if (strcmp(config->fields[i]->key, "job_type_id") == 0 && value != NULL &&
+        value->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE &&
+        value->number_value >= 0 && value->number_value <= UINT32_MAX &&
+        value->number_value == (double)(uint32_t)value->number_value) {
+      return (uint32_t)value->number_value;
+    }
+  }
+  return request->job_type_id;
+}
+
 hub_worker *hub_add_reserved_worker(job_hub *hub,
                                     const Jobhub__V1__AddWorkerRequest *request,
                                     hub_refusal *why) {
+  uint32_t job_type_id = added_job_type(request);
   hub_worker *worker =
-      new_worker(hub, 0, request->pool_id, &request->job_type_id, 1, why);
+      new_worker(hub, 0, request->pool_id, &job_type_id, 1, why);
   if (worker == NULL) {
     return NULL;
   }
