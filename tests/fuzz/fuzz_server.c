@@ -79,7 +79,8 @@ static void remove_temp_dir(void) {
   rmdir(temp_dir);
 }
 
-/* The server's HTTP face, as server/daemon.c sets it (one CORS origin);
+/* The server's HTTP face with its JSON routes, as server/daemon.c sets it
+ * (one CORS origin);
  * it lives as long as the process. Returns 0 or -1. */
 static int add_face(rpc_server *server, const rpc_descriptor_pool *pool) {
   static const char *const origins[] = {"https://app.example"};
@@ -88,9 +89,12 @@ static int add_face(rpc_server *server, const rpc_descriptor_pool *pool) {
                                .cors_origins = origins,
                                .cors_origin_count = 1};
   http_face *face = http_face_new(&options);
+  char err[256];
   rpc_protocol_hook hook = {.http_request = http_face_serve, .user = face};
-  return face != NULL && rpc_server_set_protocol_hook(server, &hook) == 0 ? 0
-                                                                          : -1;
+  return face != NULL && http_face_load_routes(face, err, sizeof(err)) == 0 &&
+                 rpc_server_set_protocol_hook(server, &hook) == 0
+             ? 0
+             : -1;
 }
 
 /* A server on the loop with every service jobhubd has. */

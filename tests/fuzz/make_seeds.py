@@ -171,8 +171,25 @@ face_seeds = {
                          content_type="text/plain",
                          extra=[("origin", "https://app.example"),
                                 ("access-control-request-method", "POST")]),
-    "no_route": headers(1, "/jobs/1", method="GET", end_stream=True,
+    "no_route": headers(1, "/nothing/1", method="GET", end_stream=True,
                         content_type="application/json"),
+    "json_get": headers(1, "/v1/jobs/1?x=%41", method="GET", end_stream=True,
+                        content_type="application/json"),
+    "json_submit": headers(1, "/v1/jobs?priority=2", content_type=
+                           "application/json", extra=[("x-request-timeout",
+                                                       "1.5")])
+        + data(1, b'{"poolId":1,"jobTypeId":1,"config":{"moduleParams":'
+                  b'{"a":1}}}'),
+    "json_watch": headers(1, "/v1/jobs:watch?poolId=1&anyJobType=true",
+                          method="GET", end_stream=True,
+                          content_type="application/json"),
+    "legacy_get_work": headers(1, "/getWork?client=g&pool=1&jobType=1",
+                               end_stream=True, content_type="text/plain"),
+    "legacy_store": headers(1, "/storeResult/t?client=g", method="PUT",
+                            content_type="application/json")
+        + data(1, b'{"r":1}'),
+    "legacy_jobs": headers(1, "/jobs", content_type="application/json")
+        + data(1, b'{"start":1,"end":2}'),
 }
 raw_seeds = {
     "http1_get": b"GET / HTTP/1.1\r\nHost: fuzz\r\n\r\n",
