@@ -7,6 +7,7 @@ JSON are read back over gRPC and the other way round).
 Every request goes over the HTTP versions of test_grpc_web_connect's
 `http_version` fixture."""
 import json
+import os
 import subprocess
 import threading
 import time
@@ -14,8 +15,9 @@ import time
 import pytest
 from google.protobuf import json_format
 
-from hub_client import (HubClient, common_pb2, jobs_pb2, new_pool, start_hub,
-                        stop_hub, wait_until)
+from conftest import ROOT
+from hub_client import (HubClient, Worker, jobs_pb2, new_pool, start_hub,
+                        stop_hub)
 from test_auth import AUTH_FILE, BEARER
 from test_grpc_web_connect import (CURL_TIMEOUT, HTTP_VERSIONS,  # noqa: F401
                                    curl, http_version)
@@ -260,3 +262,29 @@ def test_auth_answers_401_and_403_as_json(http_version, guarded_hub):
                      "authorization: " + BEARER["worker"]), 403, 7)
     assert_error(get(http_version, guarded_hub, "/v1/jobs/1", "-H",
                      "authorization: " + BEARER["client"]), 404, 5)
+
+
+def test_the_readme_forecast_job_with_plain_curl(http_version):
+    """README "Try it": examples/forecast.json submitted with curl, watched
+    as NDJSON until DONE and its result fetched with curl, while the real
+    jobhub-worker runs the forecast module."""
+    with open(os.path.join(ROOT, "examples", "forecast.json"), "rb") as f:
+        example = f.read()
+    request = json.loads(example)
+    hub = start_hub()
+    worker = Worker(hub.address, request["poolId"], request["jobTypeId"],
+                    module="forecast", capacity=2)
+    try:
+        job = post(http_version, hub, "/v1/jobs", example)
+        assert job.status == 200, job.body
+        job_id = job.json()["id"]
+        watched = get(http_version, hub, "/v1/jobs/%s:watch" % job_id)
+        states = [line["result"]["state"] for line in ndjson(watched.body)]
+        assert states[-1] == "DONE", states
+        result = get(http_version, hub, "/v1/jobs/%s/result" % job_id)
+        assert result.status == 200, result.body
+        points = result.json()["value"]["points"]
+        assert len(points) == request["config"]["moduleParams"]["periods"]
+    finally:
+        worker.stop()
+        stop_hub(hub)
