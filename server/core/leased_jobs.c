@@ -14,12 +14,8 @@
 #include "server/core/persist.h"
 #include "server/core/registry.h"
 
-static job_record *refuse(hub_refusal *why, rpc_status_code code,
-                          const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static job_record *refuse(hub_refusal *why, rpc_status_code code,
-                          const char *fmt, ...) {
+job_record *hub_refuse(hub_refusal *why, rpc_status_code code, const char *fmt,
+                       ...) {
   va_list args;
   va_start(args, fmt);
   why->code = code;
@@ -53,7 +49,7 @@ job_record *hub_leased_job(job_hub *hub, const hub_lease_claim *claim,
   why->message[0] = '\0';
   const char *lease_id = claim->lease_id;
   if (lease_id_parse(lease_id, &sequence, &lease, secret) != 0) {
-    return refuse(why, RPC_STATUS_NOT_FOUND, "no lease \"%s\"", lease_id);
+    return hub_refuse(why, RPC_STATUS_NOT_FOUND, "no lease \"%s\"", lease_id);
   }
   char id[JOB_ID_SIZE];
   job_id_format(sequence, id);
@@ -62,23 +58,23 @@ job_record *hub_leased_job(job_hub *hub, const hub_lease_claim *claim,
       (claim->job_id[0] != '\0' && strcmp(claim->job_id, id) != 0) ||
       (job->leases == lease &&
        !lease_secret_equal(secret, job->lease_secret))) {
-    return refuse(why, RPC_STATUS_NOT_FOUND, "no lease \"%s\" for this job",
-                  lease_id);
+    return hub_refuse(why, RPC_STATUS_NOT_FOUND, "no lease \"%s\" for this job",
+                      lease_id);
   }
   if (hub_state_is_final(job->state)) {
-    return refuse(why, RPC_STATUS_FAILED_PRECONDITION, "job %s is %s already",
-                  id, hub_state_name(job->state));
+    return hub_refuse(why, RPC_STATUS_FAILED_PRECONDITION,
+                      "job %s is %s already", id, hub_state_name(job->state));
   }
   if (job->state != JOBHUB__V1__JOB_STATE__IN_PROGRESS ||
       job->leases != lease) {
-    return refuse(why, RPC_STATUS_NOT_FOUND,
-                  "lease \"%s\" expired (the job was leased again or is "
-                  "queued)",
-                  lease_id);
+    return hub_refuse(why, RPC_STATUS_NOT_FOUND,
+                      "lease \"%s\" expired (the job was leased again or is "
+                      "queued)",
+                      lease_id);
   }
   if (!lease_caller_allowed(job, claim)) {
-    return refuse(why, RPC_STATUS_PERMISSION_DENIED,
-                  "lease \"%s\" is held by another worker", lease_id);
+    return hub_refuse(why, RPC_STATUS_PERMISSION_DENIED,
+                      "lease \"%s\" is held by another worker", lease_id);
   }
   return job;
 }
@@ -152,8 +148,8 @@ static job_record *finish_leased(job_hub *hub, const hub_lease_claim *claim,
   if (finish(hub, job, done_ok, result, error, retryable, done, arg, undo) !=
       0) {
     hub_undo_failed(hub, job, undo);
-    return refuse(why, RPC_STATUS_UNAVAILABLE,
-                  "the outcome could not be stored");
+    return hub_refuse(why, RPC_STATUS_UNAVAILABLE,
+                      "the outcome could not be stored");
   }
   return job;
 }
@@ -177,11 +173,12 @@ job_record *hub_fail_leased_job(job_hub *hub, const hub_lease_claim *claim,
 void hub_lease_outcome_failed(job_hub *hub, const char *job_id, job_record *job,
                               job_undo *undo, int status, hub_refusal *why) {
   if (hub_find_job(hub, job_id) == NULL) {
-    (void)refuse(why, RPC_STATUS_NOT_FOUND, "job %s was not stored", job_id);
+    (void)hub_refuse(why, RPC_STATUS_NOT_FOUND, "job %s was not stored",
+                     job_id);
   } else {
     char cause[180];
     rpc_status_code code = hub_store_failure(hub, status, cause, sizeof(cause));
-    (void)refuse(why, code, "the outcome could not be stored: %s", cause);
+    (void)hub_refuse(why, code, "the outcome could not be stored: %s", cause);
   }
   hub_undo_failed(hub, job, undo);
 }
@@ -281,7 +278,7 @@ int hub_heartbeat_leases(job_hub *hub, char *const *lease_ids, size_t n,
     char id[JOB_ID_SIZE];
     job_id_format(sequence, id);
     if (cancelled(id, arg) != 0) {
-      (void)refuse(why, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      (void)hub_refuse(why, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
       return -1;
     }
   }

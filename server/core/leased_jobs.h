@@ -24,8 +24,14 @@ struct hub_worker;
  * its message. code is RPC_STATUS_OK when nothing was refused. */
 typedef struct hub_refusal {
   rpc_status_code code;
-  char message[200];
+  char message[256]; /* as long as a call's (hub_call) */
 } hub_refusal;
+
+/* hub_refuse sets why to code and the message of fmt; returns NULL (for
+ * the functions that return a job or NULL with why). */
+job_record *hub_refuse(hub_refusal *why, rpc_status_code code,
+                       const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* A lease a worker names, and who names it: on a Connect stream its
  * worker (stream_worker, client_id NULL); on a unary call its client_id
