@@ -369,6 +369,16 @@ static int told_to_stop(const char *job_id, void *arg) {
   return 0;
 }
 
+/* Submits a job and leases it to worker; its lease id in lease_id. */
+static job_record *leased_job(core *c, hub_worker *worker,
+                              char lease_id[LEASE_ID_SIZE]) {
+  job_record *job = submit(c, 0, NULL, 0);
+  assert_ptr_equal(lease_next(c, worker), job);
+  lease_id_format(job, lease_id);
+  settle(c);
+  return job;
+}
+
 /* Cancel of a QUEUED job: out of the queue (no worker gets it),
  * CANCELLED with its finish time, the write awaited and durable, the
  * observers told once. */
@@ -415,11 +425,8 @@ static void test_cancel_of_a_leased_job_tells_its_worker(void **state) {
   core c;
   core_open(&c, 3);
   hub_worker *worker = add_client_worker(&c, "client-a");
-  job_record *job = submit(&c, 0, NULL, 0);
-  assert_ptr_equal(lease_next(&c, worker), job);
-  settle(&c);
   char lease_id[LEASE_ID_SIZE];
-  lease_id_format(job, lease_id);
+  job_record *job = leased_job(&c, worker, lease_id);
   char *lease_ids[] = {lease_id};
   stop_list stops = {.count = 0};
   hub_refusal why;
@@ -464,10 +471,8 @@ static void test_cancel_of_a_finished_job_is_refused(void **state) {
   core c;
   core_open(&c, 3);
   hub_worker *worker = add_worker(&c);
-  job_record *job = submit(&c, 0, NULL, 0);
-  assert_ptr_equal(lease_next(&c, worker), job);
   char lease_id[LEASE_ID_SIZE];
-  lease_id_format(job, lease_id);
+  job_record *job = leased_job(&c, worker, lease_id);
   hub_lease_claim claim = {job->id, lease_id, NULL, worker, NULL};
   outcome_write write = {0, 0};
   hub_refusal why;
@@ -520,10 +525,8 @@ static void test_reset_of_a_failed_job_queues_it_again(void **state) {
   core c;
   core_open(&c, 3);
   hub_worker *worker = add_worker(&c);
-  job_record *job = submit(&c, 0, NULL, 0);
-  assert_ptr_equal(lease_next(&c, worker), job);
   char lease_id[LEASE_ID_SIZE];
-  lease_id_format(job, lease_id);
+  job_record *job = leased_job(&c, worker, lease_id);
   hub_lease_claim claim = {job->id, lease_id, NULL, worker, NULL};
   outcome_write write = {0, 0};
   hub_refusal why;
