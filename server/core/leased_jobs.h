@@ -29,9 +29,8 @@ typedef struct hub_refusal {
 
 /* hub_refuse sets why to code and the message of fmt; returns NULL (for
  * the functions that return a job or NULL with why). */
-job_record *hub_refuse(hub_refusal *why, rpc_status_code code,
-                       const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+job_record *hub_refuse(hub_refusal *why, rpc_status_code code, const char *fmt,
+                       ...) __attribute__((format(printf, 3, 4)));
 
 /* A lease a worker names, and who names it: on a Connect stream its
  * worker (stream_worker, client_id NULL); on a unary call its client_id
