@@ -29,8 +29,6 @@ static bool job_has_key(const void *value, const void *key) {
   return strcmp(job_record_key(value), key) == 0;
 }
 
-job_record *hub_first_job(job_hub *hub) { return hub->first_job; }
-
 job_record *hub_find_job_by_key(job_hub *hub, const char *key) {
   return hash_table_find(hub->jobs_by_key, hash_bytes(key, strlen(key)),
                          job_has_key, key);

@@ -33,10 +33,6 @@ typedef struct job_undo {
 job_record *hub_find_job(job_hub *hub, const char *id);
 job_record *hub_find_job_by_key(job_hub *hub, const char *key);
 
-/* hub_first_job is the first job of the job list (in id order; each
- * job's next is the one after it), or NULL. */
-job_record *hub_first_job(job_hub *hub);
-
 /* hub_state_is_final tells whether state is DONE, FAILED or CANCELLED;
  * hub_state_name names a jobhub.v1.JobState. */
 bool hub_state_is_final(int state);

@@ -14,12 +14,8 @@
 #include "server/core/persist.h"
 #include "server/core/registry.h"
 
-static job_record *refuse(hub_refusal *why, rpc_status_code code,
-                          const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static job_record *refuse(hub_refusal *why, rpc_status_code code,
-                          const char *fmt, ...) {
+job_record *hub_refuse(hub_refusal *why, rpc_status_code code, const char *fmt,
+                       ...) {
   va_list args;
   va_start(args, fmt);
   why->code = code;
@@ -44,6 +40,82 @@ static bool lease_caller_allowed(const job_record *job,
          strcmp(holder->client_id, claim->client_id) == 0;
 }
 
+/* A claim by table (hub_lease_claim): the job of that subject the
+ * client's workers hold, and the final one they held last. The registry
+ * has no index of workers by client_id, so its workers are scanned (as
+ * Lease does), then for each only the jobs it holds now and the ring of
+ * those it held last (hub_worker.released): never every job. The ring
+ * costs no allocation per lease and is enough for the work manager,
+ * whose client re-sends a result soon after its first one; a job it held
+ * before its last HUB_WORKER_RELEASED, or before it left the registry,
+ * is NOT_FOUND rather than final. */
+typedef struct table_search {
+  job_hub *hub;
+  const char *client_id, *table;
+  job_record *held;  /* the latest leased of that subject, or NULL */
+  job_record *final; /* one of that subject held and now final, or NULL */
+} table_search;
+
+static bool of_subject(const job_record *job, const char *table) {
+  return strcmp(job_record_subject(job), table) == 0;
+}
+
+static int search_client_worker(void *value, void *arg) {
+  const hub_worker *worker = value;
+  table_search *search = arg;
+  if (worker->client_id == NULL ||
+      strcmp(worker->client_id, search->client_id) != 0) {
+    return 0;
+  }
+  /* The newest lease is first in running_jobs. */
+  for (job_record *job = worker->running_jobs; job != NULL;
+       job = job->run_next) {
+    if (of_subject(job, search->table)) {
+      if (search->held == NULL || job->started_us > search->held->started_us) {
+        search->held = job;
+      }
+      break;
+    }
+  }
+  uint32_t kept = worker->released_count < HUB_WORKER_RELEASED
+                      ? worker->released_count
+                      : HUB_WORKER_RELEASED;
+  for (uint32_t i = 0; i < kept && search->final == NULL; i++) {
+    uint32_t slot = (worker->released_count - 1 - i) % HUB_WORKER_RELEASED;
+    char id[JOB_ID_SIZE];
+    job_id_format(worker->released[slot], id);
+    job_record *job = hub_find_job(search->hub, id);
+    if (job != NULL && hub_state_is_final(job->state) &&
+        of_subject(job, search->table)) {
+      search->final = job;
+    }
+  }
+  return 0;
+}
+
+static job_record *job_of_table(job_hub *hub, const hub_lease_claim *claim,
+                                hub_refusal *why) {
+  table_search search = {hub, claim->client_id, claim->table, NULL, NULL};
+  (void)hub_each_worker(hub, search_client_worker, &search);
+  if (search.held != NULL) {
+    return search.held;
+  }
+  if (search.final != NULL) {
+    return hub_refuse(why, RPC_STATUS_FAILED_PRECONDITION,
+                      "job %s is %s already", search.final->id,
+                      hub_state_name(search.final->state));
+  }
+  return hub_refuse(why, RPC_STATUS_NOT_FOUND,
+                    "client \"%s\" holds no job of subject \"%s\"",
+                    claim->client_id, claim->table);
+}
+
+static bool claims_by_table(const hub_lease_claim *claim) {
+  return claim->table != NULL && claim->table[0] != '\0' &&
+         claim->client_id != NULL && claim->job_id[0] == '\0' &&
+         claim->lease_id[0] == '\0';
+}
+
 job_record *hub_leased_job(job_hub *hub, const hub_lease_claim *claim,
                            hub_refusal *why) {
   uint64_t sequence;
@@ -51,9 +123,12 @@ job_record *hub_leased_job(job_hub *hub, const hub_lease_claim *claim,
   uint8_t secret[LEASE_SECRET_SIZE];
   why->code = RPC_STATUS_OK;
   why->message[0] = '\0';
+  if (claims_by_table(claim)) {
+    return job_of_table(hub, claim, why);
+  }
   const char *lease_id = claim->lease_id;
   if (lease_id_parse(lease_id, &sequence, &lease, secret) != 0) {
-    return refuse(why, RPC_STATUS_NOT_FOUND, "no lease \"%s\"", lease_id);
+    return hub_refuse(why, RPC_STATUS_NOT_FOUND, "no lease \"%s\"", lease_id);
   }
   char id[JOB_ID_SIZE];
   job_id_format(sequence, id);
@@ -62,23 +137,23 @@ job_record *hub_leased_job(job_hub *hub, const hub_lease_claim *claim,
       (claim->job_id[0] != '\0' && strcmp(claim->job_id, id) != 0) ||
       (job->leases == lease &&
        !lease_secret_equal(secret, job->lease_secret))) {
-    return refuse(why, RPC_STATUS_NOT_FOUND, "no lease \"%s\" for this job",
-                  lease_id);
+    return hub_refuse(why, RPC_STATUS_NOT_FOUND, "no lease \"%s\" for this job",
+                      lease_id);
   }
   if (hub_state_is_final(job->state)) {
-    return refuse(why, RPC_STATUS_FAILED_PRECONDITION, "job %s is %s already",
-                  id, hub_state_name(job->state));
+    return hub_refuse(why, RPC_STATUS_FAILED_PRECONDITION,
+                      "job %s is %s already", id, hub_state_name(job->state));
   }
   if (job->state != JOBHUB__V1__JOB_STATE__IN_PROGRESS ||
       job->leases != lease) {
-    return refuse(why, RPC_STATUS_NOT_FOUND,
-                  "lease \"%s\" expired (the job was leased again or is "
-                  "queued)",
-                  lease_id);
+    return hub_refuse(why, RPC_STATUS_NOT_FOUND,
+                      "lease \"%s\" expired (the job was leased again or is "
+                      "queued)",
+                      lease_id);
   }
   if (!lease_caller_allowed(job, claim)) {
-    return refuse(why, RPC_STATUS_PERMISSION_DENIED,
-                  "lease \"%s\" is held by another worker", lease_id);
+    return hub_refuse(why, RPC_STATUS_PERMISSION_DENIED,
+                      "lease \"%s\" is held by another worker", lease_id);
   }
   return job;
 }
@@ -152,8 +227,8 @@ static job_record *finish_leased(job_hub *hub, const hub_lease_claim *claim,
   if (finish(hub, job, done_ok, result, error, retryable, done, arg, undo) !=
       0) {
     hub_undo_failed(hub, job, undo);
-    return refuse(why, RPC_STATUS_UNAVAILABLE,
-                  "the outcome could not be stored");
+    return hub_refuse(why, RPC_STATUS_UNAVAILABLE,
+                      "the outcome could not be stored");
   }
   return job;
 }
@@ -177,11 +252,12 @@ job_record *hub_fail_leased_job(job_hub *hub, const hub_lease_claim *claim,
 void hub_lease_outcome_failed(job_hub *hub, const char *job_id, job_record *job,
                               job_undo *undo, int status, hub_refusal *why) {
   if (hub_find_job(hub, job_id) == NULL) {
-    (void)refuse(why, RPC_STATUS_NOT_FOUND, "job %s was not stored", job_id);
+    (void)hub_refuse(why, RPC_STATUS_NOT_FOUND, "job %s was not stored",
+                     job_id);
   } else {
     char cause[180];
     rpc_status_code code = hub_store_failure(hub, status, cause, sizeof(cause));
-    (void)refuse(why, code, "the outcome could not be stored: %s", cause);
+    (void)hub_refuse(why, code, "the outcome could not be stored: %s", cause);
   }
   hub_undo_failed(hub, job, undo);
 }
@@ -281,7 +357,7 @@ int hub_heartbeat_leases(job_hub *hub, char *const *lease_ids, size_t n,
     char id[JOB_ID_SIZE];
     job_id_format(sequence, id);
     if (cancelled(id, arg) != 0) {
-      (void)refuse(why, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      (void)hub_refuse(why, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
       return -1;
     }
   }

@@ -24,25 +24,38 @@ struct hub_worker;
  * its message. code is RPC_STATUS_OK when nothing was refused. */
 typedef struct hub_refusal {
   rpc_status_code code;
-  char message[200];
+  char message[256]; /* as long as a call's (hub_call) */
 } hub_refusal;
+
+/* hub_refuse sets why to code and the message of fmt; returns NULL (for
+ * the functions that return a job or NULL with why). */
+job_record *hub_refuse(hub_refusal *why, rpc_status_code code, const char *fmt,
+                       ...) __attribute__((format(printf, 3, 4)));
 
 /* A lease a worker names, and who names it: on a Connect stream its
  * worker (stream_worker, client_id NULL); on a unary call its client_id
  * (stream_worker NULL); neither: the hub itself. job_id "" names no job
- * (the lease id alone does). The strings are borrowed for the call. */
+ * (the lease id alone does). On a unary call with job_id and lease_id ""
+ * and table set (NULL or "": none), the lease is the one client_id holds
+ * of a job whose subject is table (the work manager's storeResult/{table}
+ * and storeError/{table}). The strings are borrowed for the call. */
 typedef struct hub_lease_claim {
   const char *job_id;
   const char *lease_id;
   const char *client_id;
   const struct hub_worker *stream_worker;
+  const char *table;
 } hub_lease_claim;
 
 /* hub_leased_job returns the job of the lease claim names if its caller
  * may use it, or NULL with why: NOT_FOUND for an unknown lease, one of an
  * earlier attempt, a forged one (a wrong secret is an unknown lease) or
  * one whose job is queued again; FAILED_PRECONDITION when the job
- * finished; PERMISSION_DENIED for a lease another worker holds. After a
+ * finished; PERMISSION_DENIED for a lease another worker holds. A claim
+ * by table names the job of that subject client_id's workers hold (the
+ * latest leased if several), else NOT_FOUND, or FAILED_PRECONDITION when
+ * one of their last jobs of that subject (HUB_WORKER_RELEASED each) is
+ * final; another client's jobs are never named. After a
  * hub restart a lease has no holder until its worker re-attaches it: on
  * Connect the worker must then be the stored one; on a unary call the
  * secret alone binds. Nothing changes. */

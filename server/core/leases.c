@@ -120,6 +120,8 @@ void hub_release_lease(job_hub *hub, job_record *job) {
   }
   job->run_prev = job->run_next = NULL;
   job->holder = NULL;
+  holder->released[holder->released_count++ % HUB_WORKER_RELEASED] =
+      job->entry.sequence;
   holder->running--;
   hub_wake_worker(hub, holder); /* it has room again */
 }

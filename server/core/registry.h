@@ -19,6 +19,10 @@
 #include "server/core/mailbox.h"
 #include "server/core/router.h"
 
+/* How many of the jobs whose lease a worker held last it remembers
+ * (hub_worker.released). */
+#define HUB_WORKER_RELEASED 16
+
 /* A worker, registered, reserved by Add, polling with Lease, or connected
  * over Connect. */
 typedef struct worker_conn worker_conn;
@@ -43,6 +47,12 @@ typedef struct hub_worker {
   worker_conn *conn; /* the Connect stream, or NULL */
   uint32_t running;
   job_record *running_jobs;
+  /* The sequences of the last HUB_WORKER_RELEASED jobs whose lease it
+   * held (finished, cancelled or given back), a ring whose newest is at
+   * released_count - 1: what tells a claim by subject (a Complete by
+   * table) that the job it names is final, without a scan of the jobs. */
+  uint64_t released[HUB_WORKER_RELEASED];
+  uint32_t released_count;
   job_queue *sticky; /* subject jobs routed to this worker */
   hub_call *pending_lease;
   uint64_t created; /* order of creation, for Delete's "latest" */

@@ -1,19 +1,18 @@
 /* services/jobs.c: jobhub.v1.Jobs. Handlers check what they can on the
- * loop thread, then the core serves the request (hub_call_post). */
+ * loop thread, post the request to the core (hub_call_post; the core's
+ * server/core/job_actions.h decides and changes the jobs), and encode its
+ * answer. */
 #include "server/services/jobs.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "jobhub/v1/jobs.rpc.h"
 #include "rpc/log.h"
-#include "server/core/dispatch.h"
 #include "server/core/ids.h"
+#include "server/core/job_actions.h"
 #include "server/core/job_table.h"
-#include "server/core/leases.h"
 #include "server/core/mailbox.h"
-#include "server/core/observers.h"
 #include "server/core/persist.h"
 #include "server/core/watchers.h"
 
@@ -33,25 +32,26 @@ enum {
  * (2^32-1 s is 136 years: a lost worker would hold the job for ever). */
 #define MAX_LEASE_SECONDS (7 * 24 * 3600)
 
-/* Answers hc with job once the write it waits for is durable. A failed
- * write is answered with its cause (hub_store_failure), the transition
- * undone (hc->undo; docs/core-design.md, "A failed write"). */
-static void answer_when_stored(int status, void *arg) {
-  hub_call *hc = arg;
-  if (status != 0) {
-    char why[220];
-    rpc_status_code code = hub_store_failure(hc->hub, status, why, sizeof(why));
-    hub_undo_failed(hc->hub, hc->job, &hc->undo);
-    hub_call_fail(hc->hub, hc, code, "job %s could not be written: %s",
-                  hc->job->id, why);
-    return;
-  }
-  hc->job->durable = true;
+/* Answers hc with its answer, packed before (empty: packing it failed). */
+static void answer_packed(hub_call *hc) {
   if (hc->answer.len == 0) {
     hub_call_fail(hc->hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   hub_call_answer(hc->hub, hc);
+}
+
+/* Answers a Cancel once its write is durable. A failed write is answered
+ * with its cause, the transition undone (hc->undo; docs/core-design.md,
+ * "A failed write"). */
+static void answer_when_stored(int status, void *arg) {
+  hub_call *hc = arg;
+  hub_refusal why;
+  if (hub_client_write_done(hc->hub, hc->job, &hc->undo, status, &why) != 0) {
+    hub_call_fail(hc->hub, hc, why.code, "%s", why.message);
+    return;
+  }
+  answer_packed(hc);
 }
 
 /* Fills hc's answer with job; 0 or -1 (failed: hc is answered). */
@@ -83,87 +83,38 @@ static bool id_missing(rpc_call *call, const char *id) {
 
 /* Submit. */
 
-/* Answers a Submit once its job is durable. If the write failed, the job
- * leaves no trace (hub_drop_job): nobody was told of it. */
+/* Answers a Submit once its job is durable (a new job: with the job as
+ * submitted; one of an idempotency key: as it is now). */
+static void answer_submit_written(hub_call *hc, bool existing, int status) {
+  hub_refusal why;
+  if (hub_submit_written(hc->hub, hc->job, existing, status, &why) != 0) {
+    hub_call_fail(hc->hub, hc, why.code, "%s", why.message);
+    return;
+  }
+  if (existing && pack_job_answer(hc->hub, hc, hc->job) != 0) {
+    return;
+  }
+  answer_packed(hc);
+}
+
 static void answer_submit(int status, void *arg) {
-  hub_call *hc = arg;
-  if (status != 0) {
-    char why[220];
-    rpc_status_code code = hub_store_failure(hc->hub, status, why, sizeof(why));
-    hub_drop_job(hc->hub, hc->job);
-    hub_call_fail(hc->hub, hc, code, "the job was not stored: %s", why);
-    return;
-  }
-  answer_when_stored(status, arg);
+  answer_submit_written(arg, false, status);
 }
 
-/* A Submit repeating an idempotency key gets the job once that is durable
- * (the first Submit's write may still fail: the job is then gone). */
 static void answer_existing(int status, void *arg) {
-  hub_call *hc = arg;
-  if (status != 0 && hub_find_job(hc->hub, hc->job->id) != hc->job) {
-    /* Its Submit's write failed: a retry makes the job anew. */
-    hub_call_fail(hc->hub, hc, RPC_STATUS_UNAVAILABLE,
-                  "the job of this idempotency_key was not stored: retry");
-    return;
-  }
-  if (status != 0) {
-    char why[220];
-    rpc_status_code code = hub_store_failure(hc->hub, status, why, sizeof(why));
-    hub_call_fail(hc->hub, hc, code, "the job was not stored: %s", why);
-    return;
-  }
-  if (pack_job_answer(hc->hub, hc, hc->job) == 0) {
-    hub_call_answer(hc->hub, hc);
-  }
-}
-
-/* Whether a Submit asks for the job existing is: the same fixed part
- * (packed the same way: job type, pool, subject, config, payload, meta,
- * priority, max_attempts as resolved) and lease_seconds. not_before is
- * not compared: a retry may well compute it again. */
-static bool same_submit(const job_record *existing,
-                        const Jobhub__V1__SubmitRequest *request,
-                        const uint8_t *fixed, size_t fixed_size) {
-  return existing->fixed_size == fixed_size &&
-         (fixed_size == 0 ||
-          memcmp(job_record_fixed(existing), fixed, fixed_size) == 0) &&
-         existing->lease_seconds == request->lease_seconds;
+  answer_submit_written(arg, true, status);
 }
 
 static void run_submit(job_hub *hub, hub_call *hc) {
-  const Jobhub__V1__SubmitRequest *request = hc->request;
-  if (request->idempotency_key[0] != '\0') {
-    job_record *existing = hub_find_job_by_key(hub, request->idempotency_key);
-    if (existing != NULL) {
-      if (!same_submit(existing, request, hc->data, hc->data_size)) {
-        hub_call_fail(hub, hc, RPC_STATUS_ALREADY_EXISTS,
-                      "idempotency_key \"%s\" is job %s, submitted with a "
-                      "different request",
-                      request->idempotency_key, existing->id);
-        return;
-      }
-      hc->job = existing;
-      if (hub_after_writes(hub, existing, answer_existing, hc) != 0) {
-        hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
-                      "the job could not be stored");
-      }
-      return;
-    }
-  }
-  uint32_t max_attempts = request->max_attempts
-                              ? request->max_attempts
-                              : hub_options_of(hub)->max_attempts;
-  job_record *job = hub_submit(hub, request, hc->data, hc->data_size,
-                               max_attempts, answer_submit, hc);
-  if (job == NULL) {
-    hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
-                  "the job could not be stored");
-    return;
-  }
-  /* The answer is the job as submitted; the write's callback sends it. */
-  hc->job = job;
-  (void)job_record_pack(job, &hc->answer);
+  hub_refusal why;
+  int rv = hub_submit_job(hub, hc->request, hc->data, hc->data_size,
+                          answer_submit, answer_existing, hc, &hc->job, &why);
+  if (rv < 0) {
+    hub_call_fail(hub, hc, why.code, "%s", why.message);
+  } else if (rv == 0) {
+    /* The write's callback sends the job as submitted. */
+    (void)job_record_pack(hc->job, &hc->answer);
+  } /* else answer_existing answers, maybe already has */
 }
 
 static void submit(rpc_call *call, const Jobhub__V1__SubmitRequest *request,
@@ -199,10 +150,7 @@ static void submit(rpc_call *call, const Jobhub__V1__SubmitRequest *request,
    * core. */
   size_t size = 0;
   uint8_t *fixed =
-      job_fixed_pack(request,
-                     request->max_attempts ? request->max_attempts
-                                           : hub_options_of(hub)->max_attempts,
-                     &size);
+      job_fixed_pack(request, hub_submit_max_attempts(hub, request), &size);
   if (fixed == NULL) {
     rpc_call_finish(call, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
@@ -229,36 +177,23 @@ static void get(rpc_call *call, const Jobhub__V1__GetRequest *request,
 
 /* List. */
 
-static bool list_matches(const Jobhub__V1__ListJobsRequest *f,
-                         const job_record *job) {
-  return (f->state == JOBHUB__V1__JOB_STATE__JOB_STATE_UNSPECIFIED ||
-          (int)f->state == job->state) &&
-         (f->any_pool || f->pool_id == job->pool_id) &&
-         (f->any_job_type || f->job_type_id == job->job_type_id) &&
-         (f->subject[0] == '\0' ||
-          strcmp(f->subject, job_record_subject(job)) == 0);
-}
-
 static void run_list(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__ListJobsRequest *request = hc->request;
-  job_record *job = hub_first_job(hub);
+  const job_record *after = NULL;
   if (request->page_token[0] != '\0') {
-    job_record *after = hub_find_job(hub, request->page_token);
+    after = hub_find_job(hub, request->page_token);
     if (after == NULL) {
       hub_call_fail(hub, hc, RPC_STATUS_INVALID_ARGUMENT,
                     "page_token \"%s\" is not from a previous answer",
                     request->page_token);
       return;
     }
-    job = after->next;
   }
   uint32_t page = request->page_size ? request->page_size : LIST_DEFAULT_PAGE;
   uint32_t count = 0;
   const job_record *last = NULL;
-  for (; job != NULL; job = job->next) {
-    if (!list_matches(request, job)) {
-      continue;
-    }
+  for (const job_record *job = hub_list_next(hub, after, request); job != NULL;
+       job = hub_list_next(hub, job, request)) {
     if (count == page) {
       /* One more matches: the page is not the last. */
       if (pb_append_bytes_field(&hc->answer, LIST_JOBS_RESPONSE_NEXT_PAGE_TOKEN,
@@ -335,18 +270,9 @@ static void answer_result(int status, void *arg) {
   hub_call *hc = arg;
   job_hub *hub = hc->hub;
   job_record *job = hc->job;
-  if (status != 0) {
-    char why[200];
-    rpc_status_code code = hub_store_failure(hub, status, why, sizeof(why));
-    hub_call_fail(hub, hc, code, "the result of job %s could not be read: %s",
-                  job->id, why);
-    return;
-  }
-  if (job->state != JOBHUB__V1__JOB_STATE__DONE) {
-    hub_call_fail(hub, hc, RPC_STATUS_FAILED_PRECONDITION,
-                  "job %s is %s%s%s, not DONE: it has no result", job->id,
-                  hub_state_name(job->state), job->error ? ": " : "",
-                  job->error ? job->error : "");
+  hub_refusal why;
+  if (hub_result_readable(hub, job, status, &why) != 0) {
+    hub_call_fail(hub, hc, why.code, "%s", why.message);
     return;
   }
   if (hub_read_result(hub, job, answer_stored_result, hc) != 0) {
@@ -387,37 +313,16 @@ static void get_result(rpc_call *call,
 
 static void run_cancel(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__CancelRequest *request = hc->request;
-  job_record *job = job_or_fail(hub, hc, request->id);
+  hub_refusal why;
+  job_record *job =
+      hub_cancel_job(hub, request->id, answer_when_stored, hc, &hc->undo, &why);
   if (job == NULL) {
+    hub_call_fail(hub, hc, why.code, "%s", why.message);
     return;
   }
-  if (hub_state_is_final(job->state)) {
-    hub_call_fail(hub, hc, RPC_STATUS_FAILED_PRECONDITION,
-                  "job %s is %s already", job->id, hub_state_name(job->state));
-    return;
-  }
-  int from = job->state;
-  hub_undo_begin(job, &hc->undo);
-  if (from == JOBHUB__V1__JOB_STATE__QUEUED) {
-    hub_unqueue(hub, job);
-  } else {
-    hub_cancel_lease(hub, job);
-    hub_release_lease(hub, job);
-  }
-  job->finished_us = time_now_us();
-  hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__CANCELLED);
-  hub_undo_made(job, &hc->undo);
-  hub_notify(hub, job, from);
+  /* answer_when_stored runs later, on the core */
   hc->job = job;
-  if (pack_job_answer(hub, hc, job) != 0) {
-    return;
-  }
-  if (hub_save(hub, job, from, "client", NULL, NULL, 0, answer_when_stored,
-               hc) != 0) {
-    hub_undo_failed(hub, job, &hc->undo);
-    hub_call_fail(hub, hc, RPC_STATUS_UNAVAILABLE,
-                  "the cancellation could not be stored");
-  }
+  (void)job_record_pack(job, &hc->answer);
 }
 
 static void cancel(rpc_call *call, const Jobhub__V1__CancelRequest *request,
@@ -436,29 +341,6 @@ static void watch(rpc_call *call, const Jobhub__V1__WatchRequest *request,
 
 /* Reset. */
 
-/* Puts a job back in the queue as new: attempts 0, no error. */
-static void reset_job(job_hub *hub, job_record *job, job_store_done_fn done,
-                      void *arg) {
-  hub_save_lease(hub, job); /* its event needs the fields cleared here */
-  int from = job->state;
-  if (from == JOBHUB__V1__JOB_STATE__IN_PROGRESS) {
-    job->voided_lease = job->leases;
-    hub_cancel_lease(hub, job);
-    hub_release_lease(hub, job);
-  }
-  job->attempts = 0;
-  job->worker_idx = 0;
-  job->started_us = job->finished_us = 0;
-  job->progress = 0;
-  (void)job_record_set_text(&job->progress_message, NULL);
-  (void)job_record_set_text(&job->error, NULL);
-  job->entry.not_before_us = 0;
-  hub_set_state(hub, job, JOBHUB__V1__JOB_STATE__QUEUED);
-  (void)hub_save(hub, job, from, "client", "reset", NULL, 0, done, arg);
-  hub_requeue(hub, job, 0);
-  hub_notify(hub, job, from);
-}
-
 static void answer_reset(int status, void *arg) {
   hub_call *hc = arg;
   if (status != 0) {
@@ -470,65 +352,26 @@ static void answer_reset(int status, void *arg) {
   hub_call_answer(hc->hub, hc);
 }
 
-static bool reset_selects(const Jobhub__V1__ResetRequest *request,
-                          const job_record *job) {
-  if (request->n_ids > 0) {
-    return job->state != JOBHUB__V1__JOB_STATE__QUEUED;
+/* Adds a job the Reset put back to its answer. */
+static void add_reset_job(const job_record *job, void *arg) {
+  hub_call *hc = arg;
+  rpc_buffer_reset(hub_scratch(hc->hub));
+  if (job_record_pack(job, hub_scratch(hc->hub)) != 0 ||
+      pb_append_bytes_field(&hc->answer, RESET_RESPONSE_JOBS,
+                            hub_scratch(hc->hub)->data,
+                            hub_scratch(hc->hub)->len) != 0) {
+    rpc_log(RPC_LOG_ERROR, "reset_answer_incomplete",
+            "error=\"out of memory\"");
   }
-  return job->state == JOBHUB__V1__JOB_STATE__FAILED &&
-         (request->any_pool || request->pool_id == job->pool_id) &&
-         (request->any_job_type || request->job_type_id == job->job_type_id);
 }
 
 static void run_reset(job_hub *hub, hub_call *hc) {
-  const Jobhub__V1__ResetRequest *request = hc->request;
-  for (size_t i = 0; i < request->n_ids; i++) {
-    if (job_or_fail(hub, hc, request->ids[i]) == NULL) {
-      return; /* nothing changed */
-    }
-  }
-  /* Select first, so that the answer lists each job once; the last write
-   * is awaited, and the writes before it commit no later. */
-  size_t count = 0;
-  job_record **selected = NULL;
-  size_t limit = request->n_ids > 0 ? request->n_ids : hub_job_count(hub);
-  selected = malloc((limit ? limit : 1) * sizeof(*selected));
-  if (selected == NULL) {
-    hub_call_fail(hub, hc, RPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return;
-  }
-  if (request->n_ids > 0) {
-    for (size_t i = 0; i < request->n_ids; i++) {
-      job_record *job = hub_find_job(hub, request->ids[i]);
-      bool seen = false;
-      for (size_t k = 0; k < count && !seen; k++) {
-        seen = selected[k] == job;
-      }
-      if (!seen && reset_selects(request, job)) {
-        selected[count++] = job;
-      }
-    }
-  } else {
-    for (job_record *job = hub_first_job(hub); job != NULL; job = job->next) {
-      if (reset_selects(request, job)) {
-        selected[count++] = job;
-      }
-    }
-  }
-  for (size_t i = 0; i < count; i++) {
-    bool last = i + 1 == count;
-    reset_job(hub, selected[i], last ? answer_reset : NULL, last ? hc : NULL);
-    rpc_buffer_reset(hub_scratch(hub));
-    if (job_record_pack(selected[i], hub_scratch(hub)) != 0 ||
-        pb_append_bytes_field(&hc->answer, RESET_RESPONSE_JOBS,
-                              hub_scratch(hub)->data,
-                              hub_scratch(hub)->len) != 0) {
-      rpc_log(RPC_LOG_ERROR, "reset_answer_incomplete",
-              "error=\"out of memory\"");
-    }
-  }
-  free(selected);
-  if (count == 0) {
+  hub_refusal why;
+  long count =
+      hub_reset_jobs(hub, hc->request, add_reset_job, answer_reset, hc, &why);
+  if (count < 0) {
+    hub_call_fail(hub, hc, why.code, "%s", why.message);
+  } else if (count == 0) {
     hub_call_answer(hub, hc);
   }
 }

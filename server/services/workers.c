@@ -94,7 +94,7 @@ static void answer_finished(job_hub *hub, hub_call *hc, job_record *job,
 static void run_complete(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__CompleteRequest *request = hc->request;
   hub_lease_claim claim = {request->job_id, request->lease_id,
-                           request->client_id, NULL};
+                           request->client_id, NULL, request->table};
   hub_refusal why;
   job_record *job =
       hub_complete_leased_job(hub, &claim, request->result,
@@ -105,7 +105,7 @@ static void run_complete(job_hub *hub, hub_call *hc) {
 static void run_fail(job_hub *hub, hub_call *hc) {
   const Jobhub__V1__FailRequest *request = hc->request;
   hub_lease_claim claim = {request->job_id, request->lease_id,
-                           request->client_id, NULL};
+                           request->client_id, NULL, request->table};
   hub_refusal why;
   job_record *job =
       hub_fail_leased_job(hub, &claim, request->error, request->retryable,

@@ -573,3 +573,51 @@ def test_status_codes_of_workers(client):
                            leased[0])
     assert "CANCELLED" in message
     assert client.get(third.id).state == CANCELLED
+
+
+def test_complete_and_fail_by_table(client):
+    """The work manager's storeResult/{table} and storeError/{table}: a
+    client that leased a job names it by its subject alone (no job_id, no
+    lease_id)."""
+    code = grpc.StatusCode
+    w = client.workers
+    pool, job_type = new_pool()
+    done = client.submit(pool, job_type, subject="table-1")
+    failed = client.submit(pool, job_type, subject="table-2")
+    theirs = client.submit(pool, job_type, subject="table-3")
+    got = w.Lease(client_id="guid-1", worker_idx=0, pool_id=pool,
+                  job_type_ids=[job_type], max_jobs=2,
+                  wait_ms=5000).assignments
+    assert sorted(a.job.id for a in got) == sorted([done.id, failed.id])
+    other = client.lease_one(pool, job_type, client_id="guid-2")
+    assert other.job.id == theirs.id
+
+    request = workers_pb2.CompleteRequest(client_id="guid-1",
+                                          table="table-1")
+    request.result.value.string_value = "rows: 3"
+    job = w.Complete(request=request)
+    assert (job.id, job.state) == (done.id, DONE)
+    assert client.jobs.GetResult(id=done.id).value.string_value == "rows: 3"
+
+    job = w.Fail(client_id="guid-1", table="table-2", error="disk on fire")
+    assert (job.id, job.state, job.error) == (failed.id, FAILED,
+                                              "disk on fire")
+    assert client.get(failed.id).state == FAILED  # not retried
+
+    # Once final: FAILED_PRECONDITION (the HTTP face's 410 Gone).
+    message = expect_error(code.FAILED_PRECONDITION, w.Complete,
+                           request=request)
+    assert done.id in message and "DONE" in message
+    expect_error(code.FAILED_PRECONDITION, w.Fail, client_id="guid-1",
+                 table="table-2", error="again")
+    # A subject nobody holds, and one another client holds: NOT_FOUND.
+    message = expect_error(code.NOT_FOUND, w.Complete, client_id="guid-1",
+                           table="no-such-table")
+    assert message == 'client "guid-1" holds no job of subject ' \
+        '"no-such-table"'
+    expect_error(code.NOT_FOUND, w.Complete, client_id="guid-1",
+                 table="table-3")
+    expect_error(code.NOT_FOUND, w.Fail, client_id="guid-2",
+                 table="table-1", error="not mine")
+    assert client.get(theirs.id).state == IN_PROGRESS
+    assert client.get(done.id).state == DONE

@@ -2,6 +2,7 @@
  * a client (core_harness.h: an in-memory store, the core on a loop the
  * test turns itself): queue order, lease expiry and re-queue, lease ids
  * of earlier attempts, Complete and Fail refusing a stale or forged lease,
+ * Complete and Fail by subject (a claim by table), Cancel and Reset,
  * observer fan-out, and recovery from a store image.
  * Sticky routing is test_core_routing.c's. */
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 
 #include "rpc/log.h"
 #include "server/core/ids.h"
+#include "server/core/job_actions.h"
 #include "server/core/job_table.h"
 #include "server/core/leased_jobs.h"
 #include "server/core/observers.h"
@@ -345,6 +347,300 @@ static void test_fail_with_a_forged_lease_is_refused(void **state) {
   core_close(&c);
 }
 
+#define CANCELLED JOBHUB__V1__JOB_STATE__CANCELLED
+
+/* A unary worker of client_id (as a Lease call registers one). */
+static hub_worker *add_client_worker(core *c, const char *client_id) {
+  hub_worker *worker = add_worker(c);
+  assert_int_equal(job_record_set_text(&worker->client_id, client_id), 0);
+  return worker;
+}
+
+/* Job ids a unary worker's Heartbeat is told to stop. */
+typedef struct stop_list {
+  char ids[4][JOB_ID_SIZE];
+  size_t count;
+} stop_list;
+
+static int told_to_stop(const char *job_id, void *arg) {
+  stop_list *stops = arg;
+  assert_true(stops->count < 4);
+  snprintf(stops->ids[stops->count++], JOB_ID_SIZE, "%s", job_id);
+  return 0;
+}
+
+/* Submits a job and leases it to worker; its lease id in lease_id. */
+static job_record *leased_job(core *c, hub_worker *worker,
+                              char lease_id[LEASE_ID_SIZE]) {
+  job_record *job = submit(c, 0, NULL, 0);
+  assert_ptr_equal(lease_next(c, worker), job);
+  lease_id_format(job, lease_id);
+  settle(c);
+  return job;
+}
+
+/* Cancel of a QUEUED job: out of the queue (no worker gets it),
+ * CANCELLED with its finish time, the write awaited and durable, the
+ * observers told once. */
+static void test_cancel_of_a_queued_job(void **state) {
+  (void)state;
+  core c;
+  core_open(&c, 3);
+  hub_worker *worker = add_worker(&c);
+  job_record *job = submit(&c, 0, NULL, 0);
+  settle(&c);
+  recorder heard = {0};
+  listen(&c, &heard);
+  outcome_write write = {0, 0};
+  hub_refusal why;
+  job_undo undo = {0};
+  assert_ptr_equal(
+      hub_cancel_job(c.hub, job->id, outcome_written, &write, &undo, &why),
+      job);
+  assert_int_equal(job->state, CANCELLED);
+  assert_false(job->entry.queued);
+  assert_true(job->finished_us != 0);
+  assert_null(lease_next(&c, worker));
+  assert_int_equal(write.calls, 0); /* awaited: not yet durable */
+  settle(&c);
+  assert_int_equal(write.calls, 1);
+  assert_int_equal(write.status, 0);
+  assert_int_equal(hub_client_write_done(c.hub, job, &undo, 0, &why), 0);
+  assert_int_equal(fake_store_state(job->entry.sequence), CANCELLED);
+  transition want[] = {{job->entry.sequence, QUEUED, CANCELLED}};
+  assert_transitions(&heard, want, 1);
+  /* An unknown id changes nothing. */
+  assert_null(hub_cancel_job(c.hub, "00000000000000ff", outcome_written, &write,
+                             &undo, &why));
+  assert_int_equal(why.code, RPC_STATUS_NOT_FOUND);
+  hub_undo_free(&undo);
+  core_close(&c);
+}
+
+/* Cancel of an IN_PROGRESS job: its lease ends (out of the expiry heap,
+ * the worker has room again) and the worker is told through the core's
+ * cancellation path: a unary worker's next Heartbeat names the job. */
+static void test_cancel_of_a_leased_job_tells_its_worker(void **state) {
+  (void)state;
+  core c;
+  core_open(&c, 3);
+  hub_worker *worker = add_client_worker(&c, "client-a");
+  char lease_id[LEASE_ID_SIZE];
+  job_record *job = leased_job(&c, worker, lease_id);
+  char *lease_ids[] = {lease_id};
+  stop_list stops = {.count = 0};
+  hub_refusal why;
+  assert_int_equal(hub_heartbeat_leases(c.hub, lease_ids, 1, "client-a",
+                                        told_to_stop, &stops, &why),
+                   0);
+  assert_int_equal(stops.count, 0); /* held: not told to stop */
+  recorder heard = {0};
+  listen(&c, &heard);
+  outcome_write write = {0, 0};
+  job_undo undo = {0};
+  assert_ptr_equal(
+      hub_cancel_job(c.hub, job->id, outcome_written, &write, &undo, &why),
+      job);
+  assert_int_equal(job->state, CANCELLED);
+  assert_null(job->holder);
+  assert_false(job->lease.queued);
+  assert_int_equal(worker->running, 0);
+  settle(&c);
+  assert_int_equal(write.calls, 1);
+  assert_int_equal(fake_store_state(job->entry.sequence), CANCELLED);
+  transition want[] = {{job->entry.sequence, IN_PROGRESS, CANCELLED}};
+  assert_transitions(&heard, want, 1);
+  assert_int_equal(hub_heartbeat_leases(c.hub, lease_ids, 1, "client-a",
+                                        told_to_stop, &stops, &why),
+                   0);
+  assert_int_equal(stops.count, 1);
+  assert_string_equal(stops.ids[0], job->id);
+  /* Its result is refused: the job is final. */
+  hub_lease_claim claim = {job->id, lease_id, "client-a", NULL, NULL};
+  assert_null(hub_complete_leased_job(c.hub, &claim, NULL, outcome_written,
+                                      &write, &undo, &why));
+  assert_int_equal(why.code, RPC_STATUS_FAILED_PRECONDITION);
+  hub_undo_free(&undo);
+  core_close(&c);
+}
+
+/* Cancel of a job that finished is refused (FAILED_PRECONDITION) and
+ * changes nothing: state, store, observers; done is never run. */
+static void test_cancel_of_a_finished_job_is_refused(void **state) {
+  (void)state;
+  core c;
+  core_open(&c, 3);
+  hub_worker *worker = add_worker(&c);
+  char lease_id[LEASE_ID_SIZE];
+  job_record *job = leased_job(&c, worker, lease_id);
+  hub_lease_claim claim = {job->id, lease_id, NULL, worker, NULL};
+  outcome_write write = {0, 0};
+  hub_refusal why;
+  job_undo undo = {0};
+  assert_ptr_equal(hub_complete_leased_job(c.hub, &claim, NULL, outcome_written,
+                                           &write, &undo, &why),
+                   job);
+  settle(&c);
+  assert_int_equal(write.calls, 1);
+  int64_t finished_us = job->finished_us;
+  job_snapshot before = snapshot(job);
+  recorder heard = {0};
+  listen(&c, &heard);
+  job_undo cancel_undo = {0};
+  assert_null(hub_cancel_job(c.hub, job->id, outcome_written, &write,
+                             &cancel_undo, &why));
+  assert_int_equal(why.code, RPC_STATUS_FAILED_PRECONDITION);
+  assert_non_null(strstr(why.message, "DONE already"));
+  assert_unchanged(&c, job, &before);
+  assert_int_equal(job->state, DONE);
+  assert_int_equal(job->finished_us, finished_us);
+  assert_int_equal(heard.count, 0);
+  assert_int_equal(write.calls, 1);
+  hub_undo_free(&undo);
+  hub_undo_free(&cancel_undo);
+  core_close(&c);
+}
+
+typedef struct reset_answer {
+  const job_record *jobs[4];
+  size_t count;
+  outcome_write write;
+} reset_answer;
+
+static void reset_listed(const job_record *job, void *arg) {
+  reset_answer *answer = arg;
+  assert_true(answer->count < 4);
+  answer->jobs[answer->count++] = job;
+}
+
+static void reset_written(int status, void *arg) {
+  outcome_written(status, &((reset_answer *)arg)->write);
+}
+
+/* Reset of a FAILED job (named by id, twice: reset once): queued again
+ * as new, attempts 0, error and finish time cleared, stored and heard;
+ * the next lease is its first attempt. */
+static void test_reset_of_a_failed_job_queues_it_again(void **state) {
+  (void)state;
+  core c;
+  core_open(&c, 3);
+  hub_worker *worker = add_worker(&c);
+  char lease_id[LEASE_ID_SIZE];
+  job_record *job = leased_job(&c, worker, lease_id);
+  hub_lease_claim claim = {job->id, lease_id, NULL, worker, NULL};
+  outcome_write write = {0, 0};
+  hub_refusal why;
+  job_undo undo = {0};
+  assert_non_null(hub_fail_leased_job(c.hub, &claim, "boom", false,
+                                      outcome_written, &write, &undo, &why));
+  settle(&c);
+  assert_int_equal(job->state, FAILED);
+  assert_int_equal(job->attempts, 1);
+  recorder heard = {0};
+  listen(&c, &heard);
+  char *ids[] = {job->id, job->id};
+  Jobhub__V1__ResetRequest request = JOBHUB__V1__RESET_REQUEST__INIT;
+  request.ids = ids;
+  request.n_ids = 2;
+  reset_answer answer = {.count = 0};
+  assert_int_equal(hub_reset_jobs(c.hub, &request, reset_listed, reset_written,
+                                  &answer, &why),
+                   1);
+  assert_int_equal(answer.count, 1);
+  assert_ptr_equal(answer.jobs[0], job);
+  assert_int_equal(job->state, QUEUED);
+  assert_int_equal(job->attempts, 0);
+  assert_null(job->error);
+  assert_int_equal(job->finished_us, 0);
+  assert_true(job->entry.queued);
+  settle(&c);
+  assert_int_equal(answer.write.calls, 1);
+  assert_int_equal(answer.write.status, 0);
+  assert_int_equal(fake_store_state(job->entry.sequence), QUEUED);
+  transition want[] = {{job->entry.sequence, FAILED, QUEUED}};
+  assert_transitions(&heard, want, 1);
+  assert_ptr_equal(lease_next(&c, worker), job);
+  assert_int_equal(job->attempts, 1);
+  /* An unknown id among them: nothing changes. */
+  char missing[] = "00000000000000ff";
+  char *unknown[] = {job->id, missing};
+  request.ids = unknown;
+  assert_int_equal(hub_reset_jobs(c.hub, &request, reset_listed, reset_written,
+                                  &answer, &why),
+                   -1);
+  assert_int_equal(why.code, RPC_STATUS_NOT_FOUND);
+  assert_int_equal(job->state, IN_PROGRESS);
+  hub_undo_free(&undo);
+  core_close(&c);
+}
+
+/* Complete and Fail by table (the work manager's storeResult/{table}):
+ * the job of that subject the client holds is named without job or lease
+ * id; another client's job, an unknown subject are NOT_FOUND; once the
+ * job is final, FAILED_PRECONDITION. */
+static void test_complete_and_fail_by_table(void **state) {
+  (void)state;
+  core c;
+  core_open(&c, 3);
+  hub_worker *mine = add_client_worker(&c, "guid-1");
+  hub_worker *theirs = add_client_worker(&c, "guid-2");
+  job_record *first = submit(&c, 0, "table-a", 0);
+  job_record *second = submit(&c, 0, "table-b", 0);
+  job_record *other = submit(&c, 0, "table-c", 0);
+  assert_ptr_equal(lease_next(&c, mine), first);
+  assert_ptr_equal(lease_next(&c, mine), second);
+  assert_ptr_equal(lease_next(&c, theirs), other);
+  settle(&c);
+  outcome_write write = {0, 0};
+  hub_refusal why;
+  job_undo undo = {0};
+  hub_lease_claim claim = {"", "", "guid-1", NULL, "table-a"};
+  Jobhub__V1__JobResult result = JOBHUB__V1__JOB_RESULT__INIT;
+  uint8_t rows[] = "rows=3";
+  result.data.data = rows;
+  result.data.len = sizeof(rows) - 1;
+  assert_ptr_equal(hub_complete_leased_job(c.hub, &claim, &result,
+                                           outcome_written, &write, &undo,
+                                           &why),
+                   first);
+  assert_int_equal(first->state, DONE);
+  assert_int_equal(second->state, IN_PROGRESS);
+  settle(&c);
+  assert_int_equal(write.calls, 1);
+  assert_int_equal(fake_store_state(first->entry.sequence), DONE);
+  /* Again: the job is final. */
+  assert_null(hub_complete_leased_job(c.hub, &claim, &result, outcome_written,
+                                      &write, &undo, &why));
+  assert_int_equal(why.code, RPC_STATUS_FAILED_PRECONDITION);
+  /* Another client's subject, and one nobody holds. */
+  job_snapshot before = snapshot(other);
+  claim.table = "table-c";
+  assert_null(hub_complete_leased_job(c.hub, &claim, &result, outcome_written,
+                                      &write, &undo, &why));
+  assert_int_equal(why.code, RPC_STATUS_NOT_FOUND);
+  assert_string_equal(why.message,
+                      "client \"guid-1\" holds no job of subject \"table-c\"");
+  assert_unchanged(&c, other, &before);
+  assert_ptr_equal(other->holder, theirs);
+  claim.table = "no-such-table";
+  assert_null(hub_fail_leased_job(c.hub, &claim, "lost", false, outcome_written,
+                                  &write, &undo, &why));
+  assert_int_equal(why.code, RPC_STATUS_NOT_FOUND);
+  /* Fail by table, not retryable: FAILED with its error. */
+  claim.table = "table-b";
+  assert_ptr_equal(hub_fail_leased_job(c.hub, &claim, "disk on fire", false,
+                                       outcome_written, &write, &undo, &why),
+                   second);
+  assert_int_equal(second->state, FAILED);
+  assert_string_equal(second->error, "disk on fire");
+  settle(&c);
+  assert_int_equal(write.calls, 2);
+  assert_int_equal(mine->running, 0);
+  assert_int_equal(write.status, 0);
+  hub_undo_free(&undo);
+  core_close(&c);
+}
+
 /* Fan-out: two observers both hear every transition of a job, once, in
  * order, and those of no other job in between. */
 static void test_observers_hear_each_transition_once_in_order(void **state) {
@@ -488,6 +784,11 @@ int main(void) {
       cmocka_unit_test(test_earlier_and_forged_lease_ids_do_not_match),
       cmocka_unit_test(test_complete_with_a_stale_lease_is_refused),
       cmocka_unit_test(test_fail_with_a_forged_lease_is_refused),
+      cmocka_unit_test(test_cancel_of_a_queued_job),
+      cmocka_unit_test(test_cancel_of_a_leased_job_tells_its_worker),
+      cmocka_unit_test(test_cancel_of_a_finished_job_is_refused),
+      cmocka_unit_test(test_reset_of_a_failed_job_queues_it_again),
+      cmocka_unit_test(test_complete_and_fail_by_table),
       cmocka_unit_test(test_observers_hear_each_transition_once_in_order),
       cmocka_unit_test(test_recovery_from_a_store_image),
   };
