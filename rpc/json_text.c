@@ -158,6 +158,14 @@ static bool reads_back(const char *text, double value, bool single) {
  * back to the same value, '.' as the decimal point whatever the locale.
  * Reading back is monotone in the precision, so it is searched. */
 static void format_number(double value, bool single, char *buf, size_t size) {
+  /* Whole numbers (most numbers in Structs: counts, ids, timestamps) print
+   * as their exact digits, which is what the search below ends in for
+   * any whole number under 1e21, without its snprintf and strtod calls. */
+  if (fabs(value) < 0x1p62 && value == (double)(long long)value &&
+      !(value == 0 && signbit(value))) {
+    snprintf(buf, size, "%lld", (long long)value);
+    return;
+  }
   int low = 1, high = single ? 9 : 17; /* high always reads back */
   while (low < high) {
     int middle = low + (high - low) / 2;
