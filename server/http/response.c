@@ -214,11 +214,25 @@ int http_respond_call(const http_exchange *exchange, int status,
                       const char *content_type, const rpc_metadata *initial,
                       const char *trailing_prefix,
                       const rpc_metadata *trailing) {
+  return http_respond_call_sized(exchange, status, content_type, initial,
+                                 trailing_prefix, trailing,
+                                 HTTP_LENGTH_UNKNOWN);
+}
+
+int http_respond_call_sized(const http_exchange *exchange, int status,
+                            const char *content_type,
+                            const rpc_metadata *initial,
+                            const char *trailing_prefix,
+                            const rpc_metadata *trailing, size_t length) {
   http_header_list list;
   http_header_list_init(&list);
   size_t count = 0;
   const rpc_http_header *headers = NULL;
+  char digits[24];
+  snprintf(digits, sizeof(digits), "%zu", length);
   if (http_header_list_add(&list, "content-type", content_type) == 0 &&
+      (length == HTTP_LENGTH_UNKNOWN ||
+       http_header_list_add(&list, "content-length", digits) == 0) &&
       http_header_list_add_metadata(&list, "", initial) == 0 &&
       (trailing == NULL ||
        http_header_list_add_metadata(&list, trailing_prefix, trailing) == 0) &&

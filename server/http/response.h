@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -100,6 +101,19 @@ int http_respond_call(const http_exchange *exchange, int status,
                       const char *content_type, const rpc_metadata *initial,
                       const char *trailing_prefix,
                       const rpc_metadata *trailing);
+
+/* No content-length: the body is as long as what is written (chunked on
+ * HTTP/1.1). */
+#define HTTP_LENGTH_UNKNOWN SIZE_MAX
+
+/* http_respond_call_sized is http_respond_call for a body of length bytes
+ * known in advance (a content-length header, so HTTP/1.1 need not chunk
+ * it), or HTTP_LENGTH_UNKNOWN. */
+int http_respond_call_sized(const http_exchange *exchange, int status,
+                            const char *content_type,
+                            const rpc_metadata *initial,
+                            const char *trailing_prefix,
+                            const rpc_metadata *trailing, size_t length);
 
 /* http_json_message returns a new JSON string of message (NULL: ""), or
  * a placeholder when it is not UTF-8; NULL when memory is exhausted. */

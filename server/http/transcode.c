@@ -258,13 +258,15 @@ static int convert(transcode *t, const uint8_t *message, size_t len,
   return pick_response_body(t, &t->wire, out, err, err_size);
 }
 
+/* Sends the headers once; length: the whole body's, or
+ * HTTP_LENGTH_UNKNOWN (a stream). */
 static int respond(transcode *t, int status, const char *content_type,
-                   const rpc_metadata *initial) {
+                   const rpc_metadata *initial, size_t length) {
   if (t->responded) {
     return 0;
   }
-  int rv = http_respond_call(&t->exchange, status, content_type, initial, NULL,
-                             NULL);
+  int rv = http_respond_call_sized(&t->exchange, status, content_type, initial,
+                                   NULL, NULL, length);
   t->responded = rv == 0;
   return rv;
 }
@@ -290,7 +292,8 @@ static int write_message(rpc_bridge *bridge, void *arg, const uint8_t *framed,
     t->line_ready = true;
   }
   int rv = respond(t, 200, stream ? "application/x-ndjson" : "application/json",
-                   rpc_bridge_initial_metadata(bridge));
+                   rpc_bridge_initial_metadata(bridge),
+                   stream ? HTTP_LENGTH_UNKNOWN : t->out.len);
   if (rv == 0) {
     rv = rpc_http_request_write(t->exchange.request, t->out.data, t->out.len);
   }
@@ -316,7 +319,8 @@ static int finish(rpc_bridge *bridge, void *arg, const rpc_bridge_end *end) {
     rv = respond(t, 200,
                  t->route->server_streaming ? "application/x-ndjson"
                                             : "application/json",
-                 end->initial_metadata);
+                 end->initial_metadata,
+                 t->route->server_streaming ? HTTP_LENGTH_UNKNOWN : 0);
   } else if (end->code != RPC_STATUS_OK) {
     rpc_buffer_reset(&t->out);
     bool line = t->responded;
@@ -328,7 +332,8 @@ static int finish(rpc_bridge *bridge, void *arg, const rpc_bridge_end *end) {
       int status = t->too_large  ? HTTP_CONTENT_TOO_LARGE
                    : t->not_json ? HTTP_UNSUPPORTED_MEDIA_TYPE
                                  : rpc_status_to_http(end->code);
-      rv = respond(t, status, "application/json", end->initial_metadata);
+      rv = respond(t, status, "application/json", end->initial_metadata,
+                   line ? HTTP_LENGTH_UNKNOWN : t->out.len);
       if (rv == 0) {
         rv = rpc_http_request_write(request, t->out.data, t->out.len);
       }
