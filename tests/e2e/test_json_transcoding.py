@@ -19,6 +19,7 @@ from conftest import ROOT
 from hub_client import (HubClient, Worker, jobs_pb2, new_pool, start_hub,
                         stop_hub)
 from test_auth import AUTH_FILE, BEARER
+from test_transport import make_pki
 from test_grpc_web_connect import (CURL_TIMEOUT, HTTP_VERSIONS,  # noqa: F401
                                    curl, http_version)
 
@@ -288,3 +289,37 @@ def test_the_readme_forecast_job_with_plain_curl(http_version):
     finally:
         worker.stop()
         stop_hub(hub)
+
+
+def test_json_over_tls_with_both_alpns(tmp_path):
+    """jobhubd with TLS: curl's ALPN picks http/1.1 or h2 on the same
+    port, and both reach JSON transcoding."""
+    pki = make_pki(str(tmp_path))
+    hub = start_hub(["--tls-cert", pki["server.pem"], "--tls-key",
+                     pki["server.key"]])
+    try:
+        base = "https://127.0.0.1:%d" % hub.port
+        for alpn, version in (("--http1.1", "HTTP/1.1"), ("--http2",
+                                                          "HTTP/2")):
+            result = subprocess.run(
+                ["curl", "-sS", "-i", "-v", "--max-time", str(CURL_TIMEOUT),
+                 "--cacert", pki["ca.pem"], alpn, "-X", "POST", "-H", JSON,
+                 "--data-binary", '{"subject": "tls"}', base + "/v1/jobs"],
+                capture_output=True, timeout=CURL_TIMEOUT + 10)
+            err = result.stderr.decode(errors="replace")
+            assert result.returncode == 0, err
+            assert "ALPN: server accepted " + \
+                ("http/1.1" if version == "HTTP/1.1" else "h2") in err, err
+            head, _, body = result.stdout.partition(b"\r\n\r\n")
+            assert head.startswith(version.encode() + b" 200"), head
+            assert json.loads(body)["subject"] == "tls"
+    finally:
+        stop_hub(hub)
+
+
+def test_subject_state_path_without_a_worker_is_503(http_version, hub):
+    """The Enodo hub's GET /api/series/{name}/state/{pool}/{job_type}
+    (Workers.GetSubjectState): no worker connected is UNAVAILABLE."""
+    pool, job_type = new_pool()
+    assert_error(get(http_version, hub, "/api/series/cpu%%2F1/state/%d/%d"
+                     % (pool, job_type)), 503, 14)
