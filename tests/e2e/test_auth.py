@@ -109,6 +109,15 @@ def hub(auth_file):
 
 
 @pytest.fixture(scope="module")
+def guarded_hub(auth_file):
+    """A jobhubd with AUTH_FILE's credentials, for the HTTP face's modules
+    (they import it with auth_file)."""
+    h = start_hub(["--auth-file", auth_file])
+    yield h
+    stop_hub(h)
+
+
+@pytest.fixture(scope="module")
 def channel(hub):
     with grpc.insecure_channel(hub.address) as ch:
         yield ch

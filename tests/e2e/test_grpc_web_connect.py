@@ -21,7 +21,7 @@ import pytest
 from conftest import JOBHUBD, RSS_FACTOR, THREADS, Server
 from hub_client import (DONE, HubClient, common_pb2, jobs_pb2, new_pool,
                         start_hub, stop_hub, wait_until)
-from test_auth import AUTH_FILE, BEARER
+from test_auth import BEARER, auth_file, guarded_hub  # noqa: F401
 from test_flood_limits import MIB, RawGrpc, rss_bytes
 
 ORIGIN = "https://app.example"
@@ -441,15 +441,6 @@ def test_cors_headers_on_answers_to_an_allowed_origin(http_version, hub):
 
 
 # Auth through the bridge: the same hook as gRPC.
-
-@pytest.fixture(scope="module")
-def guarded_hub(tmp_path_factory):
-    auth_file = tmp_path_factory.mktemp("auth") / "credentials"
-    auth_file.write_text(AUTH_FILE)
-    h = start_hub(["--auth-file", str(auth_file)])
-    yield h
-    stop_hub(h)
-
 
 def test_connect_without_credentials_is_401(http_version, guarded_hub):
     answer = connect_json(http_version, guarded_hub, "jobhub.v1.Jobs/Get",

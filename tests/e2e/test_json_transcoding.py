@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from conftest import ROOT
 from hub_client import (HubClient, Worker, jobs_pb2, new_pool, start_hub,
                         stop_hub)
-from test_auth import AUTH_FILE, BEARER
+from test_auth import BEARER, auth_file, guarded_hub  # noqa: F401
 from test_transport import make_pki
 from test_grpc_web_connect import (CURL_TIMEOUT, HTTP_VERSIONS,  # noqa: F401
                                    curl, http_version)
@@ -244,15 +244,6 @@ def test_legacy_worker_paths_reach_workers(http_version, hub, grpc_client):
     answer = get(http_version, hub, "/api/worker/%d" % pool)
     assert answer.status == 200, answer.body
     assert answer.json().get("workers", []) == []
-
-
-@pytest.fixture(scope="module")
-def guarded_hub(tmp_path_factory):
-    auth_file = tmp_path_factory.mktemp("auth") / "credentials"
-    auth_file.write_text(AUTH_FILE)
-    h = start_hub(["--auth-file", str(auth_file)])
-    yield h
-    stop_hub(h)
 
 
 def test_auth_answers_401_and_403_as_json(http_version, guarded_hub):

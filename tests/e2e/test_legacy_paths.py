@@ -12,7 +12,7 @@ import requests
 
 from hub_client import (HubClient, common_pb2, jobs_pb2, new_pool, start_hub,
                         stop_hub)
-from test_auth import AUTH_FILE, BEARER
+from test_auth import BEARER, auth_file, guarded_hub  # noqa: F401
 
 TIMEOUT = 10
 MAX_LOOPS = 100  # a client loop ends at 410 long before
@@ -199,15 +199,6 @@ def test_enodo_paths_not_built_yet_answer_501(hub, http):
         body = {} if method == "POST" else None
         json_error(http.request(method, url(hub, path), json=body,
                                 timeout=TIMEOUT), 501, 12)
-
-
-@pytest.fixture(scope="module")
-def guarded_hub(tmp_path_factory):
-    auth_file = tmp_path_factory.mktemp("auth") / "credentials"
-    auth_file.write_text(AUTH_FILE)
-    h = start_hub(["--auth-file", str(auth_file)])
-    yield h
-    stop_hub(h)
 
 
 def test_work_manager_paths_need_the_worker_role(guarded_hub, http):
