@@ -32,6 +32,7 @@
 #include "jobhub/v1/series.rpc.h"
 #include "jobhub_descriptor_set.h"
 #include "rpc/health.h"
+#include "rpc/http1.h"
 #include "rpc/loop_thread.h"
 #include "rpc/reflection.h"
 #include "rpc/server_internal.h"
@@ -79,22 +80,30 @@ static void remove_temp_dir(void) {
   rmdir(temp_dir);
 }
 
-/* The server's HTTP face with its JSON routes, as server/daemon.c sets it
- * (one CORS origin);
- * it lives as long as the process. Returns 0 or -1. */
-static int add_face(rpc_server *server, const rpc_descriptor_pool *pool) {
+/* The server's HTTP face with its JSON routes, for HTTP/2 and HTTP/1.1
+ * (rpc/http1) as server/daemon.c sets it (one CORS origin); both live as
+ * long as the process. Returns 0 or -1. */
+static int add_face(rpc_server *server, const rpc_server_options *options,
+                    const rpc_descriptor_pool *pool) {
   static const char *const origins[] = {"https://app.example"};
-  http_face_options options = {.server = server,
-                               .pool = pool,
-                               .cors_origins = origins,
-                               .cors_origin_count = 1};
-  http_face *face = http_face_new(&options);
+  http_face_options face_options = {.server = server,
+                                    .pool = pool,
+                                    .cors_origins = origins,
+                                    .cors_origin_count = 1};
+  http_face *face = http_face_new(&face_options);
   char err[256];
-  rpc_protocol_hook hook = {.http_request = http_face_serve, .user = face};
-  return face != NULL && http_face_load_routes(face, err, sizeof(err)) == 0 &&
-                 rpc_server_set_protocol_hook(server, &hook) == 0
-             ? 0
-             : -1;
+  rpc_http1_options http1_options;
+  rpc_http1_options_default(&http1_options, options);
+  rpc_http1_server *http1 =
+      face != NULL && http_face_load_routes(face, err, sizeof(err)) == 0
+          ? rpc_http1_server_new(&http1_options, http_face_serve, face)
+          : NULL;
+  rpc_protocol_hook hook;
+  if (http1 == NULL) {
+    return -1;
+  }
+  rpc_http1_protocol_hook(&hook, http1);
+  return rpc_server_set_protocol_hook(server, &hook);
 }
 
 /* A server on the loop with every service jobhubd has. */
@@ -114,7 +123,8 @@ static rpc_server *new_server(job_hub *hub, rpc_descriptor_pool *pool,
       jobhub_v1_series_add_to_server(server, &series_handlers, NULL) != 0 ||
       jobhub_v1_hub_add_to_server(server, &hub_handlers, NULL) != 0 ||
       rpc_health_add(server) == NULL ||
-      rpc_reflection_add(server, pool) == NULL || add_face(server, pool) != 0 ||
+      rpc_reflection_add(server, pool) == NULL ||
+      add_face(server, &options, pool) != 0 ||
       rpc_server_start_on_loop(server, loop, err, sizeof(err)) != 0) {
     fuzz_connection_set_up_failed("server", err);
   }

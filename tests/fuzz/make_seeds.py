@@ -195,6 +195,13 @@ raw_seeds = {
     "http1_get": b"GET / HTTP/1.1\r\nHost: fuzz\r\n\r\n",
     "http1_post": b"POST /jobhub.v1.Jobs/Submit HTTP/1.1\r\nHost: fuzz\r\n"
         b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+    "http1_json_get": b"GET /v1/jobs/1?x=1 HTTP/1.1\r\nHost: fuzz\r\n\r\n"
+        b"GET /jobs/2/results HTTP/1.1\r\nHost: fuzz\r\n\r\n",
+    "http1_json_submit": b"POST /v1/jobs HTTP/1.1\r\nHost: fuzz\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        b"\r\n9\r\n{\"poolId\"\r\n4\r\n:1}\n\r\n0\r\n\r\n",
+    "http1_get_work": b"POST /getWork?client=g&pool=1&jobType=1 HTTP/1.1\r\n"
+        b"Host: fuzz\r\nContent-Length: 0\r\n\r\n",
     "http1_upgrade": b"GET / HTTP/1.1\r\nHost: fuzz\r\nConnection: Upgrade, "
         b"HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__"
         b"\r\n\r\n",
