@@ -584,12 +584,16 @@ def test_complete_and_fail_by_table(client):
     pool, job_type = new_pool()
     done = client.submit(pool, job_type, subject="table-1")
     failed = client.submit(pool, job_type, subject="table-2")
-    theirs = client.submit(pool, job_type, subject="table-3")
+    # Another client's job, in a pool of its own: with both clients in one
+    # pool, sticky routing may keep table-3 for guid-1 and guid-2 would
+    # wait for it in vain.
+    their_pool, their_type = new_pool()
+    theirs = client.submit(their_pool, their_type, subject="table-3")
     got = w.Lease(client_id="guid-1", worker_idx=0, pool_id=pool,
                   job_type_ids=[job_type], max_jobs=2,
                   wait_ms=5000).assignments
     assert sorted(a.job.id for a in got) == sorted([done.id, failed.id])
-    other = client.lease_one(pool, job_type, client_id="guid-2")
+    other = client.lease_one(their_pool, their_type, client_id="guid-2")
     assert other.job.id == theirs.id
 
     request = workers_pb2.CompleteRequest(client_id="guid-1",
