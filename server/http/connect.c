@@ -20,6 +20,7 @@ typedef struct connect {
   connect_kind kind;
   bool json;
   bool compressed;    /* unary body with a content-encoding */
+  bool too_large;     /* unary: the body went past the message limit */
   bool responded;     /* HEADERS sent */
   bool body_written;  /* unary: the body went out, only finish is left */
   rpc_buffer body;    /* unary: the request body, then the answer's */
@@ -149,12 +150,7 @@ static void unary_on_body(rpc_bridge *bridge, void *arg, const uint8_t *data,
   if (!shape_fits(c, bridge)) {
     return;
   }
-  if (len > rpc_bridge_max_message_bytes(bridge) - c->body.len) {
-    rpc_bridge_fail_too_large(bridge);
-  } else if (rpc_buffer_append(&c->body, data, len) != 0) {
-    rpc_bridge_fail(bridge, RPC_STATUS_RESOURCE_EXHAUSTED,
-                    "out of memory receiving a message");
-  }
+  http_collect_body(bridge, &c->body, data, len, &c->too_large);
 }
 
 static void unary_on_body_end(rpc_bridge *bridge, void *arg) {

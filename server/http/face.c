@@ -189,14 +189,13 @@ static void refuse_method(const http_exchange *exchange, const char *method,
 /* JSON transcoding: the google.api.http route of method and target (the
  * request's ":path", which the bindings point into), or 404 / 405. */
 static void serve_route(const http_face *face, const http_exchange *exchange,
-                        const char *method, const char *target) {
+                        const char *method, const char *target,
+                        const char *path) {
   size_t path_len = strcspn(target, "?#");
   http_route_binding bindings[HTTP_TEMPLATE_MAX_VARIABLES];
   http_route_match match;
   http_route_outcome outcome = http_route_table_match(
       face->routes, method, target, path_len, bindings, &match);
-  char path[PATH_TEXT_SIZE];
-  snprintf(path, sizeof(path), "%.*s", (int)path_len, target);
   legacy_path which;
   const char *table;
   size_t table_len;
@@ -233,7 +232,7 @@ void http_face_serve(void *user, rpc_http_request *request) {
   const char *content_type = rpc_http_request_header(request, "content-type");
   char path[PATH_TEXT_SIZE];
   snprintf(path, sizeof(path), "%.*s",
-           (int)strcspn(target != NULL ? target : "", "?"),
+           (int)strcspn(target != NULL ? target : "", "?#"),
            target != NULL ? target : "");
   method = method != NULL ? method : "";
 
@@ -273,7 +272,7 @@ void http_face_serve(void *user, rpc_http_request *request) {
     return;
   }
   if (face->routes != NULL && target != NULL) {
-    serve_route(face, &exchange, method, target);
+    serve_route(face, &exchange, method, target, path);
     return;
   }
   char message[PATH_TEXT_SIZE + 64];

@@ -142,16 +142,7 @@ static const char *call_header(const char *name) {
 static void on_body(rpc_bridge *bridge, void *arg, const uint8_t *data,
                     size_t len) {
   legacy *l = arg;
-  if (l->too_large) {
-    return;
-  }
-  if (len > rpc_bridge_max_message_bytes(bridge) - l->body.len) {
-    l->too_large = true;
-    rpc_bridge_fail_too_large(bridge);
-  } else if (rpc_buffer_append(&l->body, data, len) != 0) {
-    rpc_bridge_fail(bridge, RPC_STATUS_RESOURCE_EXHAUSTED,
-                    "out of memory receiving the body");
-  }
+  http_collect_body(bridge, &l->body, data, len, &l->too_large);
 }
 
 /* Packs message into out, then feeds it to the call. */

@@ -228,8 +228,10 @@ int http_respond_call_sized(const http_exchange *exchange, int status,
   http_header_list_init(&list);
   size_t count = 0;
   const rpc_http_header *headers = NULL;
-  char digits[24];
-  snprintf(digits, sizeof(digits), "%zu", length);
+  char digits[24] = "";
+  if (length != HTTP_LENGTH_UNKNOWN) {
+    snprintf(digits, sizeof(digits), "%zu", length);
+  }
   if (http_header_list_add(&list, "content-type", content_type) == 0 &&
       (length == HTTP_LENGTH_UNKNOWN ||
        http_header_list_add(&list, "content-length", digits) == 0) &&
@@ -284,4 +286,18 @@ void http_respond_json_error(const http_exchange *exchange, int http_status,
                              "out of memory\n", 14);
   }
   rpc_buffer_free(&body);
+}
+
+void http_collect_body(rpc_bridge *bridge, rpc_buffer *body,
+                       const uint8_t *data, size_t len, bool *too_large) {
+  if (*too_large) {
+    return;
+  }
+  if (len > rpc_bridge_max_message_bytes(bridge) - body->len) {
+    *too_large = true;
+    rpc_bridge_fail_too_large(bridge);
+  } else if (rpc_buffer_append(body, data, len) != 0) {
+    rpc_bridge_fail(bridge, RPC_STATUS_RESOURCE_EXHAUSTED,
+                    "out of memory receiving the body");
+  }
 }

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "rpc/buffer.h"
+#include "rpc/call_bridge.h"
 #include "rpc/descriptor_pool.h"
 #include "rpc/http_request.h"
 #include "rpc/metadata.h"
@@ -127,6 +128,13 @@ int http_json_dump(json_t *value, rpc_buffer *out);
  * {"code":<code number>,"message":"...","details":[]} to out. Returns 0
  * or -1 (no memory). */
 int http_json_error_body(int code, const char *message, rpc_buffer *out);
+
+/* http_collect_body appends request body bytes (a bridge codec's
+ * on_body) to body, up to the call's limit of one message: past it the
+ * call fails RESOURCE_EXHAUSTED as gRPC's does, *too_large is set and
+ * later bytes are dropped. No memory fails the call too. */
+void http_collect_body(rpc_bridge *bridge, rpc_buffer *body,
+                       const uint8_t *data, size_t len, bool *too_large);
 
 /* http_respond_json_error answers the exchange's request (taken over, as
  * http_respond_whole does) with http_status and the JSON error body of

@@ -41,16 +41,7 @@ typedef struct transcode {
 static void on_body(rpc_bridge *bridge, void *arg, const uint8_t *data,
                     size_t len) {
   transcode *t = arg;
-  if (t->too_large) {
-    return;
-  }
-  if (len > rpc_bridge_max_message_bytes(bridge) - t->body.len) {
-    t->too_large = true;
-    rpc_bridge_fail_too_large(bridge);
-  } else if (rpc_buffer_append(&t->body, data, len) != 0) {
-    rpc_bridge_fail(bridge, RPC_STATUS_RESOURCE_EXHAUSTED,
-                    "out of memory receiving the body");
-  }
+  http_collect_body(bridge, &t->body, data, len, &t->too_large);
 }
 
 static bool body_is_blank(const rpc_buffer *body) {
